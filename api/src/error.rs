@@ -1,0 +1,86 @@
+//! The one place that maps failures to the public error code and HTTP status.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chat_nats::model::ErrorCode;
+use serde_json::json;
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// Public code.
+    pub code: ErrorCode,
+    /// Safe-to-show reason.
+    pub message: String,
+    /// For `rate_limited` and `unavailable`: when to retry.
+    pub retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a code and reason.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), retry_after_s: None }
+    }
+
+    /// 400.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::Invalid, message)
+    }
+
+    /// 404: also what a non-member gets, so chat ids do not leak.
+    pub fn not_found() -> Self {
+        ApiError::new(ErrorCode::NotFound, "not found")
+    }
+
+    /// 500, logged with the cause; the client sees no detail.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    }
+
+    /// 503 with a retry hint.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError { code: ErrorCode::Unavailable, message: message.into(), retry_after_s: Some(1) }
+    }
+}
+
+/// The HTTP status of each public code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Invalid => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (status_of(self.code), Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if self.code == ErrorCode::Unauthorized {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<chat_store::StoreError> for ApiError {
+    fn from(error: chat_store::StoreError) -> Self {
+        tracing::warn!(%error, "MongoDB request failed");
+        ApiError::unavailable("storage is unavailable; retry later")
+    }
+}

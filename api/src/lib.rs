@@ -1,0 +1,127 @@
+//! The api: the REST API (chats, messages, users) and the `chat.rpc.*` NATS service
+//! the edges call. Reads come from MongoDB; writes are commands on `CHAT_CMD`, answered
+//! by the persister on a reply subject, so the REST and WebSocket paths are one pipeline.
+//!
+//! Layout: [`routes`] (one file per resource), [`error`] (the one place that maps errors
+//! to codes and statuses), [`auth`] (the bearer-token extractor), [`extract`] (JSON and
+//! query extractors that answer in our error format), [`commands`] (submitting a command
+//! and awaiting its outcome), [`rpc`], [`cursor`], [`middleware`], [`metrics`].
+
+pub mod auth;
+pub mod commands;
+pub mod cursor;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod rpc;
+pub mod state;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use chat_core::{
+    StartupError,
+    auth::TokenVerifier,
+    config::{AdminArgs, JwtArgs, LogArgs, MongoArgs, NatsArgs, ShutdownArgs},
+    probes::Probe,
+};
+use chat_nats::streams::{self, StreamSettings};
+use chat_store::Store;
+use clap::Parser;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// The api's configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "api", about = "REST API and chat.rpc service of the chat service")]
+pub struct Config {
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// NATS.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// MongoDB.
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    /// Tokens.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    /// Admin port.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Shutdown.
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
+    /// Where the REST API listens.
+    #[arg(long = "listen-addr", env = "CHAT_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+    /// How long a write waits for the persister before answering 503.
+    #[arg(long = "command-timeout-ms", env = "CHAT_COMMAND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub command_timeout_ms: u64,
+}
+
+/// A started api.
+pub struct Running {
+    /// Where the REST API listens.
+    pub listen_addr: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` answer.
+    pub admin_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until every server has stopped.
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Connects, binds and serves until `shutdown`.
+pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartupError> {
+    metrics::register();
+    let verifier = TokenVerifier::from_args(&config.jwt).map_err(|error| StartupError::Config(error.to_string()))?;
+    let nats = chat_core::connect::nats(&config.nats, "api").await?;
+    let db = chat_core::connect::mongodb(&config.mongo, "api").await?;
+    let store = Store::new(db.clone());
+    store.ensure_indexes().await.map_err(|error| StartupError::dependency("creating MongoDB indexes", error))?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let settings = StreamSettings { replicas: config.nats.stream_replicas, ..Default::default() };
+    streams::ensure_all_streams(&js, settings)
+        .await
+        .map_err(|error| StartupError::dependency("creating streams", error))?;
+
+    let state = state::AppState {
+        inner: Arc::new(state::Inner {
+            store: store.clone(),
+            nats: nats.clone(),
+            js,
+            verifier,
+            command_timeout: Duration::from_millis(config.command_timeout_ms),
+            known_users: Default::default(),
+        }),
+    };
+    let rpc_task = rpc::serve(nats.clone(), store, shutdown.clone()).await?;
+
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
+    let listen_addr =
+        listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
+    let app = routes::router(state);
+    let http_shutdown = shutdown.clone();
+    let http = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await {
+            tracing::error!(%error, "REST server failed");
+        }
+    });
+
+    let admin_addr = config.admin.admin_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9080)));
+    let probes = vec![Probe::nats(nats), Probe::mongodb(db)];
+    let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, shutdown).await?;
+    tracing::info!(%listen_addr, %admin_addr, "api started");
+    Ok(Running { listen_addr, admin_addr, tasks: vec![http, admin, rpc_task] })
+}

@@ -1,0 +1,183 @@
+//! `/api/chats` (the seed's ChatController).
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use chat_nats::{
+    commands::Command,
+    model::{Chat, ChatKind, Role, direct_key},
+};
+use chat_store::docs::{ChatDoc, ParticipantDoc};
+use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    auth::Caller,
+    commands, cursor,
+    error::ApiError,
+    extract::{ApiJson, ApiPath, ApiQuery},
+    routes::{check_id, traceparent},
+    state::AppState,
+};
+
+/// `POST /api/chats`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CreateChat {
+    /// The direct chat with one other user.
+    Direct {
+        /// The other user.
+        member_id: String,
+    },
+    /// A group the caller owns.
+    Group {
+        /// Its title.
+        title: String,
+        /// Members besides the caller.
+        #[serde(default)]
+        member_ids: Vec<String>,
+        /// The platform's course or group id.
+        #[serde(default)]
+        external_id: Option<String>,
+    },
+}
+
+/// Creates a chat; an existing direct chat comes back with 200.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<CreateChat>,
+) -> Result<(StatusCode, Json<Chat>), ApiError> {
+    let command = match request {
+        CreateChat::Direct { member_id } => {
+            check_id(&member_id, "member_id")?;
+            if member_id == caller.id() {
+                return Err(ApiError::invalid("a direct chat needs another member"));
+            }
+            if let Some(existing) = state.inner.store.direct_chat(&direct_key(caller.id(), &member_id)).await? {
+                return Ok((StatusCode::OK, Json(existing.into())));
+            }
+            Command::ChatCreate {
+                chat_id: chat_core::ids::new_id(),
+                kind: ChatKind::Direct,
+                title: None,
+                member_ids: vec![member_id],
+                external_id: None,
+            }
+        }
+        CreateChat::Group { title, member_ids, external_id } => {
+            chat_nats::limits::check_title(&title).map_err(ApiError::invalid)?;
+            for id in &member_ids {
+                check_id(id, "member_ids")?;
+            }
+            if let Some(external_id) = &external_id {
+                check_id(external_id, "external_id")?;
+            }
+            Command::ChatCreate {
+                chat_id: chat_core::ids::new_id(),
+                kind: ChatKind::Group,
+                title: Some(title),
+                member_ids,
+                external_id,
+            }
+        }
+    };
+    let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
+    let (_, chat, created) = commands::done_or_error(outcome)?;
+    let chat = chat.ok_or_else(|| ApiError::internal("persister answered without a chat"))?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(chat)))
+}
+
+/// `GET /api/chats` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Page size.
+    pub limit: Option<u32>,
+    /// Where the previous page stopped.
+    pub cursor: Option<String>,
+}
+
+/// A chat in the caller's list.
+#[derive(Debug, Serialize)]
+pub struct ChatListItem {
+    /// The chat.
+    #[serde(flatten)]
+    pub chat: Chat,
+    /// Messages by others after the caller's read mark, not deleted.
+    pub unread_count: u64,
+    /// The caller's read mark.
+    pub last_read_seq: u64,
+    /// The caller's role.
+    pub my_role: Role,
+}
+
+/// A page of items.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's chats, most recent activity first.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page<ChatListItem>>, ApiError> {
+    let limit = cursor::page_limit(query.limit)?;
+    let store = &state.inner.store;
+    let after = match &query.cursor {
+        Some(position) => {
+            let (updated_ms, id): (i64, String) = cursor::decode(position)?;
+            let at = chrono::DateTime::from_timestamp_millis(updated_ms)
+                .ok_or_else(|| ApiError::invalid("malformed cursor"))?;
+            Some((at, id))
+        }
+        None => None,
+    };
+    let chats = store.chats_of_user(caller.id(), after, limit + 1).await?;
+    let has_more = chats.len() > limit as usize;
+    let chats: Vec<ChatDoc> = chats.into_iter().take(limit as usize).collect();
+    let next_cursor = has_more
+        .then(|| chats.last().map(|c| cursor::encode(&(c.updated_at.timestamp_millis(), c.id.clone()))))
+        .flatten();
+    let chat_ids: Vec<String> = chats.iter().map(|c| c.id.clone()).collect();
+    let marks: HashMap<String, ParticipantDoc> =
+        store.memberships_in(caller.id(), &chat_ids).await?.into_iter().map(|p| (p.chat_id.clone(), p)).collect();
+    let user_id = caller.id();
+    let items = try_join_all(chats.into_iter().map(|chat| {
+        let mark = marks.get(&chat.id);
+        let last_read_seq = mark.map(|p| u64::try_from(p.last_read_seq).unwrap_or(0)).unwrap_or(0);
+        let my_role = mark.map(|p| p.role).unwrap_or(Role::Member);
+        async move {
+            let unread_count = store.count_unread(&chat.id, user_id, last_read_seq).await?;
+            Ok::<_, chat_store::StoreError>(ChatListItem { chat: chat.into(), unread_count, last_read_seq, my_role })
+        }
+    }))
+    .await?;
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// Loads a chat the caller belongs to; anything else is 404.
+pub async fn member_chat(state: &AppState, caller: &Caller, chat_id: &str) -> Result<ChatDoc, ApiError> {
+    check_id(chat_id, "chat id")?;
+    let chat = state.inner.store.chat(chat_id).await?.ok_or_else(ApiError::not_found)?;
+    if chat.participants.iter().any(|m| m.user_id == caller.id()) { Ok(chat) } else { Err(ApiError::not_found()) }
+}
+
+/// One chat with its participants.
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<String>,
+) -> Result<Json<Chat>, ApiError> {
+    Ok(Json(member_chat(&state, &caller, &chat_id).await?.into()))
+}

@@ -1,0 +1,92 @@
+//! Settings shared by several binaries, as clap argument groups that each binary
+//! flattens into its own config struct. Every setting is a `CHAT_*` variable and a flag.
+
+use std::net::SocketAddr;
+
+use clap::{Args, ValueEnum};
+
+/// Logging.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long = "log", env = "CHAT_LOG", default_value = "info")]
+    pub log: String,
+    /// Log format: JSON lines for containers, pretty for people.
+    #[arg(long = "log-format", env = "CHAT_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Coloured, multi-line, for a terminal.
+    Pretty,
+}
+
+/// NATS.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long = "nats-url", env = "CHAT_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Replicas of each JetStream stream (3 in a production cluster).
+    #[arg(long = "stream-replicas", env = "CHAT_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+}
+
+/// MongoDB.
+#[derive(Debug, Clone, Args)]
+pub struct MongoArgs {
+    /// MongoDB connection string.
+    #[arg(long = "mongodb-uri", env = "CHAT_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
+    pub mongodb_uri: String,
+    /// Database name.
+    #[arg(long = "mongodb-db", env = "CHAT_MONGODB_DB", default_value = "chat")]
+    pub mongodb_db: String,
+}
+
+/// Redis.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis URL.
+    #[arg(long = "redis-url", env = "CHAT_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+}
+
+/// Token verification.
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// Accepted algorithms, comma-separated; the token's header never chooses.
+    #[arg(long = "jwt-algorithms", env = "CHAT_JWT_ALGORITHMS", default_value = "HS256", value_delimiter = ',')]
+    pub jwt_algorithms: Vec<String>,
+    /// HS256 shared secret (development); at least 32 bytes.
+    #[arg(long = "jwt-secret", env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Required `iss`, when set.
+    #[arg(long = "jwt-issuer", env = "CHAT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud`.
+    #[arg(long = "jwt-audience", env = "CHAT_JWT_AUDIENCE", default_value = "chat")]
+    pub jwt_audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[arg(long = "jwt-leeway-s", env = "CHAT_JWT_LEEWAY_S", default_value_t = 30)]
+    pub jwt_leeway_s: u64,
+}
+
+/// The admin port (`/healthz`, `/readyz`, `/metrics`).
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// Where the admin server listens.
+    #[arg(long = "admin-addr", env = "CHAT_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Args)]
+pub struct ShutdownArgs {
+    /// Seconds to drain after SIGTERM before exiting anyway.
+    #[arg(long = "shutdown-grace-s", env = "CHAT_SHUTDOWN_GRACE_S", default_value_t = 20)]
+    pub shutdown_grace_s: u64,
+}

@@ -1,0 +1,51 @@
+//! Connecting to NATS, MongoDB and Redis. Each client reconnects by itself after a
+//! server restart; start-up waits for the first connection.
+
+use std::time::Duration;
+
+use crate::{
+    StartupError,
+    config::{MongoArgs, NatsArgs, RedisArgs},
+};
+
+/// Connects to NATS, retrying forever in the background after the first connection.
+pub async fn nats(args: &NatsArgs, name: &str) -> Result<async_nats::Client, StartupError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("nats connected"),
+                async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                other => tracing::info!(event = %other, "nats event"),
+            }
+        })
+        .connect(args.nats_url.as_str())
+        .await
+        .map_err(|error| StartupError::dependency("connecting to NATS", error))
+}
+
+/// Opens the MongoDB database. The driver connects lazily and reconnects by itself.
+pub async fn mongodb(args: &MongoArgs, app_name: &str) -> Result<mongodb::Database, StartupError> {
+    let mut options = mongodb::options::ClientOptions::parse(&args.mongodb_uri)
+        .await
+        .map_err(|error| StartupError::Config(format!("CHAT_MONGODB_URI: {error}")))?;
+    options.app_name = Some(app_name.to_owned());
+    options.server_selection_timeout.get_or_insert(Duration::from_secs(5));
+    let client = mongodb::Client::with_options(options)
+        .map_err(|error| StartupError::dependency("creating the MongoDB client", error))?;
+    Ok(client.database(&args.mongodb_db))
+}
+
+/// Connects to Redis with a manager that reconnects by itself.
+pub async fn redis(args: &RedisArgs) -> Result<redis::aio::ConnectionManager, StartupError> {
+    let client = redis::Client::open(args.redis_url.as_str())
+        .map_err(|error| StartupError::Config(format!("CHAT_REDIS_URL: {error}")))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    redis::aio::ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|error| StartupError::dependency("connecting to Redis", error))
+}

@@ -1,0 +1,51 @@
+//! What every binary of the chat service shares.
+//!
+//! Layout:
+//! - [`config`]: the `CHAT_*` settings common to several binaries, as clap argument groups;
+//! - [`auth`]: token verification (and minting, for development and tests);
+//! - [`telemetry`]: JSON or pretty logs;
+//! - [`admin`]: the admin port with `/healthz`, `/readyz` and `/metrics`;
+//! - [`probes`]: readiness checks for NATS, MongoDB and Redis;
+//! - [`shutdown`]: SIGINT/SIGTERM turned into a cancellation token;
+//! - [`connect`]: connecting to NATS, MongoDB and Redis with the service's settings;
+//! - [`ids`]: id generation.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod connect;
+pub mod ids;
+pub mod probes;
+pub mod shutdown;
+pub mod telemetry;
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A dependency could not be reached or set up.
+    #[error("{what}: {source}")]
+    Dependency {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl StartupError {
+    /// Wraps a dependency failure with what was being done.
+    pub fn dependency(what: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StartupError::Dependency { what, source: source.into() }
+    }
+}

@@ -1,0 +1,201 @@
+//! Commands: what an edge or the api asks the persister to do. Published to
+//! `chat.cmd.<chat_id>.<command>` in the `CHAT_CMD` work queue.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Chat, ChatKind, ErrorCode, Message, Role, timestamp};
+
+/// Who issued a command, as proven by their token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The token's `sub`.
+    pub user_id: String,
+    /// The token's `roles` (platform roles: `student`, `teacher`, `admin`, `service`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A command with everything the persister needs to authorise it and answer it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    /// Payload version, always 1.
+    pub v: u8,
+    /// Unique per command; also its `Nats-Msg-Id`, so a retried publish is stored once.
+    pub id: String,
+    /// The authenticated issuer.
+    pub actor: Actor,
+    /// The client's `ref`, echoed in a later rejection.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The edge connection that sent it, so a rejection reaches that socket only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_id: Option<String>,
+    /// A core NATS subject to publish the [`CommandOutcome`] to (the api waits on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// When the edge or api published it; the start of `chat_persist_seconds`.
+    #[serde(with = "timestamp")]
+    pub issued_at: DateTime<Utc>,
+    /// What to do.
+    pub command: Command,
+}
+
+impl CommandEnvelope {
+    /// The chat the command is about.
+    pub fn chat_id(&self) -> &str {
+        self.command.chat_id()
+    }
+}
+
+/// Every command the persister understands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Command {
+    /// Post a message.
+    #[serde(rename = "msg.send")]
+    MsgSend {
+        /// Target chat.
+        chat_id: String,
+        /// The sender's idempotency key.
+        client_msg_id: String,
+        /// Message text.
+        text: String,
+        /// The message being answered.
+        #[serde(default)]
+        reply_to: Option<String>,
+    },
+    /// Create a chat; the issuer becomes its owner (groups) or a member (direct).
+    #[serde(rename = "chat.create")]
+    ChatCreate {
+        /// Id chosen by the api so that a retried request creates one chat.
+        chat_id: String,
+        /// Direct or group.
+        kind: ChatKind,
+        /// Group title.
+        #[serde(default)]
+        title: Option<String>,
+        /// Everyone but the issuer.
+        member_ids: Vec<String>,
+        /// The platform's id for a course or group; unique.
+        #[serde(default)]
+        external_id: Option<String>,
+    },
+    /// Add members to a group.
+    #[serde(rename = "member.add")]
+    MemberAdd {
+        /// Target chat.
+        chat_id: String,
+        /// Who to add.
+        user_ids: Vec<String>,
+        /// Their role.
+        role: Role,
+    },
+}
+
+impl Command {
+    /// The chat the command is about.
+    pub fn chat_id(&self) -> &str {
+        match self {
+            Command::MsgSend { chat_id, .. }
+            | Command::ChatCreate { chat_id, .. }
+            | Command::MemberAdd { chat_id, .. } => chat_id,
+        }
+    }
+
+    /// The wire name, also the last tokens of its subject.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::MsgSend { .. } => "msg.send",
+            Command::ChatCreate { .. } => "chat.create",
+            Command::MemberAdd { .. } => "member.add",
+        }
+    }
+}
+
+/// What the persister did with a command, published to the command's `reply` subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CommandOutcome {
+    /// Stored (or found already stored, when `created` is false).
+    Done {
+        /// The message, for `msg.send`.
+        #[serde(default)]
+        message: Option<Box<Message>>,
+        /// The chat, for `chat.create` and membership changes.
+        #[serde(default)]
+        chat: Option<Box<Chat>>,
+        /// False when an earlier identical command had already done it.
+        created: bool,
+    },
+    /// Refused; nothing was stored.
+    Rejected(Rejection),
+}
+
+/// Why a command was refused. Also published to `user.<id>.rejected` for edge commands,
+/// so the edge can hand the client an `error` with its `ref`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Public error code.
+    pub code: ErrorCode,
+    /// Human-readable reason.
+    pub message: String,
+    /// The client's `ref`.
+    #[serde(rename = "ref", default)]
+    pub reference: Option<String>,
+    /// The connection that sent the command.
+    #[serde(default)]
+    pub conn_id: Option<String>,
+    /// The rejected send's idempotency key.
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelope_round_trips_with_a_tagged_command() {
+        let envelope = CommandEnvelope {
+            v: 1,
+            id: "cmd1".into(),
+            actor: Actor { user_id: "u1".into(), roles: vec!["student".into()] },
+            reference: Some("r1".into()),
+            conn_id: None,
+            reply: None,
+            issued_at: Utc::now(),
+            command: Command::MsgSend {
+                chat_id: "c1".into(),
+                client_msg_id: "k1".into(),
+                text: "hello".into(),
+                reply_to: None,
+            },
+        };
+        let json = serde_json::to_value(&envelope).expect("serialise");
+        assert_eq!(json["command"]["type"], "msg.send");
+        assert_eq!(json["ref"], "r1");
+        assert!(json.get("conn_id").is_none());
+        let back: CommandEnvelope = serde_json::from_value(json).expect("deserialise");
+        assert_eq!(back.chat_id(), "c1");
+        assert_eq!(back.command.name(), "msg.send");
+    }
+
+    #[test]
+    fn outcome_is_tagged_by_status() {
+        let rejected = CommandOutcome::Rejected(Rejection {
+            code: ErrorCode::NotFound,
+            message: "no such chat".into(),
+            reference: None,
+            conn_id: None,
+            client_msg_id: Some("k".into()),
+        });
+        let json = serde_json::to_value(&rejected).expect("serialise");
+        assert_eq!(json["status"], "rejected");
+        assert_eq!(json["code"], "not_found");
+        let done = json!({"status": "done", "created": true});
+        let parsed: CommandOutcome = serde_json::from_value(done).expect("deserialise");
+        assert!(matches!(parsed, CommandOutcome::Done { created: true, .. }));
+    }
+}

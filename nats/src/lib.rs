@@ -1,0 +1,28 @@
+//! The bus contract between every component of the chat service.
+//!
+//! This crate is the only place that spells a NATS subject, a stream or consumer name,
+//! or the shape of a command or event. Everything else imports from here.
+//!
+//! Layout:
+//! - [`subjects`]: builders and parsers for every subject;
+//! - [`model`]: the public shapes of messages and chats, shared by events and REST;
+//! - [`commands`]: what edges and the api ask the persister to do (`CHAT_CMD`);
+//! - [`events`]: what the persister reports as done (`CHAT_EVT`) and the live signals;
+//! - [`rpc`]: request/reply bodies of the `chat.rpc.*` service;
+//! - [`streams`]: stream and consumer definitions, created idempotently;
+//! - [`publish`]: JetStream publishing with `Nats-Msg-Id` and pipelined acks;
+//! - [`headers`]: the header names carried on the bus;
+//! - [`limits`]: input rules applied the same way at every entry point.
+
+pub mod commands;
+pub mod events;
+pub mod headers;
+pub mod limits;
+pub mod model;
+pub mod publish;
+pub mod rpc;
+pub mod streams;
+pub mod subjects;
+
+/// The version stamped into every payload as `"v": 1`.
+pub const PAYLOAD_VERSION: u8 = 1;

@@ -1,0 +1,77 @@
+//! Input rules every entry point applies the same way (edge, api, persister).
+
+/// Longest message text, in characters.
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// Longest `client_msg_id`, in bytes of its ASCII-only alphabet.
+pub const MAX_CLIENT_MSG_ID: usize = 64;
+/// Longest group title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Most members named in one create or add.
+pub const MAX_MEMBERS_PER_COMMAND: usize = 1000;
+
+/// Checks message text: not blank, not too long, no control characters other than
+/// newline, carriage return and tab.
+pub fn check_text(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("text must not be empty".into());
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(format!("text is longer than {MAX_TEXT_CHARS} characters"));
+    }
+    check_no_controls(text, "text")
+}
+
+/// Checks a group title.
+pub fn check_title(title: &str) -> Result<(), String> {
+    if title.trim().is_empty() {
+        return Err("title must not be empty".into());
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(format!("title is longer than {MAX_TITLE_CHARS} characters"));
+    }
+    if title.contains(['\n', '\r', '\t']) {
+        return Err("title must be one line".into());
+    }
+    check_no_controls(title, "title")
+}
+
+/// Checks an id the client chose (`client_msg_id`): the same alphabet as every id.
+pub fn check_client_id(value: &str, field: &str) -> Result<(), String> {
+    if crate::subjects::is_valid_id(value) {
+        Ok(())
+    } else {
+        Err(format!("{field} must be 1-{MAX_CLIENT_MSG_ID} characters of [A-Za-z0-9_-]"))
+    }
+}
+
+fn check_no_controls(value: &str, field: &str) -> Result<(), String> {
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        Err(format!("{field} contains control characters"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_rules() {
+        assert!(check_text("hello\nworld\t!").is_ok());
+        assert!(check_text("Привет, мир").is_ok());
+        assert!(check_text("   ").is_err());
+        assert!(check_text("a\u{0}b").is_err());
+        assert!(check_text("a\u{1b}[31m").is_err());
+        assert!(check_text(&"я".repeat(MAX_TEXT_CHARS)).is_ok());
+        assert!(check_text(&"я".repeat(MAX_TEXT_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn title_and_id_rules() {
+        assert!(check_title("Физика 9Б").is_ok());
+        assert!(check_title("two\nlines").is_err());
+        assert!(check_client_id("k-1_a", "client_msg_id").is_ok());
+        assert!(check_client_id("k.1", "client_msg_id").is_err());
+    }
+}

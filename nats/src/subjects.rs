@@ -1,0 +1,144 @@
+//! Subject builders and parsers. Operators read these subjects with the NATS CLI, so
+//! their spelling is a public contract (see `docs/bus.md`).
+//!
+//! Ids are restricted by the edge and the api to `[A-Za-z0-9_-]`, so they never contain
+//! the `.`, `*` or `>` that would change a subject's meaning.
+
+/// Wildcard for every command in `CHAT_CMD`.
+pub const CMD_ALL: &str = "chat.cmd.>";
+/// Wildcard for every persisted event in `CHAT_EVT`.
+pub const EVT_ALL: &str = "chat.evt.>";
+/// Wildcard for every push request in `PUSH`.
+pub const PUSH_ALL: &str = "push.>";
+/// Wildcard for every typing signal from the edges.
+pub const SIGNAL_TYPING_ALL: &str = "chat.signal.*.typing";
+/// Wildcard for every connection report from the edges.
+pub const PRESENCE_CONN_ALL: &str = "presence.conn.*";
+/// Prefix of the request/reply service subjects.
+pub const RPC_PREFIX: &str = "chat.rpc";
+
+/// `chat.cmd.<chat_id>.<command>`: a command for the persister.
+pub fn command(chat_id: &str, command: &str) -> String {
+    format!("chat.cmd.{chat_id}.{command}")
+}
+
+/// `chat.evt.<chat_id>.<event>`: a persisted event.
+pub fn event(chat_id: &str, event: &str) -> String {
+    format!("chat.evt.{chat_id}.{event}")
+}
+
+/// `chat.evt.<chat_id>.>`: every persisted event of one chat (an edge subscribes to this
+/// for each chat with local members).
+pub fn chat_events(chat_id: &str) -> String {
+    format!("chat.evt.{chat_id}.>")
+}
+
+/// `chat.live.<chat_id>.<signal>`: a live-only signal (typing, read).
+pub fn live(chat_id: &str, signal: &str) -> String {
+    format!("chat.live.{chat_id}.{signal}")
+}
+
+/// `chat.live.<chat_id>.>`: every live signal of one chat.
+pub fn chat_live(chat_id: &str) -> String {
+    format!("chat.live.{chat_id}.>")
+}
+
+/// `chat.signal.<chat_id>.typing`: a typing signal from an edge to the presence worker.
+pub fn signal_typing(chat_id: &str) -> String {
+    format!("chat.signal.{chat_id}.typing")
+}
+
+/// `user.<user_id>.<event>`: a delivery for every connection of one user.
+pub fn user(user_id: &str, event: &str) -> String {
+    format!("user.{user_id}.{event}")
+}
+
+/// `user.<user_id>.>`: everything addressed to one user.
+pub fn user_all(user_id: &str) -> String {
+    format!("user.{user_id}.>")
+}
+
+/// `presence.conn.<user_id>`: an edge reports a connection opening, closing or alive.
+pub fn presence_conn(user_id: &str) -> String {
+    format!("presence.conn.{user_id}")
+}
+
+/// `presence.changed.<user_id>`: a user went online or offline.
+pub fn presence_changed(user_id: &str) -> String {
+    format!("presence.changed.{user_id}")
+}
+
+/// `push.<user_id>`: a push notification request for the platform's push gateway.
+pub fn push(user_id: &str) -> String {
+    format!("push.{user_id}")
+}
+
+/// `chat.rpc.<method>`: a request/reply endpoint answered by the api.
+pub fn rpc(method: &str) -> String {
+    format!("{RPC_PREFIX}.{method}")
+}
+
+/// The chat id in `chat.<kind>.<chat_id>.…`, if the subject has that shape.
+pub fn chat_id_of(subject: &str) -> Option<&str> {
+    let mut parts = subject.splitn(4, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("chat"), Some(_), Some(chat_id)) if !chat_id.is_empty() => Some(chat_id),
+        _ => None,
+    }
+}
+
+/// The last token of a subject: the command, event or signal name after the chat id.
+pub fn tail_after_chat(subject: &str) -> Option<&str> {
+    subject.splitn(4, '.').nth(3)
+}
+
+/// The user id in `user.<user_id>.…`.
+pub fn user_id_of(subject: &str) -> Option<&str> {
+    let mut parts = subject.splitn(3, '.');
+    match (parts.next(), parts.next()) {
+        (Some("user"), Some(id)) if !id.is_empty() => Some(id),
+        _ => None,
+    }
+}
+
+/// True when `id` can be used inside a subject and a MongoDB document id: 1 to 64
+/// characters from `[A-Za-z0-9_-]`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_spell_the_pinned_subjects() {
+        assert_eq!(command("c1", "msg.send"), "chat.cmd.c1.msg.send");
+        assert_eq!(event("c1", "msg.created"), "chat.evt.c1.msg.created");
+        assert_eq!(chat_events("c1"), "chat.evt.c1.>");
+        assert_eq!(live("c1", "typing"), "chat.live.c1.typing");
+        assert_eq!(signal_typing("c1"), "chat.signal.c1.typing");
+        assert_eq!(user("u1", "chat.joined"), "user.u1.chat.joined");
+        assert_eq!(presence_conn("u1"), "presence.conn.u1");
+        assert_eq!(presence_changed("u1"), "presence.changed.u1");
+        assert_eq!(push("u1"), "push.u1");
+        assert_eq!(rpc("memberships"), "chat.rpc.memberships");
+    }
+
+    #[test]
+    fn parsers_recover_ids_and_names() {
+        assert_eq!(chat_id_of("chat.evt.c1.msg.created"), Some("c1"));
+        assert_eq!(tail_after_chat("chat.evt.c1.msg.created"), Some("msg.created"));
+        assert_eq!(chat_id_of("user.u1.x"), None);
+        assert_eq!(user_id_of("user.u1.chat.joined"), Some("u1"));
+        assert_eq!(user_id_of("chat.evt.c1.x"), None);
+    }
+
+    #[test]
+    fn ids_that_would_break_a_subject_are_invalid() {
+        assert!(is_valid_id("u-1_A"));
+        for bad in ["", "a.b", "a*", "a>", "a b", "ü", &"x".repeat(65)] {
+            assert!(!is_valid_id(bad), "{bad:?} accepted");
+        }
+    }
+}

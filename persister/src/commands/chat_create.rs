@@ -1,0 +1,182 @@
+//! `chat.create`: a direct chat (one per pair) or a group owned by its creator.
+//! The chat id comes from the api, so a retried command finds the chat it created.
+
+use chat_nats::{
+    commands::{Command, CommandOutcome},
+    events::{ChatEvent, EventBody},
+    limits,
+    model::{ChatKind, ErrorCode, Role, direct_key},
+    subjects,
+};
+use chat_store::{
+    Store,
+    docs::{ChatDoc, MemberDoc, ParticipantDoc},
+};
+
+use crate::{
+    effects::Effects,
+    metrics,
+    pipeline::{HandleError, Incoming},
+};
+
+/// The seq of a chat's creation event.
+const CREATED_SEQ: u64 = 1;
+
+/// Handles one `chat.create`.
+pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
+    let envelope = &command.envelope;
+    let Command::ChatCreate { chat_id, kind, title, member_ids, external_id } = &envelope.command else {
+        return Ok(());
+    };
+    let creator = &envelope.actor.user_id;
+    if let Err(reason) = validate(creator, *kind, title.as_deref(), member_ids, external_id.as_deref()) {
+        metrics::COMMANDS.with_label_values(&["chat.create", "rejected"]).inc();
+        effects.reject(envelope, ErrorCode::Invalid, reason);
+        return Ok(());
+    }
+
+    if let Some(existing) = store.chat(chat_id).await? {
+        return finish(store, command, existing, false, effects).await;
+    }
+    let key = (*kind == ChatKind::Direct).then(|| direct_key(creator, &member_ids[0]));
+    if let Some(key) = &key
+        && let Some(existing) = store.direct_chat(key).await?
+    {
+        return finish(store, command, existing, false, effects).await;
+    }
+    if let Some(external_id) = external_id
+        && store.chat_by_external_id(external_id).await?.is_some()
+    {
+        metrics::COMMANDS.with_label_values(&["chat.create", "rejected"]).inc();
+        effects.reject(envelope, ErrorCode::Conflict, "a chat with this external_id exists");
+        return Ok(());
+    }
+
+    let now = chrono::Utc::now();
+    let creator_role = if *kind == ChatKind::Group { Role::Owner } else { Role::Member };
+    let mut participants = vec![MemberDoc { user_id: creator.clone(), role: creator_role }];
+    for member in member_ids {
+        if participants.iter().all(|p| &p.user_id != member) {
+            participants.push(MemberDoc { user_id: member.clone(), role: Role::Member });
+        }
+    }
+    let chat = ChatDoc {
+        id: chat_id.clone(),
+        kind: *kind,
+        title: title.clone(),
+        created_by: creator.clone(),
+        created_at: now,
+        updated_at: now,
+        last_seq: CREATED_SEQ as i64,
+        last_message: None,
+        participants,
+        external_id: external_id.clone(),
+        direct_key: key.clone(),
+    };
+    match store.insert_chat(&chat).await {
+        Ok(()) => finish(store, command, chat, true, effects).await,
+        Err(error) if error.is_duplicate_key() => {
+            // Another command created the same pair's chat or took the external id first.
+            let winner = match &key {
+                Some(key) => store.direct_chat(key).await?,
+                None => None,
+            };
+            match winner {
+                Some(existing) => finish(store, command, existing, false, effects).await,
+                None => {
+                    metrics::COMMANDS.with_label_values(&["chat.create", "rejected"]).inc();
+                    effects.reject(envelope, ErrorCode::Conflict, "a chat with this external_id exists");
+                    Ok(())
+                }
+            }
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Makes sure every participant document exists (a crash may have stopped short of
+/// them), then records the event and the answer.
+async fn finish(
+    store: &Store,
+    command: &Incoming,
+    chat: ChatDoc,
+    created: bool,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let participants: Vec<ParticipantDoc> = chat
+        .participants
+        .iter()
+        .map(|member| ParticipantDoc {
+            id: ParticipantDoc::key(&chat.id, &member.user_id),
+            chat_id: chat.id.clone(),
+            user_id: member.user_id.clone(),
+            role: member.role,
+            joined_at: chat.created_at,
+            joined_seq: CREATED_SEQ as i64,
+            last_read_seq: 0,
+            muted: false,
+            added_by: Some(command.envelope.id.clone()),
+        })
+        .collect();
+    store.insert_participants(&participants).await?;
+    let public: chat_nats::model::Chat = chat.into();
+    if created || command.redelivered {
+        let event = ChatEvent::new(&public.id, CREATED_SEQ, EventBody::ChatCreated { chat: public.clone() });
+        effects.event(event, command.traceparent.as_deref());
+    }
+    let outcome = if created { "stored" } else { "duplicate" };
+    metrics::COMMANDS.with_label_values(&["chat.create", outcome]).inc();
+    effects.answer(&command.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(public)), created });
+    Ok(())
+}
+
+fn validate(
+    creator: &str,
+    kind: ChatKind,
+    title: Option<&str>,
+    member_ids: &[String],
+    external_id: Option<&str>,
+) -> Result<(), String> {
+    if member_ids.len() > limits::MAX_MEMBERS_PER_COMMAND {
+        return Err(format!("at most {} members at once", limits::MAX_MEMBERS_PER_COMMAND));
+    }
+    if let Some(bad) = member_ids.iter().find(|id| !subjects::is_valid_id(id)) {
+        return Err(format!("invalid user id {bad:?}"));
+    }
+    if let Some(external_id) = external_id {
+        limits::check_client_id(external_id, "external_id")?;
+    }
+    match kind {
+        ChatKind::Direct => {
+            if member_ids.len() != 1 || member_ids[0] == creator {
+                return Err("a direct chat needs exactly one other member".into());
+            }
+            if title.is_some() {
+                return Err("a direct chat has no title".into());
+            }
+        }
+        ChatKind::Group => limits::check_title(title.unwrap_or_default())?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_chats_need_exactly_one_other_member() {
+        assert!(validate("u1", ChatKind::Direct, None, &["u2".into()], None).is_ok());
+        assert!(validate("u1", ChatKind::Direct, None, &["u1".into()], None).is_err());
+        assert!(validate("u1", ChatKind::Direct, None, &[], None).is_err());
+        assert!(validate("u1", ChatKind::Direct, Some("t"), &["u2".into()], None).is_err());
+    }
+
+    #[test]
+    fn groups_need_a_title_and_valid_ids() {
+        assert!(validate("u1", ChatKind::Group, Some("9Б"), &["u2".into(), "u3".into()], Some("course-1")).is_ok());
+        assert!(validate("u1", ChatKind::Group, None, &[], None).is_err());
+        assert!(validate("u1", ChatKind::Group, Some("t"), &["a.b".into()], None).is_err());
+        assert!(validate("u1", ChatKind::Group, Some("t"), &[], Some("{\"$ne\":1}")).is_err());
+    }
+}

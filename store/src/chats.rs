@@ -1,0 +1,119 @@
+//! Queries on `chats`.
+
+use bson::doc;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::options::ReturnDocument;
+
+use crate::{
+    Store, StoreError,
+    docs::{ChatDoc, LastMessageDoc, MemberDoc, bson_seq},
+};
+
+impl Store {
+    /// One chat.
+    pub async fn chat(&self, chat_id: &str) -> Result<Option<ChatDoc>, StoreError> {
+        Ok(self.chats().find_one(doc! { "_id": chat_id }).await?)
+    }
+
+    /// Several chats at once.
+    pub async fn chats_by_ids(&self, chat_ids: &[String]) -> Result<Vec<ChatDoc>, StoreError> {
+        Ok(self.chats().find(doc! { "_id": { "$in": chat_ids } }).await?.try_collect().await?)
+    }
+
+    /// The direct chat of a pair, if any.
+    pub async fn direct_chat(&self, direct_key: &str) -> Result<Option<ChatDoc>, StoreError> {
+        Ok(self.chats().find_one(doc! { "direct_key": direct_key }).await?)
+    }
+
+    /// The chat with this external id, if any.
+    pub async fn chat_by_external_id(&self, external_id: &str) -> Result<Option<ChatDoc>, StoreError> {
+        Ok(self.chats().find_one(doc! { "external_id": external_id }).await?)
+    }
+
+    /// Inserts a new chat.
+    pub async fn insert_chat(&self, chat: &ChatDoc) -> Result<(), StoreError> {
+        self.chats().insert_one(chat).await?;
+        Ok(())
+    }
+
+    /// Reserves `count` sequence numbers; returns the last of them. The reservation is
+    /// durable before anything uses it, so a crash leaves a gap, never a reuse.
+    pub async fn reserve_seqs(&self, chat_id: &str, count: u64) -> Result<Option<u64>, StoreError> {
+        let updated = self
+            .chats()
+            .find_one_and_update(doc! { "_id": chat_id }, doc! { "$inc": { "last_seq": bson_seq(count) } })
+            .return_document(ReturnDocument::After)
+            .await?;
+        Ok(updated.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
+    }
+
+    /// Records the newest message, unless a newer one is already recorded.
+    pub async fn set_last_message(
+        &self,
+        chat_id: &str,
+        last: &LastMessageDoc,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let last_doc = bson::to_bson(last).map_err(|e| StoreError::Bson(e.to_string()))?;
+        self.chats()
+            .update_one(
+                doc! {
+                    "_id": chat_id,
+                    "$or": [ { "last_message": null }, { "last_message.seq": { "$lt": last.seq } } ],
+                },
+                doc! { "$set": { "last_message": last_doc, "updated_at": bson::DateTime::from_chrono(at) } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Adds members not already present to the embedded list.
+    pub async fn add_chat_members(
+        &self,
+        chat_id: &str,
+        members: &[MemberDoc],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for member in members {
+            let member_doc = bson::to_bson(member).map_err(|e| StoreError::Bson(e.to_string()))?;
+            self.chats()
+                .update_one(
+                    doc! { "_id": chat_id, "participants.user_id": { "$ne": &member.user_id } },
+                    doc! {
+                        "$push": { "participants": member_doc },
+                        "$set": { "updated_at": bson::DateTime::from_chrono(at) },
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A user's chats, most recent activity first, strictly after `(updated_at, id)`.
+    pub async fn chats_of_user(
+        &self,
+        user_id: &str,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: u32,
+    ) -> Result<Vec<ChatDoc>, StoreError> {
+        let mut filter = doc! { "participants.user_id": user_id };
+        if let Some((updated_at, id)) = after {
+            let at = bson::DateTime::from_chrono(updated_at);
+            filter.insert(
+                "$or",
+                vec![doc! { "updated_at": { "$lt": at } }, doc! { "updated_at": at, "_id": { "$lt": id } }],
+            );
+        }
+        Ok(self
+            .chats()
+            .find(filter)
+            .sort(doc! { "updated_at": -1, "_id": -1 })
+            .limit(i64::from(limit))
+            .await?
+            .try_collect()
+            .await?)
+    }
+}

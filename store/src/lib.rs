@@ -1,0 +1,95 @@
+//! MongoDB storage of the chat service: the documents, their indexes and the queries.
+//!
+//! The persister is the only writer of `chats`, `messages` and `participants`; the api
+//! reads them and owns `users`. Every filter here is built from typed values, never from
+//! a client's JSON.
+//!
+//! Layout: [`docs`] (document shapes and their conversion to the public model),
+//! [`indexes`], and one module per collection with its queries.
+
+pub mod chats;
+pub mod docs;
+pub mod indexes;
+pub mod messages;
+pub mod participants;
+pub mod users;
+
+/// Collection names (pinned).
+pub mod collections {
+    /// Chats with embedded participants.
+    pub const CHATS: &str = "chats";
+    /// Messages.
+    pub const MESSAGES: &str = "messages";
+    /// One document per chat member, with read marks.
+    pub const PARTICIPANTS: &str = "participants";
+    /// The user directory.
+    pub const USERS: &str = "users";
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The driver or server failed.
+    #[error("mongodb: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    /// A document could not be converted.
+    #[error("document conversion: {0}")]
+    Bson(String),
+}
+
+impl StoreError {
+    /// True when the error is a unique-index violation.
+    pub fn is_duplicate_key(&self) -> bool {
+        match self {
+            StoreError::Mongo(error) => is_duplicate_key(error),
+            StoreError::Bson(_) => false,
+        }
+    }
+}
+
+/// True when a driver error is (or contains) a duplicate-key write error (code 11000).
+pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::InsertMany(e) => {
+            e.write_errors.as_ref().is_some_and(|errors| errors.iter().all(|e| e.code == 11000))
+        }
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}
+
+/// Handles to the four collections.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The database.
+    pub db: mongodb::Database,
+}
+
+impl Store {
+    /// Wraps an open database.
+    pub fn new(db: mongodb::Database) -> Self {
+        Store { db }
+    }
+
+    /// `chats`.
+    pub fn chats(&self) -> mongodb::Collection<docs::ChatDoc> {
+        self.db.collection(collections::CHATS)
+    }
+
+    /// `messages`.
+    pub fn messages(&self) -> mongodb::Collection<docs::MessageDoc> {
+        self.db.collection(collections::MESSAGES)
+    }
+
+    /// `participants`.
+    pub fn participants(&self) -> mongodb::Collection<docs::ParticipantDoc> {
+        self.db.collection(collections::PARTICIPANTS)
+    }
+
+    /// `users`.
+    pub fn users(&self) -> mongodb::Collection<docs::UserDoc> {
+        self.db.collection(collections::USERS)
+    }
+}

@@ -1,0 +1,104 @@
+//! Queries on `messages`.
+
+use bson::{Document, doc};
+use futures::TryStreamExt;
+use mongodb::options::InsertManyOptions;
+
+use crate::{
+    Store, StoreError,
+    docs::{MessageDoc, bson_seq},
+};
+
+/// The idempotency key of a send.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SendKey {
+    /// Chat.
+    pub chat_id: String,
+    /// Sender.
+    pub sender_id: String,
+    /// The sender's key.
+    pub client_msg_id: String,
+}
+
+impl SendKey {
+    /// The key of a stored message.
+    pub fn of(message: &MessageDoc) -> Self {
+        SendKey {
+            chat_id: message.chat_id.clone(),
+            sender_id: message.sender_id.clone(),
+            client_msg_id: message.client_msg_id.clone(),
+        }
+    }
+}
+
+/// Which page of history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// Newest first, optionally strictly older than a seq.
+    Before(Option<u64>),
+    /// Oldest first, strictly newer than a seq.
+    After(u64),
+}
+
+impl Store {
+    /// Messages that already exist for these `(chat, sender, client_msg_id)` keys, in
+    /// one round trip.
+    pub async fn existing_sends(&self, keys: &[SendKey]) -> Result<Vec<MessageDoc>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let alternatives: Vec<Document> = keys
+            .iter()
+            .map(|key| {
+                doc! { "chat_id": &key.chat_id, "sender_id": &key.sender_id, "client_msg_id": &key.client_msg_id }
+            })
+            .collect();
+        Ok(self.messages().find(doc! { "$or": alternatives }).await?.try_collect().await?)
+    }
+
+    /// Inserts messages in one round trip; documents already present (a redelivered
+    /// command) are skipped, everything else is written.
+    pub async fn insert_messages(&self, messages: &[MessageDoc]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let options = InsertManyOptions::builder().ordered(false).build();
+        match self.messages().insert_many(messages).with_options(options).await {
+            Ok(_) => Ok(()),
+            Err(error) if crate::is_duplicate_key(&error) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// One message of a chat.
+    pub async fn message(&self, chat_id: &str, message_id: &str) -> Result<Option<MessageDoc>, StoreError> {
+        Ok(self.messages().find_one(doc! { "_id": message_id, "chat_id": chat_id }).await?)
+    }
+
+    /// A page of history, with tombstones.
+    pub async fn history(&self, chat_id: &str, page: HistoryPage, limit: u32) -> Result<Vec<MessageDoc>, StoreError> {
+        let (filter, sort) = match page {
+            HistoryPage::Before(None) => (doc! { "chat_id": chat_id }, doc! { "seq": -1 }),
+            HistoryPage::Before(Some(seq)) => {
+                (doc! { "chat_id": chat_id, "seq": { "$lt": bson_seq(seq) } }, doc! { "seq": -1 })
+            }
+            HistoryPage::After(seq) => {
+                (doc! { "chat_id": chat_id, "seq": { "$gt": bson_seq(seq) } }, doc! { "seq": 1 })
+            }
+        };
+        Ok(self.messages().find(filter).sort(sort).limit(i64::from(limit)).await?.try_collect().await?)
+    }
+
+    /// Messages others sent after `after_seq` that are not deleted: the unread count.
+    pub async fn count_unread(&self, chat_id: &str, user_id: &str, after_seq: u64) -> Result<u64, StoreError> {
+        Ok(self
+            .messages()
+            .count_documents(doc! {
+                "chat_id": chat_id,
+                "seq": { "$gt": bson_seq(after_seq) },
+                "sender_id": { "$ne": user_id },
+                "deleted_at": null,
+            })
+            .await?)
+    }
+}

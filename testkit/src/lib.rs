@@ -1,0 +1,166 @@
+//! Test support: starts real `nats-server` (with JetStream), `redis-server` and
+//! `secantusd-rs` (the MongoDB-compatible store) on free ports with throw-away data
+//! directories, and kills them on drop. Tests can stop and restart each server on the
+//! same port to exercise failures.
+//!
+//! Which binaries run:
+//! - `CHAT_TEST_NATS_SERVER`, else `~/.cache/edu-chat/venv/bin/nats-server` (what the
+//!   test command installs), else `nats-server` on the `PATH`;
+//! - `CHAT_TEST_REDIS_SERVER`, else `redis-server`;
+//! - `CHAT_TEST_SECANTUSD`, else `secantusd-rs`; or no process at all when
+//!   `CHAT_TEST_MONGODB_URI` names a real MongoDB.
+//!
+//! Each call to [`Servers::start`] gets its own database name, so tests may share a
+//! MongoDB and run in parallel.
+
+mod process;
+
+use std::{path::PathBuf, time::Duration};
+
+use chat_core::config::{MongoArgs, NatsArgs, RedisArgs};
+pub use process::ServerProcess;
+
+/// How long a server may take to say it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The three servers a test needs.
+pub struct Servers {
+    /// NATS with JetStream.
+    pub nats: ServerProcess,
+    /// Redis.
+    pub redis: ServerProcess,
+    /// The MongoDB-compatible store; `None` when an external MongoDB is used.
+    pub mongo: Option<ServerProcess>,
+    mongodb_uri: String,
+    /// This test's database.
+    pub db_name: String,
+}
+
+impl Servers {
+    /// Starts all three servers.
+    pub async fn start() -> Servers {
+        let nats = start_nats().await;
+        let redis = start_redis().await;
+        let (mongo, mongodb_uri) = match std::env::var("CHAT_TEST_MONGODB_URI") {
+            Ok(uri) if !uri.is_empty() => (None, uri),
+            _ => {
+                let mongo = start_store().await;
+                let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", mongo.port());
+                (Some(mongo), uri)
+            }
+        };
+        let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        Servers { nats, redis, mongo, mongodb_uri, db_name }
+    }
+
+    /// The NATS URL.
+    pub fn nats_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.nats.port())
+    }
+
+    /// NATS settings for a service under test.
+    pub fn nats_args(&self) -> NatsArgs {
+        NatsArgs { nats_url: self.nats_url(), stream_replicas: 1 }
+    }
+
+    /// MongoDB settings for a service under test.
+    pub fn mongo_args(&self) -> MongoArgs {
+        MongoArgs { mongodb_uri: self.mongodb_uri.clone(), mongodb_db: self.db_name.clone() }
+    }
+
+    /// Redis settings for a service under test.
+    pub fn redis_args(&self) -> RedisArgs {
+        RedisArgs { redis_url: format!("redis://127.0.0.1:{}", self.redis.port()) }
+    }
+}
+
+fn binary(variable: &str, fallbacks: &[PathBuf], name: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(variable)
+        && !path.is_empty()
+    {
+        return PathBuf::from(path);
+    }
+    fallbacks.iter().find(|path| path.exists()).cloned().unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+/// Starts `nats-server` with JetStream on a random port.
+pub async fn start_nats() -> ServerProcess {
+    let program =
+        binary("CHAT_TEST_NATS_SERVER", &[home().join(".cache/edu-chat/venv/bin/nats-server")], "nats-server");
+    ServerProcess::start(
+        "nats-server",
+        program,
+        |port, dir| {
+            vec![
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-js".into(),
+                "-sd".into(),
+                dir.join("jetstream").display().to_string(),
+            ]
+        },
+        "Server is ready",
+        START_TIMEOUT,
+    )
+    .await
+}
+
+/// Starts `redis-server` without persistence on a free port.
+pub async fn start_redis() -> ServerProcess {
+    let program = binary("CHAT_TEST_REDIS_SERVER", &[], "redis-server");
+    ServerProcess::start(
+        "redis-server",
+        program,
+        |port, dir| {
+            vec![
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+                "--save".into(),
+                String::new(),
+                "--appendonly".into(),
+                "no".into(),
+                "--dir".into(),
+                dir.display().to_string(),
+            ]
+        },
+        "Ready to accept connections",
+        START_TIMEOUT,
+    )
+    .await
+}
+
+/// Starts `secantusd-rs` with a small cache on a free port.
+pub async fn start_store() -> ServerProcess {
+    let program = binary("CHAT_TEST_SECANTUSD", &[home().join(".cargo/bin/secantusd-rs")], "secantusd-rs");
+    ServerProcess::start(
+        "secantusd-rs",
+        program,
+        |port, dir| {
+            vec![
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+                "--storage-path".into(),
+                dir.join("data").display().to_string(),
+                "--cache-size".into(),
+                "128M".into(),
+                "--log-file-max".into(),
+                "16MB".into(),
+                "--log-level".into(),
+                "WARNING".into(),
+            ]
+        },
+        "listening on",
+        START_TIMEOUT,
+    )
+    .await
+}

@@ -1,0 +1,285 @@
+//! The whole service in one test process: real servers from `chat-testkit`, the api,
+//! persister, notifier and an edge started in process on free ports, and real
+//! WebSocket and HTTP clients.
+
+use std::{net::SocketAddr, time::Duration};
+
+use chat_core::{
+    auth::{DEV_SECRET, dev_claims, dev_jwt_args, mint_hs256},
+    config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs},
+};
+use chat_testkit::Servers;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use settings::*;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use tokio_util::sync::CancellationToken;
+
+/// Settings shared by every in-process service.
+mod settings {
+    use super::*;
+
+    /// Quiet logs.
+    pub fn log() -> LogArgs {
+        LogArgs { log: "warn".into(), log_format: LogFormat::Pretty }
+    }
+
+    /// An admin port chosen by the OS.
+    pub fn admin() -> AdminArgs {
+        AdminArgs { admin_addr: Some(any_port()) }
+    }
+
+    /// A short grace period.
+    pub fn grace() -> ShutdownArgs {
+        ShutdownArgs { shutdown_grace_s: 5 }
+    }
+
+    /// `127.0.0.1:0`.
+    pub fn any_port() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    }
+}
+
+/// How long a test waits for something it expects.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running persister that can be stopped and started again.
+pub struct PersisterHandle {
+    shutdown: CancellationToken,
+    running: Option<persister::Running>,
+}
+
+/// Servers plus every binary.
+pub struct Stack {
+    /// The servers.
+    pub servers: Servers,
+    /// REST base URL.
+    pub api_url: String,
+    /// WebSocket URL.
+    pub ws_url: String,
+    /// Edge admin URL.
+    pub edge_admin_url: String,
+    /// The persister.
+    pub persister: PersisterHandle,
+    shutdown: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    /// Starts everything.
+    pub async fn start() -> Stack {
+        let servers = Servers::start().await;
+        let shutdown = CancellationToken::new();
+        let api = api::start(
+            api::Config {
+                log: log(),
+                nats: servers.nats_args(),
+                mongo: servers.mongo_args(),
+                jwt: dev_jwt_args(),
+                admin: admin(),
+                shutdown: grace(),
+                listen_addr: any_port(),
+                command_timeout_ms: 10_000,
+            },
+            shutdown.clone(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("api did not start: {error}"));
+        let persister = start_persister(&servers).await;
+        notifier::start(
+            notifier::Config { log: log(), nats: servers.nats_args(), admin: admin(), shutdown: grace() },
+            shutdown.clone(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
+        let edge = ws_edge::start(
+            ws_edge::Config {
+                log: log(),
+                nats: servers.nats_args(),
+                jwt: dev_jwt_args(),
+                admin: admin(),
+                shutdown: grace(),
+                listen_addr: any_port(),
+                allowed_origins: vec!["http://localhost:3000".into()],
+                heartbeat_ms: 25_000,
+                idle_timeout_ms: 60_000,
+                queue_frames: 1024,
+                max_frame_bytes: 64 * 1024,
+                commands_per_s: 1000,
+                commands_burst: 1000,
+                max_connections_per_user: 10,
+            },
+            shutdown.clone(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("edge did not start: {error}"));
+        Stack {
+            api_url: format!("http://{}", api.listen_addr),
+            ws_url: format!("ws://{}/ws", edge.listen_addr),
+            edge_admin_url: format!("http://{}", edge.admin_addr),
+            servers,
+            persister,
+            shutdown,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the persister and waits until it has drained.
+    pub async fn stop_persister(&mut self) {
+        self.persister.shutdown.cancel();
+        if let Some(running) = self.persister.running.take() {
+            running.wait().await.unwrap_or_else(|error| panic!("persister failed: {error}"));
+        }
+    }
+
+    /// Starts the persister again.
+    pub async fn start_persister(&mut self) {
+        self.persister = start_persister(&self.servers).await;
+    }
+
+    /// A request with a user's token.
+    pub fn request(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.api_url)).bearer_auth(token)
+    }
+
+    /// Creates a chat over REST; returns its id.
+    pub async fn create_chat(&self, token: &str, body: Value) -> String {
+        let response = self.request(reqwest::Method::POST, "/api/chats", token).json(&body).send().await;
+        let response = response.unwrap_or_else(|error| panic!("POST /api/chats: {error}"));
+        let status = response.status();
+        let chat: Value = response.json().await.unwrap_or_default();
+        assert!(status.is_success(), "POST /api/chats gave {status}: {chat}");
+        chat["id"].as_str().unwrap_or_else(|| panic!("no id in {chat}")).to_owned()
+    }
+
+    /// Connects a user's WebSocket and reads `hello`.
+    pub async fn connect(&self, token: &str) -> Client {
+        let request = format!("{}?access_token={token}", self.ws_url);
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .unwrap_or_else(|error| panic!("WebSocket connect failed: {error}"));
+        let mut client = Client { socket, skipped: Default::default() };
+        let hello = client.next_json().await;
+        assert_eq!(hello["type"], "hello", "first frame: {hello}");
+        client
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.persister.shutdown.cancel();
+    }
+}
+
+async fn start_persister(servers: &Servers) -> PersisterHandle {
+    let shutdown = CancellationToken::new();
+    let running = persister::start(
+        persister::Config {
+            log: log(),
+            nats: servers.nats_args(),
+            mongo: servers.mongo_args(),
+            admin: admin(),
+            shutdown: grace(),
+            batch_max: 500,
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("persister did not start: {error}"));
+    PersisterHandle { shutdown, running: Some(running) }
+}
+
+/// A development token for a user.
+pub fn token(user_id: &str) -> String {
+    mint_hs256(DEV_SECRET, &dev_claims(user_id, &format!("User {user_id}"), &["student"], 3600))
+        .unwrap_or_else(|error| panic!("cannot mint a token: {error}"))
+}
+
+/// A WebSocket client speaking the protocol.
+pub struct Client {
+    /// The socket.
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames [`Client::until`] passed over, read again by [`Client::collect_created`].
+    skipped: std::collections::VecDeque<Value>,
+}
+
+impl Client {
+    /// Sends a JSON frame.
+    pub async fn send_json(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    /// Sends a raw text frame.
+    pub async fn send_text(&mut self, text: String) {
+        self.socket.send(Message::text(text)).await.unwrap_or_else(|error| panic!("send failed: {error}"));
+    }
+
+    /// Sends a message.
+    pub async fn send_message(&mut self, chat_id: &str, client_msg_id: &str, text: &str) {
+        self.send_json(json!({
+            "type": "msg.send", "ref": client_msg_id, "chat_id": chat_id,
+            "client_msg_id": client_msg_id, "text": text,
+        }))
+        .await;
+    }
+
+    /// The next JSON frame, or a panic after [`WAIT`].
+    pub async fn next_json(&mut self) -> Value {
+        self.try_next_json(WAIT).await.unwrap_or_else(|| panic!("no frame within {WAIT:?}"))
+    }
+
+    /// The next JSON frame within `wait`, if any.
+    pub async fn try_next_json(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.socket.next()).await.ok()??;
+            match frame {
+                Ok(Message::Text(text)) => {
+                    return Some(
+                        serde_json::from_str(text.as_str()).unwrap_or_else(|e| panic!("bad JSON {text}: {e}")),
+                    );
+                }
+                Ok(Message::Close(frame)) => panic!("connection closed: {frame:?}"),
+                Ok(_) => continue,
+                Err(error) => panic!("read failed: {error}"),
+            }
+        }
+    }
+
+    /// Reads until a frame of type `kind`; returns it and the frames before it, which
+    /// are also kept for [`Client::collect_created`].
+    pub async fn until(&mut self, kind: &str) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] == kind {
+                return (frame, before);
+            }
+            self.skipped.push_back(frame.clone());
+            before.push(frame);
+        }
+    }
+
+    /// Collects `count` `msg.created` events for a chat (other frames are skipped).
+    pub async fn collect_created(&mut self, chat_id: &str, count: usize) -> Vec<Value> {
+        let mut messages = Vec::new();
+        while messages.len() < count {
+            let frame = match self.skipped.pop_front() {
+                Some(frame) => frame,
+                None => self.next_json().await,
+            };
+            if frame["type"] == "msg.created" && frame["chat_id"] == chat_id {
+                messages.push(frame["message"].clone());
+            }
+        }
+        messages
+    }
+
+    /// Asserts nothing but pings' answers arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(frame) = self.try_next_json(wait).await {
+            panic!("unexpected frame: {frame}");
+        }
+    }
+}

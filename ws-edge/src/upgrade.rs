@@ -1,0 +1,78 @@
+//! `GET /ws`: the token (header or `access_token` query) and the `Origin` are checked
+//! and the user's chats loaded before the upgrade, so a refused client gets a plain
+//! HTTP status and no socket.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    extract::{Query, State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+
+use crate::{
+    EdgeState,
+    connection::{self, Session},
+};
+
+/// The `/ws` route.
+pub fn router(edge: EdgeState) -> Router {
+    Router::new().route("/ws", get(upgrade)).with_state(edge)
+}
+
+/// Query parameters of `/ws`.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// The token, for browsers that cannot set headers on a WebSocket.
+    pub access_token: Option<String>,
+}
+
+async fn upgrade(
+    State(edge): State<EdgeState>,
+    headers: HeaderMap,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|origin| edge.config.allowed_origins.iter().any(|o| o == origin));
+        if !allowed {
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or(query.access_token);
+    let Some(token) = token else {
+        return (StatusCode::UNAUTHORIZED, "missing bearer token").into_response();
+    };
+    let claims = match edge.verifier.verify(token.trim()) {
+        Ok(claims) => claims,
+        Err(error) => return (StatusCode::UNAUTHORIZED, error.to_string()).into_response(),
+    };
+    let chats = match edge.memberships(&claims.sub).await {
+        Ok(chats) => chats,
+        Err(error) => {
+            tracing::warn!(%error, "cannot load memberships");
+            return (StatusCode::SERVICE_UNAVAILABLE, "memberships unavailable; retry").into_response();
+        }
+    };
+    let now_s = chrono::Utc::now().timestamp().max(0) as u64;
+    let expires_at = Instant::now() + Duration::from_secs(claims.exp.saturating_sub(now_s));
+    let session =
+        Session { conn_id: Arc::from(chat_core::ids::new_id()), user_id: claims.sub, roles: claims.roles, expires_at };
+    let max = edge.config.max_frame_bytes;
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |socket| connection::serve(socket, edge, session, chats))
+}
