@@ -34,7 +34,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Token { user_id, name, roles, ttl_s, secret } => {
-            anyhow::ensure!(chat_nats::subjects::is_valid_id(&user_id), "user id must be 1-64 characters of [A-Za-z0-9_-]");
+            anyhow::ensure!(
+                chat_nats::subjects::is_valid_id(&user_id),
+                "user id must be 1-64 characters of [A-Za-z0-9_-]"
+            );
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             let claims = chat_core::auth::dev_claims(&user_id, &name, &roles, ttl_s);
             let token = chat_core::auth::mint_hs256(&secret, &claims).context("signing the token")?;
