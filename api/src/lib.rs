@@ -20,6 +20,7 @@ pub mod state;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use axum::serve::ListenerExt;
 use chat_core::{
     StartupError,
     auth::TokenVerifier,
@@ -114,7 +115,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let app = routes::router(state);
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await {
+        if let Err(error) =
+            axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await
+        {
             tracing::error!(%error, "REST server failed");
         }
     });
@@ -124,4 +127,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, shutdown).await?;
     tracing::info!(%listen_addr, %admin_addr, "api started");
     Ok(Running { listen_addr, admin_addr, tasks: vec![http, admin, rpc_task] })
+}
+
+/// Replies are small frames: send them at once instead of waiting for Nagle's timer.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
 }

@@ -33,6 +33,16 @@ pub async fn mongodb(args: &MongoArgs, app_name: &str) -> Result<mongodb::Databa
         .map_err(|error| StartupError::Config(format!("CHAT_MONGODB_URI: {error}")))?;
     options.app_name = Some(app_name.to_owned());
     options.server_selection_timeout.get_or_insert(Duration::from_secs(5));
+    // An acknowledged write must survive a crash of the database server: the
+    // persister acks a command only after MongoDB acknowledged its writes.
+    if options.write_concern.is_none() {
+        options.write_concern = Some(
+            mongodb::options::WriteConcern::builder()
+                .w(mongodb::options::Acknowledgment::Majority)
+                .journal(true)
+                .build(),
+        );
+    }
     let client = mongodb::Client::with_options(options)
         .map_err(|error| StartupError::dependency("creating the MongoDB client", error))?;
     Ok(client.database(&args.mongodb_db))

@@ -99,8 +99,21 @@ impl Pipeline {
                     _ => break,
                 }
             }
-            if tokio::time::timeout(grace, self.handle_batch(batch)).await.is_err() {
-                tracing::error!("batch did not finish within the grace period; it will be redelivered");
+            // A batch runs to the end however long MongoDB makes it wait, except at
+            // shutdown, where it gets the grace period and is otherwise left to be
+            // redelivered to another replica.
+            let work = self.handle_batch(batch);
+            tokio::pin!(work);
+            let deadline = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            };
+            tokio::select! {
+                () = &mut work => {}
+                () = deadline => {
+                    tracing::error!("batch did not finish within the grace period; it will be redelivered");
+                    break;
+                }
             }
         }
         tracing::info!("persister drained");

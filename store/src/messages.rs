@@ -102,3 +102,15 @@ impl Store {
             .await?)
     }
 }
+
+impl Store {
+    /// The chat of each of these messages that exists.
+    pub async fn chats_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        if message_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<MessageDoc> =
+            self.messages().find(doc! { "_id": { "$in": message_ids } }).await?.try_collect().await?;
+        Ok(found.into_iter().map(|m| (m.id, m.chat_id)).collect())
+    }
+}

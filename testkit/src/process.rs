@@ -74,6 +74,23 @@ impl ServerProcess {
         }
     }
 
+    /// Stops the process gracefully (SIGTERM) and waits for it to exit, so that it can
+    /// flush its data; falls back to SIGKILL after ten seconds.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts it again on the same port with the same data directory; waits until ready.
     pub async fn restart(&mut self) {
         self.kill();

@@ -156,7 +156,7 @@ impl Stack {
     /// Connects a user's WebSocket and reads `hello`.
     pub async fn connect(&self, token: &str) -> Client {
         let request = format!("{}?access_token={token}", self.ws_url);
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .unwrap_or_else(|error| panic!("WebSocket connect failed: {error}"));
         let mut client = Client { socket, skipped: Default::default() };

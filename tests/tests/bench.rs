@@ -1,7 +1,8 @@
 //! A first measurement of the pipeline, not a pass/fail test: run it on purpose with
 //! `cargo nextest run -p chat-e2e --release --run-ignored only --no-capture bench`.
 //! Ten members of one group each send 200 messages as fast as acks allow; every member
-//! receives all 2,000. Prints messages/s, deliveries/s and send→deliver latency.
+//! receives all 2,000. Prints messages/s, deliveries/s and send→deliver latency under that
+//! load, then the latency of 300 messages sent one at a time.
 
 use std::{collections::HashMap, time::Instant};
 
@@ -74,4 +75,33 @@ async fn bench_group_fan_out() {
         latencies.len()
     );
     assert_eq!(latencies.len(), total, "every sender saw each of its messages");
+
+    // Unloaded latency: one message at a time, each to all ten members.
+    let mut clients = Vec::new();
+    for user in &users {
+        clients.push(stack.connect(&token(user)).await);
+    }
+    let mut single = Vec::new();
+    for i in 0..300 {
+        let key = format!("solo-{i}");
+        let sent = Instant::now();
+        clients[0].send_message(&chat, &key, "one at a time").await;
+        loop {
+            let frame = clients[0].next_json().await;
+            if frame["type"] == "msg.created" && frame["message"]["client_msg_id"] == key.as_str() {
+                break;
+            }
+        }
+        single.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    single.sort_by(f64::total_cmp);
+    let pick = |q: f64| single[((single.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "one message at a time, send -> msg.created (ms): p50 {:.2} p99 {:.2} min {:.2} max {:.2} (n={})",
+        pick(0.5),
+        pick(0.99),
+        pick(0.0),
+        pick(1.0),
+        single.len()
+    );
 }

@@ -20,6 +20,7 @@ pub mod user_events;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use axum::serve::ListenerExt;
 use chat_core::{
     StartupError,
     auth::TokenVerifier,
@@ -208,7 +209,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let app = upgrade::router(edge);
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await {
+        if let Err(error) =
+            axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await
+        {
             tracing::error!(%error, "WebSocket server failed");
         }
     });
@@ -237,4 +240,11 @@ async fn drain_on_shutdown(hub: Hub, shutdown: CancellationToken, grace: Duratio
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = nats.flush().await;
+}
+
+/// Replies are small frames: send them at once instead of waiting for Nagle's timer.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
 }

@@ -37,6 +37,15 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
     let chats: HashMap<String, ChatDoc> =
         store.chats_by_ids(&chat_ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
 
+    let replied_to: Vec<String> = sends
+        .iter()
+        .filter_map(|s| match &s.envelope.command {
+            Command::MsgSend { reply_to: Some(id), .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    let reply_targets: HashMap<String, String> = store.chats_of_messages(&replied_to).await?.into_iter().collect();
+
     let mut accepted = Vec::new();
     for command in sends {
         let Command::MsgSend { chat_id, client_msg_id, text, reply_to } = &command.envelope.command else {
@@ -50,6 +59,8 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
             limits::check_text(text).and(limits::check_client_id(client_msg_id, "client_msg_id"))
         {
             Some((ErrorCode::Invalid, reason))
+        } else if reply_to.as_ref().is_some_and(|id| reply_targets.get(id) != Some(chat_id)) {
+            Some((ErrorCode::Invalid, "reply_to names no message of this chat".to_owned()))
         } else {
             None
         };

@@ -1,0 +1,268 @@
+//! The api against real NATS and the MongoDB-compatible store, without a persister:
+//! authentication, input validation, reads, the OpenAPI document, the memberships
+//! service, and what a write answers when nothing persists it.
+
+use std::time::Duration;
+
+use chat_core::{
+    auth::{DEV_SECRET, dev_claims, dev_jwt_args, mint_hs256},
+    config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs},
+};
+use chat_nats::{model::Role, rpc::MembershipsReply, subjects};
+use chat_store::{
+    Store,
+    docs::{ChatDoc, MemberDoc, ParticipantDoc},
+};
+use chat_testkit::Servers;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    servers: Servers,
+    base: String,
+    admin: String,
+    store: Store,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let servers = Servers::start().await;
+        let shutdown = CancellationToken::new();
+        let config = api::Config {
+            log: LogArgs { log: "warn".into(), log_format: LogFormat::Pretty },
+            nats: servers.nats_args(),
+            mongo: servers.mongo_args(),
+            jwt: dev_jwt_args(),
+            admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
+            shutdown: ShutdownArgs { shutdown_grace_s: 5 },
+            listen_addr: ([127, 0, 0, 1], 0).into(),
+            command_timeout_ms: 500,
+        };
+        let running = api::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("api: {e}"));
+        let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
+        Harness {
+            base: format!("http://{}", running.listen_addr),
+            admin: format!("http://{}", running.admin_addr),
+            store: Store::new(db),
+            servers,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stores a group directly, as the persister would.
+    async fn seed_group(&self, chat_id: &str, owner: &str, members: &[&str]) {
+        let now = chrono::Utc::now();
+        let mut participants = vec![MemberDoc { user_id: owner.into(), role: Role::Owner }];
+        participants.extend(members.iter().map(|m| MemberDoc { user_id: (*m).into(), role: Role::Member }));
+        let chat = ChatDoc {
+            id: chat_id.into(),
+            kind: chat_nats::model::ChatKind::Group,
+            title: Some("seeded".into()),
+            created_by: owner.into(),
+            created_at: now,
+            updated_at: now,
+            last_seq: 1,
+            last_message: None,
+            participants: participants.clone(),
+            external_id: None,
+            direct_key: None,
+        };
+        self.store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
+        let docs: Vec<ParticipantDoc> = participants
+            .iter()
+            .map(|m| ParticipantDoc {
+                id: ParticipantDoc::key(chat_id, &m.user_id),
+                chat_id: chat_id.into(),
+                user_id: m.user_id.clone(),
+                role: m.role,
+                joined_at: now,
+                joined_seq: 1,
+                last_read_seq: 0,
+                muted: false,
+                added_by: None,
+            })
+            .collect();
+        self.store.insert_participants(&docs).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn token(user: &str) -> String {
+    mint_hs256(DEV_SECRET, &dev_claims(user, "Name", &["teacher"], 600)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_required_and_checked() {
+    let h = Harness::start().await;
+    let (status, body) = h.call(Method::GET, "/api/users/me", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let forged =
+        mint_hs256("some-other-secret-that-is-long-enough!", &dev_claims("u1", "N", &[], 600)).unwrap_or_default();
+    assert_eq!(h.call(Method::GET, "/api/chats", Some(&forged), None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, me) = h.call(Method::GET, "/api/users/me", Some(&token("u1")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me, json!({"id": "u1", "name": "Name", "roles": ["teacher"]}));
+    let stored = h.store.user("u1").await.unwrap_or_default().expect("the caller is upserted from the token");
+    assert_eq!(stored.name, "Name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_400_and_nothing_reaches_a_query() {
+    let h = Harness::start().await;
+    let t = token("u1");
+    h.seed_group("c1", "u1", &[]).await;
+    for (method, path, body) in [
+        (Method::POST, "/api/chats", Some(json!({"type": "group", "title": "x", "admin": true}))),
+        (Method::POST, "/api/chats", Some(json!({"type": "direct", "member_id": {"$ne": ""}}))),
+        (Method::POST, "/api/chats", Some(json!({"type": "direct", "member_id": "u1"}))),
+        (Method::POST, "/api/chats", Some(json!({"type": "group", "title": "two\nlines"}))),
+        (Method::GET, "/api/chats?limit=0", None),
+        (Method::GET, "/api/chats?limit=201", None),
+        (Method::GET, "/api/chats?cursor=forged", None),
+        (Method::GET, "/api/chats?sort=$natural", None),
+        (Method::GET, "/api/chats/c1/messages?before_seq=-1", None),
+        (Method::GET, "/api/chats/c1/messages?before_seq=3&after_seq=1", None),
+        (Method::POST, "/api/chats/c1/messages", Some(json!({"client_msg_id": "k", "text": ""}))),
+        (Method::POST, "/api/chats/c1/messages", Some(json!({"client_msg_id": "k.1", "text": "x"}))),
+        (Method::POST, "/api/chats/c1/messages", Some(json!({"client_msg_id": "k", "text": "x", "extra": 1}))),
+    ] {
+        let (status, body) = h.call(method.clone(), path, Some(&t), body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path} {body:?}");
+        assert_eq!(body["error"]["code"], "invalid", "{body}");
+    }
+    let long = "я".repeat(4001);
+    let (status, body) = h
+        .call(Method::POST, "/api/chats/c1/messages", Some(&t), Some(json!({"client_msg_id": "k", "text": long})))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let huge = "x".repeat(70 * 1024);
+    let (status, _) = h
+        .call(Method::POST, "/api/chats/c1/messages", Some(&t), Some(json!({"client_msg_id": "k", "text": huge})))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_members_see_a_chat_and_others_get_404() {
+    let h = Harness::start().await;
+    h.seed_group("c1", "u1", &["u2"]).await;
+    let (status, chat) = h.call(Method::GET, "/api/chats/c1", Some(&token("u2")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(chat["participants"].as_array().map(Vec::len), Some(2));
+    for path in ["/api/chats/c1", "/api/chats/c1/messages", "/api/chats/nope", "/api/nowhere"] {
+        let (status, body) = h.call(Method::GET, path, Some(&token("u3")), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+    let (status, _) = h
+        .call(
+            Method::POST,
+            "/api/chats/c1/messages",
+            Some(&token("u3")),
+            Some(json!({"client_msg_id": "k", "text": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_persister_a_write_is_503_with_retry_after() {
+    let h = Harness::start().await;
+    h.seed_group("c1", "u1", &[]).await;
+    let response = h
+        .http
+        .post(format!("{}/api/chats/c1/messages", h.base))
+        .bearer_auth(token("u1"))
+        .json(&json!({"client_msg_id": "k", "text": "queued"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert!(response.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memberships_service_answers_the_edges() {
+    let h = Harness::start().await;
+    h.seed_group("c1", "u1", &["u2"]).await;
+    h.seed_group("c2", "u2", &[]).await;
+    let nats = async_nats::connect(h.servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
+    let reply = nats
+        .request(subjects::rpc("memberships"), r#"{"user_id":"u2"}"#.into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reply: MembershipsReply = serde_json::from_slice(&reply.payload).unwrap_or_else(|e| panic!("{e}"));
+    let mut chats: Vec<(String, Role)> = reply.chats.into_iter().map(|m| (m.chat_id, m.role)).collect();
+    chats.sort();
+    assert_eq!(chats, vec![("c1".into(), Role::Member), ("c2".into(), Role::Owner)]);
+    let bad = nats.request(subjects::rpc("memberships"), r#"{"user_id":{"$ne":1}}"#.into()).await;
+    let bad: Value = serde_json::from_slice(&bad.unwrap_or_else(|e| panic!("{e}")).payload).unwrap_or_default();
+    assert!(bad["error"].as_str().unwrap_or_default().contains("bad request"), "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route_and_the_admin_port_answers() {
+    let h = Harness::start().await;
+    let document: Value = h
+        .http
+        .get(format!("{}/api/openapi.json", h.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(document["openapi"], "3.1.0");
+    for path in ["/api/chats", "/api/chats/{chat_id}", "/api/chats/{chat_id}/messages", "/api/users/me"] {
+        assert!(document["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    let ready: Value = h
+        .http
+        .get(format!("{}/readyz", h.admin))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let _ = h.call(Method::GET, "/api/users/me", Some(&token("u1")), None).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.admin))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains(r#"chat_http_requests_total{method="GET",route="/api/users/me",status="200"}"#),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,223 @@
+//! The persister against real NATS and the MongoDB-compatible store: commands are
+//! published straight to `CHAT_CMD`, results read from `CHAT_EVT`, reply subjects and
+//! MongoDB.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use chat_core::config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs};
+use chat_nats::{
+    commands::{Actor, Command, CommandEnvelope, CommandOutcome},
+    model::{ChatKind, ErrorCode, Role},
+    publish::{Outgoing, publish_one},
+    subjects,
+};
+use chat_store::Store;
+use chat_testkit::Servers;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    servers: Servers,
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    store: Store,
+    shutdown: CancellationToken,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let servers = Servers::start().await;
+        let shutdown = CancellationToken::new();
+        let config = persister::Config {
+            log: LogArgs { log: "warn".into(), log_format: LogFormat::Pretty },
+            nats: servers.nats_args(),
+            mongo: servers.mongo_args(),
+            admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
+            shutdown: ShutdownArgs { shutdown_grace_s: 5 },
+            batch_max: 500,
+        };
+        persister::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("persister: {e}"));
+        let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("nats: {e}"));
+        let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
+        Harness { js: jetstream::new(nats.clone()), nats, store: Store::new(db), servers, shutdown }
+    }
+
+    fn envelope(&self, user: &str, command: Command, reply: Option<String>) -> CommandEnvelope {
+        CommandEnvelope {
+            v: 1,
+            id: chat_core::ids::new_id(),
+            actor: Actor { user_id: user.into(), roles: vec![] },
+            reference: Some("r".into()),
+            conn_id: Some("conn-1".into()),
+            reply,
+            issued_at: chrono::Utc::now(),
+            command,
+        }
+    }
+
+    async fn publish(&self, envelope: &CommandEnvelope) {
+        let subject = subjects::command(envelope.chat_id(), envelope.command.name());
+        let payload = serde_json::to_vec(envelope).unwrap_or_default();
+        publish_one(&self.js, Outgoing::new(subject, envelope.id.clone(), payload.into()))
+            .await
+            .unwrap_or_else(|e| panic!("publish: {e}"));
+    }
+
+    /// Publishes and waits for the outcome on a reply subject.
+    async fn submit(&self, user: &str, command: Command) -> CommandOutcome {
+        let reply = self.nats.new_inbox();
+        let mut answers = self.nats.subscribe(reply.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+        self.publish(&self.envelope(user, command, Some(reply))).await;
+        let answer = tokio::time::timeout(WAIT, answers.next()).await.ok().flatten().expect("an outcome");
+        serde_json::from_slice(&answer.payload).unwrap_or_else(|e| panic!("outcome: {e}"))
+    }
+
+    async fn create_group(&self, owner: &str, members: &[&str]) -> String {
+        let chat_id = chat_core::ids::new_id();
+        let command = Command::ChatCreate {
+            chat_id: chat_id.clone(),
+            kind: ChatKind::Group,
+            title: Some("t".into()),
+            member_ids: members.iter().map(|m| (*m).to_owned()).collect(),
+            external_id: None,
+        };
+        assert!(matches!(self.submit(owner, command).await, CommandOutcome::Done { created: true, .. }));
+        chat_id
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn send(chat_id: &str, key: &str, text: &str) -> Command {
+    Command::MsgSend { chat_id: chat_id.into(), client_msg_id: key.into(), text: text.into(), reply_to: None }
+}
+
+async fn next_event(events: &mut async_nats::Subscriber) -> Value {
+    let message = tokio::time::timeout(WAIT, events.next()).await.ok().flatten().expect("an event");
+    serde_json::from_slice(&message.payload).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_across_chats_keeps_per_chat_order_and_dense_seqs() {
+    let h = Harness::start().await;
+    let chats =
+        [h.create_group("u1", &["u2"]).await, h.create_group("u1", &["u2"]).await, h.create_group("u2", &[]).await];
+    let mut events = h.nats.subscribe(subjects::EVT_ALL.to_owned()).await.unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..90 {
+        let chat = &chats[i % 3];
+        h.publish(&h.envelope("u2", send(chat, &format!("k{i}"), &format!("m{i}")), None)).await;
+    }
+    let mut per_chat: std::collections::HashMap<String, Vec<(u64, String)>> = Default::default();
+    for _ in 0..90 {
+        let event = next_event(&mut events).await;
+        assert_eq!(event["type"], "msg.created");
+        let chat = event["chat_id"].as_str().unwrap_or_default().to_owned();
+        per_chat.entry(chat).or_default().push((
+            event["seq"].as_u64().unwrap_or(0),
+            event["message"]["text"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    for (index, chat) in chats.iter().enumerate() {
+        let got = &per_chat[chat];
+        let expected: Vec<(u64, String)> = (0..30).map(|n| (2 + n as u64, format!("m{}", n * 3 + index))).collect();
+        assert_eq!(got, &expected, "chat {index}: seqs follow creation (seq 1) densely, in send order");
+        let stored = h.store.chat(chat).await.unwrap_or_default().expect("chat");
+        assert_eq!(stored.last_seq, 31);
+        assert_eq!(stored.last_message.map(|m| m.seq), Some(31));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_is_stored_once_and_the_resender_gets_the_original() {
+    let h = Harness::start().await;
+    let chat = h.create_group("u1", &["u2"]).await;
+    let first = h.submit("u1", send(&chat, "dup", "hello")).await;
+    let CommandOutcome::Done { message: Some(first), created: true, .. } = first else { panic!("{first:?}") };
+    let mut copies = h.nats.subscribe(subjects::user("u1", "msg.created")).await.unwrap_or_else(|e| panic!("{e}"));
+    let second = h.submit("u1", send(&chat, "dup", "hello again")).await;
+    let CommandOutcome::Done { message: Some(second), created: false, .. } = second else { panic!("{second:?}") };
+    assert_eq!(first.id, second.id);
+    assert_eq!(second.text, "hello", "the original is kept");
+    let copy = next_event(&mut copies).await;
+    assert_eq!(copy["message"]["id"], first.id.as_str());
+    let count = h.store.messages().count_documents(bson::doc! { "chat_id": &chat }).await.unwrap_or(0);
+    assert_eq!(count, 1);
+    // A different sender may use the same key.
+    let other = h.submit("u2", send(&chat, "dup", "mine")).await;
+    assert!(matches!(other, CommandOutcome::Done { created: true, .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_bad_replies_and_bad_roles_are_rejected_to_the_issuer() {
+    let h = Harness::start().await;
+    let chat = h.create_group("owner", &["member"]).await;
+    let mut rejections = h.nats.subscribe(subjects::user("eve", "rejected")).await.unwrap_or_else(|e| panic!("{e}"));
+    let outcome = h.submit("eve", send(&chat, "k", "hi")).await;
+    assert!(matches!(&outcome, CommandOutcome::Rejected(r) if r.code == ErrorCode::NotFound), "{outcome:?}");
+    let rejection = next_event(&mut rejections).await;
+    assert_eq!(rejection["conn_id"], "conn-1");
+    assert_eq!(rejection["client_msg_id"], "k");
+
+    let bad_reply = Command::MsgSend {
+        chat_id: chat.clone(),
+        client_msg_id: "k2".into(),
+        text: "re".into(),
+        reply_to: Some("no-such-message".into()),
+    };
+    assert!(matches!(h.submit("member", bad_reply).await, CommandOutcome::Rejected(r) if r.code == ErrorCode::Invalid));
+
+    let add = Command::MemberAdd { chat_id: chat.clone(), user_ids: vec!["x".into()], role: Role::Member };
+    assert!(
+        matches!(h.submit("member", add.clone()).await, CommandOutcome::Rejected(r) if r.code == ErrorCode::Forbidden)
+    );
+    let promote = Command::MemberAdd { chat_id: chat.clone(), user_ids: vec!["y".into()], role: Role::Owner };
+    assert!(matches!(h.submit("owner", promote).await, CommandOutcome::Rejected(r) if r.code == ErrorCode::Forbidden));
+    let CommandOutcome::Done { chat: Some(updated), .. } = h.submit("owner", add).await else { panic!("owner adds") };
+    assert_eq!(updated.role_of("x"), Some(Role::Member));
+    assert_eq!(updated.last_seq, 2, "member.added took seq 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_command_is_dropped_and_the_next_one_still_runs() {
+    let h = Harness::start().await;
+    let chat = h.create_group("u1", &[]).await;
+    h.js.publish(subjects::command(&chat, "msg.send"), "{not json".into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(h.submit("u1", send(&chat, "k", "after")).await, CommandOutcome::Done { created: true, .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_mongodb_is_down_commands_wait_and_then_persist_in_order() {
+    let mut h = Harness::start().await;
+    let chat = h.create_group("u1", &[]).await;
+    let mut events = h.nats.subscribe(subjects::chat_events(&chat)).await.unwrap_or_else(|e| panic!("{e}"));
+    let store = h.servers.mongo.as_mut().expect("the local store runs in this test");
+    // A graceful stop: the store under test loses unflushed writes on SIGKILL.
+    store.terminate();
+    for i in 0..10 {
+        h.publish(&h.envelope("u1", send(&chat, &format!("k{i}"), &format!("m{i}")), None)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let store = h.servers.mongo.as_mut().expect("store");
+    store.restart().await;
+    let mut texts = Vec::new();
+    while texts.len() < 10 {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.next()).await.ok().flatten().expect("event");
+        let event: Value = serde_json::from_slice(&event.payload).unwrap_or_default();
+        texts.push(event["message"]["text"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(texts, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let count = h.store.messages().count_documents(bson::doc! { "chat_id": &chat }).await.unwrap_or(0);
+    assert_eq!(count, 10, "each stored once");
+}
