@@ -6,6 +6,7 @@
 //! - [`telemetry`]: JSON or pretty logs;
 //! - [`admin`]: the admin port with `/healthz`, `/readyz` and `/metrics`;
 //! - [`probes`]: readiness checks for NATS, MongoDB and Redis;
+//! - [`redis_keys`]: every Redis key name;
 //! - [`shutdown`]: SIGINT/SIGTERM turned into a cancellation token;
 //! - [`connect`]: connecting to NATS, MongoDB and Redis with the service's settings;
 //! - [`ids`]: id generation.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod connect;
 pub mod ids;
 pub mod probes;
+pub mod redis_keys;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -81,7 +81,41 @@ pub enum Command {
         #[serde(default)]
         external_id: Option<String>,
     },
-    /// Add members to a group.
+    /// Change a message's text (its sender only).
+    #[serde(rename = "msg.edit")]
+    MsgEdit {
+        /// The chat.
+        chat_id: String,
+        /// The message.
+        message_id: String,
+        /// New text.
+        text: String,
+    },
+    /// Soft-delete a message (its sender, a chat owner or admin, a platform admin).
+    #[serde(rename = "msg.delete")]
+    MsgDelete {
+        /// The chat.
+        chat_id: String,
+        /// The message.
+        message_id: String,
+    },
+    /// Move the issuer's read mark forward.
+    #[serde(rename = "read")]
+    Read {
+        /// The chat.
+        chat_id: String,
+        /// Everything up to this seq is read.
+        up_to_seq: u64,
+    },
+    /// Rename a group (owners and admins).
+    #[serde(rename = "chat.update")]
+    ChatUpdate {
+        /// The chat.
+        chat_id: String,
+        /// New title.
+        title: String,
+    },
+    /// Add members to a group, or change the role of existing ones.
     #[serde(rename = "member.add")]
     MemberAdd {
         /// Target chat.
@@ -91,6 +125,14 @@ pub enum Command {
         /// Their role.
         role: Role,
     },
+    /// Remove a member from a group, or leave it (the issuer's own id).
+    #[serde(rename = "member.remove")]
+    MemberRemove {
+        /// The chat.
+        chat_id: String,
+        /// Who leaves.
+        user_id: String,
+    },
 }
 
 impl Command {
@@ -98,8 +140,13 @@ impl Command {
     pub fn chat_id(&self) -> &str {
         match self {
             Command::MsgSend { chat_id, .. }
+            | Command::MsgEdit { chat_id, .. }
+            | Command::MsgDelete { chat_id, .. }
+            | Command::Read { chat_id, .. }
             | Command::ChatCreate { chat_id, .. }
-            | Command::MemberAdd { chat_id, .. } => chat_id,
+            | Command::ChatUpdate { chat_id, .. }
+            | Command::MemberAdd { chat_id, .. }
+            | Command::MemberRemove { chat_id, .. } => chat_id,
         }
     }
 
@@ -107,8 +154,13 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::MsgSend { .. } => "msg.send",
+            Command::MsgEdit { .. } => "msg.edit",
+            Command::MsgDelete { .. } => "msg.delete",
+            Command::Read { .. } => "read",
             Command::ChatCreate { .. } => "chat.create",
+            Command::ChatUpdate { .. } => "chat.update",
             Command::MemberAdd { .. } => "member.add",
+            Command::MemberRemove { .. } => "member.remove",
         }
     }
 }

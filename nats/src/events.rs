@@ -42,18 +42,47 @@ pub enum EventBody {
         /// The stored message.
         message: Message,
     },
+    /// A message's text changed.
+    #[serde(rename = "msg.edited")]
+    MsgEdited {
+        /// The message after the edit (with `edited_at` and `updated_seq`).
+        message: Message,
+    },
+    /// A message was deleted; its tombstone keeps its place.
+    #[serde(rename = "msg.deleted")]
+    MsgDeleted {
+        /// The message.
+        message_id: String,
+        /// When.
+        #[serde(with = "timestamp")]
+        deleted_at: DateTime<Utc>,
+    },
     /// A chat was created.
     #[serde(rename = "chat.created")]
     ChatCreated {
         /// The chat as stored.
         chat: Chat,
     },
-    /// Someone joined a chat.
+    /// A chat was renamed.
+    #[serde(rename = "chat.updated")]
+    ChatUpdated {
+        /// The chat after the change.
+        chat: Chat,
+    },
+    /// Someone joined a chat, or an existing member's role changed.
     #[serde(rename = "member.added")]
     MemberAdded {
-        /// The new member.
+        /// The member.
         user_id: String,
         /// Their role.
+        role: Role,
+    },
+    /// Someone left or was removed.
+    #[serde(rename = "member.removed")]
+    MemberRemoved {
+        /// The former member.
+        user_id: String,
+        /// The role they had.
         role: Role,
     },
 }
@@ -63,8 +92,12 @@ impl EventBody {
     pub fn name(&self) -> &'static str {
         match self {
             EventBody::MsgCreated { .. } => "msg.created",
+            EventBody::MsgEdited { .. } => "msg.edited",
+            EventBody::MsgDeleted { .. } => "msg.deleted",
             EventBody::ChatCreated { .. } => "chat.created",
+            EventBody::ChatUpdated { .. } => "chat.updated",
             EventBody::MemberAdded { .. } => "member.added",
+            EventBody::MemberRemoved { .. } => "member.removed",
         }
     }
 }
@@ -86,6 +119,17 @@ pub enum UserEvent {
         #[serde(with = "timestamp")]
         at: DateTime<Utc>,
     },
+    /// The user left or was removed: edges stop delivering the chat to them.
+    #[serde(rename = "chat.left")]
+    ChatLeft {
+        /// Payload version.
+        v: u8,
+        /// The chat.
+        chat_id: String,
+        /// When.
+        #[serde(with = "timestamp")]
+        at: DateTime<Utc>,
+    },
 }
 
 impl UserEvent {
@@ -93,9 +137,66 @@ impl UserEvent {
     pub fn name(&self) -> &'static str {
         match self {
             UserEvent::ChatJoined { .. } => "chat.joined",
+            UserEvent::ChatLeft { .. } => "chat.left",
         }
     }
 }
+
+/// Live-only signals on `chat.live.<chat_id>.<signal>`, shaped as client frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum LiveSignal {
+    /// A member's read mark moved.
+    #[serde(rename = "read")]
+    Read {
+        /// The chat.
+        chat_id: String,
+        /// The reader.
+        user_id: String,
+        /// Their new mark.
+        up_to_seq: u64,
+    },
+    /// A member started or stopped typing; a `start` expires by itself after 6 s.
+    #[serde(rename = "typing")]
+    Typing {
+        /// The chat.
+        chat_id: String,
+        /// The typist.
+        user_id: String,
+        /// `start` or `stop`.
+        state: TypingState,
+    },
+}
+
+impl LiveSignal {
+    /// The wire name, also the last token of its subject.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LiveSignal::Read { .. } => "read",
+            LiveSignal::Typing { .. } => "typing",
+        }
+    }
+
+    /// Who caused it (edges do not echo a signal to its author's sockets).
+    pub fn user_id(&self) -> &str {
+        match self {
+            LiveSignal::Read { user_id, .. } | LiveSignal::Typing { user_id, .. } => user_id,
+        }
+    }
+}
+
+/// Typing states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypingState {
+    /// Started typing.
+    Start,
+    /// Stopped typing.
+    Stop,
+}
+
+/// How long a `typing` `start` lasts without a refresh.
+pub const TYPING_TTL_S: u64 = 6;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 //! - [`model`]: the public shapes of messages and chats, shared by events and REST;
 //! - [`commands`]: what edges and the api ask the persister to do (`CHAT_CMD`);
 //! - [`events`]: what the persister reports as done (`CHAT_EVT`) and the live signals;
+//! - [`presence`]: connection reports and presence transitions;
 //! - [`rpc`]: request/reply bodies of the `chat.rpc.*` service;
 //! - [`streams`]: stream and consumer definitions, created idempotently;
 //! - [`publish`]: JetStream publishing with `Nats-Msg-Id` and pipelined acks;
@@ -19,6 +20,7 @@ pub mod events;
 pub mod headers;
 pub mod limits;
 pub mod model;
+pub mod presence;
 pub mod publish;
 pub mod rpc;
 pub mod streams;

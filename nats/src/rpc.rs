@@ -8,6 +8,10 @@ use crate::model::Role;
 pub const SERVICE_NAME: &str = "chat-rpc";
 /// The endpoint listing a user's chats.
 pub const MEMBERSHIPS: &str = "memberships";
+/// The endpoint answering `sync` for the edges.
+pub const SYNC: &str = "sync";
+/// The endpoint answering presence snapshots for the edges.
+pub const PRESENCE: &str = "presence";
 
 /// Which chats does this user belong to?
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,4 +42,29 @@ pub struct MembershipsReply {
 pub struct RpcError {
     /// What went wrong.
     pub error: String,
+}
+
+/// What changed in a user's chats since the given seqs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// The user.
+    pub user_id: String,
+    /// Last seen seq per chat.
+    pub chats: std::collections::BTreeMap<String, u64>,
+}
+
+/// Presence of several users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRequest {
+    /// The users (at most 200).
+    pub user_ids: Vec<String>,
+}
+
+/// The answer to [`PresenceRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceReply {
+    /// One entry per requested user.
+    pub users: Vec<crate::presence::Presence>,
 }

@@ -12,6 +12,8 @@ pub const EVT_ALL: &str = "chat.evt.>";
 pub const PUSH_ALL: &str = "push.>";
 /// Wildcard for every typing signal from the edges.
 pub const SIGNAL_TYPING_ALL: &str = "chat.signal.*.typing";
+/// Wildcard for every live signal.
+pub const LIVE_ALL: &str = "chat.live.>";
 /// Wildcard for every connection report from the edges.
 pub const PRESENCE_CONN_ALL: &str = "presence.conn.*";
 /// Prefix of the request/reply service subjects.
