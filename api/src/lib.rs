@@ -5,7 +5,8 @@
 //! Layout: [`routes`] (one file per resource), [`error`] (the one place that maps errors
 //! to codes and statuses), [`auth`] (the bearer-token extractor), [`extract`] (JSON and
 //! query extractors that answer in our error format), [`commands`] (submitting a command
-//! and awaiting its outcome), [`rpc`], [`cursor`], [`middleware`], [`metrics`].
+//! and awaiting its outcome), [`rpc`], [`cursor`], [`middleware`], [`security`] (CORS
+//! and response headers), [`metrics`].
 
 pub mod auth;
 pub mod commands;
@@ -14,8 +15,10 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod presence;
 pub mod routes;
 pub mod rpc;
+pub mod security;
 pub mod state;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -24,7 +27,7 @@ use axum::serve::ListenerExt;
 use chat_core::{
     StartupError,
     auth::TokenVerifier,
-    config::{AdminArgs, JwtArgs, LogArgs, MongoArgs, NatsArgs, ShutdownArgs},
+    config::{AdminArgs, JwtArgs, LogArgs, MongoArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs},
     probes::Probe,
 };
 use chat_nats::streams::{self, StreamSettings};
@@ -46,6 +49,9 @@ pub struct Config {
     /// MongoDB.
     #[command(flatten)]
     pub mongo: MongoArgs,
+    /// Redis (presence reads; optional).
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Tokens.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -58,6 +64,12 @@ pub struct Config {
     /// Where the REST API listens.
     #[arg(long = "listen-addr", env = "CHAT_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
+    /// Per-user limits.
+    #[command(flatten)]
+    pub limits: UserLimitArgs,
+    /// Browser origins allowed to call the API (CORS), comma-separated.
+    #[arg(long = "allowed-origins", env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub allowed_origins: Vec<String>,
     /// How long a write waits for the persister before answering 503.
     #[arg(long = "command-timeout-ms", env = "CHAT_COMMAND_TIMEOUT_MS", default_value_t = 10_000)]
     pub command_timeout_ms: u64,
@@ -89,6 +101,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let db = chat_core::connect::mongodb(&config.mongo, "api").await?;
     let store = Store::new(db.clone());
     store.ensure_indexes().await.map_err(|error| StartupError::dependency("creating MongoDB indexes", error))?;
+    let redis = chat_core::connect::LazyRedis::new(&config.redis)?;
     let js = async_nats::jetstream::new(nats.clone());
     let settings = StreamSettings { replicas: config.nats.stream_replicas, ..Default::default() };
     streams::ensure_all_streams(&js, settings)
@@ -100,19 +113,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             store: store.clone(),
             nats: nats.clone(),
             js,
+            redis: redis.clone(),
+            message_budget: chat_core::rate_limit::UserMessageBudget::new(
+                redis.clone(),
+                config.limits.messages_per_user_per_s,
+            ),
             verifier,
             command_timeout: Duration::from_millis(config.command_timeout_ms),
             known_users: Default::default(),
         }),
     };
-    let rpc_task = rpc::serve(nats.clone(), store, shutdown.clone()).await?;
+    let rpc_task = rpc::serve(nats.clone(), state.clone(), shutdown.clone()).await?;
 
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
     let listen_addr =
         listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
-    let app = routes::router(state);
+    let app = routes::router(state, &config.allowed_origins)?;
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
         if let Err(error) =
@@ -123,7 +141,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     });
 
     let admin_addr = config.admin.admin_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9080)));
-    let probes = vec![Probe::nats(nats), Probe::mongodb(db)];
+    let probes = vec![Probe::nats(nats), Probe::mongodb(db), Probe::lazy_redis(redis, false)];
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, shutdown).await?;
     tracing::info!(%listen_addr, %admin_addr, "api started");
     Ok(Running { listen_addr, admin_addr, tasks: vec![http, admin, rpc_task] })

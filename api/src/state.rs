@@ -21,6 +21,10 @@ pub struct Inner {
     pub nats: async_nats::Client,
     /// JetStream (commands).
     pub js: async_nats::jetstream::Context,
+    /// Redis (presence reads).
+    pub redis: chat_core::connect::LazyRedis,
+    /// The per-user message budget.
+    pub message_budget: chat_core::rate_limit::UserMessageBudget,
     /// Token verification.
     pub verifier: TokenVerifier,
     /// How long a write waits for the persister.

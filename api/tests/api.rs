@@ -35,10 +35,13 @@ impl Harness {
             log: LogArgs { log: "warn".into(), log_format: LogFormat::Pretty },
             nats: servers.nats_args(),
             mongo: servers.mongo_args(),
+            redis: servers.redis_args(),
             jwt: dev_jwt_args(),
             admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
             shutdown: ShutdownArgs { shutdown_grace_s: 5 },
             listen_addr: ([127, 0, 0, 1], 0).into(),
+            limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 3 },
+            allowed_origins: vec!["https://school.example".into()],
             command_timeout_ms: 500,
         };
         let running = api::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("api: {e}"));
@@ -83,6 +86,8 @@ impl Harness {
             participants: participants.clone(),
             external_id: None,
             direct_key: None,
+            last_update: None,
+            last_removal: None,
         };
         self.store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
         let docs: Vec<ParticipantDoc> = participants
@@ -237,7 +242,19 @@ async fn the_openapi_document_lists_every_route_and_the_admin_port_answers() {
         .await
         .unwrap_or_default();
     assert_eq!(document["openapi"], "3.1.0");
-    for path in ["/api/chats", "/api/chats/{chat_id}", "/api/chats/{chat_id}/messages", "/api/users/me"] {
+    for path in [
+        "/api/chats",
+        "/api/chats/{chat_id}",
+        "/api/chats/{chat_id}/participants",
+        "/api/chats/{chat_id}/participants/{user_id}",
+        "/api/chats/{chat_id}/messages",
+        "/api/chats/{chat_id}/messages/{message_id}",
+        "/api/chats/{chat_id}/read",
+        "/api/users",
+        "/api/users/me",
+        "/api/users/presence",
+        "/api/admin/users/{user_id}",
+    ] {
         assert!(document["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
     let ready: Value = h
@@ -265,4 +282,57 @@ async fn the_openapi_document_lists_every_route_and_the_admin_port_answers() {
         metrics.contains(r#"chat_http_requests_total{method="GET",route="/api/users/me",status="200"}"#),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_cors_for_allowed_origins_only_and_protective_headers() {
+    let h = Harness::start().await;
+    let preflight = |origin: &'static str| {
+        h.http
+            .request(Method::OPTIONS, format!("{}/api/chats", h.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    let allowed = preflight("https://school.example").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("https://school.example")
+    );
+    assert!(allowed.headers().get("access-control-allow-credentials").is_none(), "no cookies, no credentials");
+    let foreign = preflight("https://evil.example").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(foreign.headers().get("access-control-allow-origin").is_none());
+
+    let response = h.http.get(format!("{}/api/users/me", h.base)).bearer_auth(token("u1")).send().await;
+    let response = response.unwrap_or_else(|e| panic!("{e}"));
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    ] {
+        assert_eq!(response.headers().get(name).and_then(|v| v.to_str().ok()), Some(value), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_user_message_budget_is_shared_and_answers_429() {
+    let h = Harness::start().await;
+    h.seed_group("c1", "u1", &["u2"]).await;
+    let send = |user: &'static str, key: String| {
+        h.http
+            .post(format!("{}/api/chats/c1/messages", h.base))
+            .bearer_auth(token(user))
+            .json(&json!({"client_msg_id": key, "text": "flood"}))
+            .send()
+    };
+    // Eight at once against a budget of three per second: whatever the window split,
+    // at least two are refused.
+    let answers = futures::future::join_all((0..8).map(|i| send("u1", format!("k{i}")))).await;
+    let limited: Vec<_> = answers.iter().flatten().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert!(limited.len() >= 2, "{} refused", limited.len());
+    assert!(limited.iter().all(|r| r.headers().contains_key("retry-after")));
+    let other = send("u2", "k".into()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(other.status(), StatusCode::TOO_MANY_REQUESTS, "another user's budget is untouched");
 }

@@ -1,7 +1,11 @@
-//! Token verification. The accepted algorithms and keys come from configuration only;
-//! the token's header never chooses them.
+//! Token verification. The accepted algorithms come from configuration only; the
+//! token's header never chooses them. Keys: an HS256 secret, one PEM public key
+//! (RS256, ES256 or EdDSA) for tokens without a `kid`, and a JWKS file whose keys are
+//! chosen by `kid` — an unknown `kid` is refused, never guessed.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use std::collections::HashMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::JwtArgs;
@@ -64,26 +68,51 @@ pub enum AuthError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyConfigError {
     /// No key configured for an accepted algorithm.
-    #[error("CHAT_JWT_SECRET is required for HS256")]
-    MissingSecret,
+    #[error("no key configured for {0}: set CHAT_JWT_SECRET (HS256), CHAT_JWT_PUBLIC_KEY_FILE or CHAT_JWT_JWKS_FILE")]
+    MissingKey(String),
     /// The secret is too short to be safe.
     #[error("CHAT_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")]
     WeakSecret,
     /// An algorithm this build does not accept.
-    #[error("CHAT_JWT_ALGORITHMS: unsupported algorithm {0:?}")]
+    #[error("CHAT_JWT_ALGORITHMS: unsupported algorithm {0:?} (use HS256, RS256, ES256, EdDSA)")]
     UnsupportedAlgorithm(String),
+    /// A key file could not be read or parsed.
+    #[error("{variable}: {reason}")]
+    BadKeyFile {
+        /// The setting naming the file.
+        variable: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The algorithms this service accepts, by configuration name.
+fn algorithm(name: &str) -> Option<Algorithm> {
+    match name {
+        "HS256" => Some(Algorithm::HS256),
+        "RS256" => Some(Algorithm::RS256),
+        "ES256" => Some(Algorithm::ES256),
+        "EdDSA" => Some(Algorithm::EdDSA),
+        _ => None,
+    }
 }
 
 /// Verifies bearer tokens with the configured algorithms and keys.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    algorithms: Vec<Algorithm>,
+    secret: Option<DecodingKey>,
+    public_key: Option<(Algorithm, DecodingKey)>,
+    by_kid: HashMap<String, (Option<Algorithm>, DecodingKey)>,
+    template: Validation,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenVerifier").field("algorithms", &self.validation.algorithms).finish()
+        f.debug_struct("TokenVerifier")
+            .field("algorithms", &self.algorithms)
+            .field("kids", &self.by_kid.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -92,40 +121,108 @@ impl TokenVerifier {
     pub fn from_args(args: &JwtArgs) -> Result<Self, KeyConfigError> {
         let mut algorithms = Vec::new();
         for name in &args.jwt_algorithms {
-            match name.trim() {
-                "HS256" => algorithms.push(Algorithm::HS256),
-                other => return Err(KeyConfigError::UnsupportedAlgorithm(other.to_owned())),
+            let name = name.trim();
+            algorithms.push(algorithm(name).ok_or_else(|| KeyConfigError::UnsupportedAlgorithm(name.to_owned()))?);
+        }
+        let secret = match &args.jwt_secret {
+            Some(secret) if secret.len() < MIN_SECRET_BYTES => return Err(KeyConfigError::WeakSecret),
+            Some(secret) => Some(DecodingKey::from_secret(secret.as_bytes())),
+            None => None,
+        };
+        let public_key = match &args.jwt_public_key_file {
+            Some(path) => Some(read_pem(path, &algorithms)?),
+            None => None,
+        };
+        let by_kid = match &args.jwt_jwks_file {
+            Some(path) => read_jwks(path)?,
+            None => HashMap::new(),
+        };
+        for alg in &algorithms {
+            let has_key = match alg {
+                Algorithm::HS256 => secret.is_some(),
+                other => public_key.as_ref().is_some_and(|(a, _)| a == other) || !by_kid.is_empty(),
+            };
+            if !has_key {
+                return Err(KeyConfigError::MissingKey(format!("{alg:?}")));
             }
         }
-        let secret = args.jwt_secret.as_deref().ok_or(KeyConfigError::MissingSecret)?;
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(KeyConfigError::WeakSecret);
-        }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = algorithms;
-        validation.leeway = args.jwt_leeway_s;
-        validation.validate_nbf = true;
-        validation.set_audience(&[args.jwt_audience.as_str()]);
+        let mut template = Validation::new(Algorithm::HS256);
+        template.leeway = args.jwt_leeway_s;
+        template.validate_nbf = true;
+        template.set_audience(&[args.jwt_audience.as_str()]);
         let mut required = vec!["exp", "sub", "aud"];
         if let Some(issuer) = &args.jwt_issuer {
-            validation.set_issuer(&[issuer.as_str()]);
+            template.set_issuer(&[issuer.as_str()]);
             required.push("iss");
         }
-        validation.set_required_spec_claims(&required);
-        Ok(TokenVerifier { key: DecodingKey::from_secret(secret.as_bytes()), validation })
+        template.set_required_spec_claims(&required);
+        Ok(TokenVerifier { algorithms, secret, public_key, by_kid, template })
     }
 
-    /// Checks signature, algorithm and claims; returns the claims.
+    /// Checks algorithm, key, signature and claims; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        let invalid = |reason: &str| AuthError::Invalid(reason.to_owned());
+        let header = jsonwebtoken::decode_header(token).map_err(|error| AuthError::Invalid(error.to_string()))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(invalid("algorithm not accepted"));
+        }
+        let key = match &header.kid {
+            Some(kid) => {
+                let (alg, key) = self.by_kid.get(kid).ok_or_else(|| invalid("unknown key id"))?;
+                if alg.is_some_and(|alg| alg != header.alg) {
+                    return Err(invalid("algorithm does not match the key"));
+                }
+                key
+            }
+            None if header.alg == Algorithm::HS256 => self.secret.as_ref().ok_or_else(|| invalid("no key"))?,
+            None => match &self.public_key {
+                Some((alg, key)) if *alg == header.alg => key,
+                _ => return Err(invalid("no key for this algorithm")),
+            },
+        };
+        let mut validation = self.template.clone();
+        validation.algorithms = vec![header.alg];
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|error| AuthError::Invalid(error.to_string()))?;
         let claims = data.claims;
         // User ids travel inside NATS subjects.
         if !chat_nats::subjects::is_valid_id(&claims.sub) {
-            return Err(AuthError::Invalid("sub must be 1-64 characters of [A-Za-z0-9_-]".into()));
+            return Err(invalid("sub must be 1-64 characters of [A-Za-z0-9_-]"));
         }
         Ok(claims)
     }
+}
+
+fn read_pem(path: &std::path::Path, algorithms: &[Algorithm]) -> Result<(Algorithm, DecodingKey), KeyConfigError> {
+    let bad = |reason: String| KeyConfigError::BadKeyFile { variable: "CHAT_JWT_PUBLIC_KEY_FILE", reason };
+    let pem = std::fs::read(path).map_err(|error| bad(format!("{}: {error}", path.display())))?;
+    let candidates = algorithms.iter().filter(|alg| **alg != Algorithm::HS256);
+    for alg in candidates {
+        let key = match alg {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+            Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+            _ => continue,
+        };
+        if let Ok(key) = key {
+            return Ok((*alg, key));
+        }
+    }
+    Err(bad("not a public key of an accepted algorithm (RS256, ES256, EdDSA)".into()))
+}
+
+fn read_jwks(path: &std::path::Path) -> Result<HashMap<String, (Option<Algorithm>, DecodingKey)>, KeyConfigError> {
+    let bad = |reason: String| KeyConfigError::BadKeyFile { variable: "CHAT_JWT_JWKS_FILE", reason };
+    let text = std::fs::read_to_string(path).map_err(|error| bad(format!("{}: {error}", path.display())))?;
+    let set: JwkSet = serde_json::from_str(&text).map_err(|error| bad(error.to_string()))?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let kid = jwk.common.key_id.clone().ok_or_else(|| bad("every key needs a kid".into()))?;
+        let alg = jwk.common.key_algorithm.and_then(|a| algorithm(&format!("{a:?}")));
+        let key = DecodingKey::from_jwk(jwk).map_err(|error| bad(format!("key {kid}: {error}")))?;
+        keys.insert(kid, (alg, key));
+    }
+    Ok(keys)
 }
 
 /// Signs claims with an HS256 secret: development tokens and tests only.
@@ -153,55 +250,10 @@ pub fn dev_jwt_args() -> JwtArgs {
     JwtArgs {
         jwt_algorithms: vec!["HS256".into()],
         jwt_secret: Some(DEV_SECRET.into()),
+        jwt_public_key_file: None,
+        jwt_jwks_file: None,
         jwt_issuer: Some(DEV_ISSUER.into()),
         jwt_audience: DEFAULT_AUDIENCE.into(),
         jwt_leeway_s: 30,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn verifier() -> TokenVerifier {
-        TokenVerifier::from_args(&dev_jwt_args()).expect("dev settings are valid")
-    }
-
-    #[test]
-    fn a_dev_token_verifies() {
-        let token = mint_hs256(DEV_SECRET, &dev_claims("u1", "Ann", &["student"], 60)).expect("mint");
-        let claims = verifier().verify(&token).expect("valid");
-        assert_eq!(claims.sub, "u1");
-        assert!(claims.has_role("student"));
-    }
-
-    #[test]
-    fn wrong_secret_expired_and_foreign_issuer_are_refused() {
-        let other = mint_hs256("another-secret-that-is-long-enough-000", &dev_claims("u1", "A", &[], 60));
-        assert!(verifier().verify(&other.expect("mint")).is_err());
-
-        let mut expired = dev_claims("u1", "A", &[], 0);
-        expired.exp -= 3600;
-        assert!(verifier().verify(&mint_hs256(DEV_SECRET, &expired).expect("mint")).is_err());
-
-        let mut foreign = dev_claims("u1", "A", &[], 60);
-        foreign.iss = Some("elsewhere".into());
-        assert!(verifier().verify(&mint_hs256(DEV_SECRET, &foreign).expect("mint")).is_err());
-    }
-
-    #[test]
-    fn a_subject_that_would_break_a_nats_subject_is_refused() {
-        let token = mint_hs256(DEV_SECRET, &dev_claims("u.1", "A", &[], 60)).expect("mint");
-        assert!(matches!(verifier().verify(&token), Err(AuthError::Invalid(_))));
-    }
-
-    #[test]
-    fn short_secrets_and_unknown_algorithms_stop_start_up() {
-        let mut args = dev_jwt_args();
-        args.jwt_secret = Some("short".into());
-        assert_eq!(TokenVerifier::from_args(&args).err(), Some(KeyConfigError::WeakSecret));
-        let mut args = dev_jwt_args();
-        args.jwt_algorithms = vec!["none".into()];
-        assert!(matches!(TokenVerifier::from_args(&args), Err(KeyConfigError::UnsupportedAlgorithm(_))));
     }
 }

@@ -64,6 +64,12 @@ pub struct JwtArgs {
     /// HS256 shared secret (development); at least 32 bytes.
     #[arg(long = "jwt-secret", env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// PEM public key for RS256, ES256 or EdDSA tokens without a `kid`.
+    #[arg(long = "jwt-public-key-file", env = "CHAT_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+    /// JWKS file: tokens with a `kid` are checked with that key only.
+    #[arg(long = "jwt-jwks-file", env = "CHAT_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<std::path::PathBuf>,
     /// Required `iss`, when set.
     #[arg(long = "jwt-issuer", env = "CHAT_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -89,4 +95,12 @@ pub struct ShutdownArgs {
     /// Seconds to drain after SIGTERM before exiting anyway.
     #[arg(long = "shutdown-grace-s", env = "CHAT_SHUTDOWN_GRACE_S", default_value_t = 20)]
     pub shutdown_grace_s: u64,
+}
+
+/// Limits shared by the edge and the api.
+#[derive(Debug, Clone, Args)]
+pub struct UserLimitArgs {
+    /// Messages per user per second across all connections and the REST API (0: off).
+    #[arg(long = "messages-per-user-per-s", env = "CHAT_MESSAGES_PER_USER_PER_S", default_value_t = 10)]
+    pub messages_per_user_per_s: u32,
 }

@@ -59,3 +59,31 @@ pub async fn redis(args: &RedisArgs) -> Result<redis::aio::ConnectionManager, St
         .await
         .map_err(|error| StartupError::dependency("connecting to Redis", error))
 }
+
+/// A Redis connection made on first use and remade after a failed attempt, so a binary
+/// for which Redis is optional starts and serves while Redis is down.
+#[derive(Clone)]
+pub struct LazyRedis {
+    client: redis::Client,
+    manager: std::sync::Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+}
+
+impl LazyRedis {
+    /// Checks the URL; does not connect yet.
+    pub fn new(args: &RedisArgs) -> Result<Self, StartupError> {
+        let client = redis::Client::open(args.redis_url.as_str())
+            .map_err(|error| StartupError::Config(format!("CHAT_REDIS_URL: {error}")))?;
+        Ok(LazyRedis { client, manager: std::sync::Arc::default() })
+    }
+
+    /// The connection, connecting now if needed.
+    pub async fn get(&self) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        self.manager
+            .get_or_try_init(|| redis::aio::ConnectionManager::new_with_config(self.client.clone(), config))
+            .await
+            .cloned()
+    }
+}

@@ -7,6 +7,8 @@
 //! - [`admin`]: the admin port with `/healthz`, `/readyz` and `/metrics`;
 //! - [`probes`]: readiness checks for NATS, MongoDB and Redis;
 //! - [`redis_keys`]: every Redis key name;
+//! - [`rate_limit`]: the per-user message budget shared through Redis;
+//! - [`presence_state`]: reading users' presence from Redis (the api's presence queries);
 //! - [`shutdown`]: SIGINT/SIGTERM turned into a cancellation token;
 //! - [`connect`]: connecting to NATS, MongoDB and Redis with the service's settings;
 //! - [`ids`]: id generation.
@@ -16,7 +18,9 @@ pub mod auth;
 pub mod config;
 pub mod connect;
 pub mod ids;
+pub mod presence_state;
 pub mod probes;
+pub mod rate_limit;
 pub mod redis_keys;
 pub mod shutdown;
 pub mod telemetry;

@@ -62,12 +62,17 @@ impl Probe {
     pub fn redis(connection: redis::aio::ConnectionManager, critical: bool) -> Self {
         Probe::new("redis", critical, move || {
             let mut connection = connection.clone();
+            async move { ping(&mut connection).await }
+        })
+    }
+
+    /// Redis through a lazily made connection: not connected counts as down.
+    pub fn lazy_redis(redis: crate::connect::LazyRedis, critical: bool) -> Self {
+        Probe::new("redis", critical, move || {
+            let redis = redis.clone();
             async move {
-                redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string())
+                let mut connection = redis.get().await.map_err(|error| error.to_string())?;
+                ping(&mut connection).await
             }
         })
     }
@@ -102,4 +107,8 @@ pub async fn check_all(probes: &[Probe]) -> (Readiness, Vec<(&'static str, Resul
         }
     }
     (state, results.into_iter().map(|(name, _, result)| (name, result)).collect())
+}
+
+async fn ping(connection: &mut redis::aio::ConnectionManager) -> Result<(), String> {
+    redis::cmd("PING").query_async::<String>(connection).await.map(|_| ()).map_err(|error| error.to_string())
 }

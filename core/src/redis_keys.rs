@@ -24,3 +24,8 @@ pub fn typing_throttle(chat_id: &str, user_id: &str) -> String {
 pub fn typing(chat_id: &str, user_id: &str) -> String {
     format!("typing:{{{chat_id}}}:{user_id}")
 }
+
+/// A user's message count in one one-second window.
+pub fn message_budget(user_id: &str, window_s: u64) -> String {
+    format!("rate:{{{user_id}}}:msg:{window_s}")
+}

@@ -215,3 +215,32 @@ mod tests {
         assert_eq!(back, event);
     }
 }
+
+/// A push notification request for an offline member, on `push.<user_id>` (stream
+/// `PUSH`), for the platform's push gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRequest {
+    /// Payload version.
+    pub v: u8,
+    /// Who to notify.
+    pub user_id: String,
+    /// The chat.
+    pub chat_id: String,
+    /// Its title (the sender's name for direct chats).
+    pub chat_title: String,
+    /// The new message.
+    pub message_id: String,
+    /// Its seq.
+    pub seq: u64,
+    /// Who sent it.
+    pub sender_id: String,
+    /// The sender's display name.
+    pub sender_name: String,
+    /// The first characters of the text.
+    pub preview: String,
+    /// The user's unread messages across all chats.
+    pub badge: u64,
+}
+
+/// How many characters of a message a push preview shows.
+pub const PUSH_PREVIEW_CHARS: usize = 100;

@@ -26,5 +26,13 @@ pub mod rpc;
 pub mod streams;
 pub mod subjects;
 
+/// Platform roles carried in tokens.
+pub mod roles {
+    /// May delete any message and manage users.
+    pub const PLATFORM_ADMIN: &str = "admin";
+    /// The platform's own services (user sync).
+    pub const SERVICE: &str = "service";
+}
+
 /// The version stamped into every payload as `"v": 1`.
 pub const PAYLOAD_VERSION: u8 = 1;

@@ -68,3 +68,32 @@ pub struct PresenceReply {
     /// One entry per requested user.
     pub users: Vec<crate::presence::Presence>,
 }
+
+/// The answer to [`SyncRequest`]: what a reconnecting client missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResult {
+    /// Per requested chat the user still belongs to.
+    pub chats: std::collections::BTreeMap<String, ChatChanges>,
+    /// Chats the user belongs to that were not in the request.
+    pub new_chats: Vec<crate::model::Chat>,
+    /// Requested chats the user no longer belongs to (or that do not exist).
+    pub removed_chats: Vec<String>,
+}
+
+/// What changed in one chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatChanges {
+    /// Messages created, edited or deleted after the given seq, oldest change first.
+    pub messages: Vec<crate::model::Message>,
+    /// True when more than the limit changed; sync again from the last `updated_seq`.
+    pub has_more: bool,
+    /// The chat's latest seq.
+    pub last_seq: u64,
+    /// The chat as it is now (title, members).
+    pub chat: crate::model::Chat,
+}
+
+/// Most messages per chat in one sync answer.
+pub const SYNC_MAX_MESSAGES: u32 = 500;
+/// Most chats in one sync request.
+pub const SYNC_MAX_CHATS: usize = 1000;

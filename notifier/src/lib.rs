@@ -1,21 +1,29 @@
 //! The notifier: reacts to persisted events on `CHAT_EVT` (durable consumer
-//! `notifier`). Today it turns `chat.created` and `member.added` into
-//! `user.<id>.chat.joined`, which makes every edge start delivering the chat to that
-//! user's sockets at once. Push requests for offline users come with presence.
+//! `notifier`).
+//!
+//! Layout: [`deliveries`] turns membership events into `user.<id>.chat.joined` /
+//! `chat.left` (edges start or stop delivering the chat at once); [`push`] makes a push
+//! request on `push.<user_id>` (stream `PUSH`) for every offline member of a chat with
+//! a new message, with the chat title, sender name, a preview and the unread badge.
 
 use std::{net::SocketAddr, time::Duration};
+
+pub mod deliveries;
+pub mod metrics;
+pub mod push;
 
 use async_nats::jetstream::{self, AckKind};
 use chat_core::{
     StartupError,
-    config::{AdminArgs, LogArgs, NatsArgs, ShutdownArgs},
+    config::{AdminArgs, LogArgs, MongoArgs, NatsArgs, RedisArgs, ShutdownArgs},
+    connect::LazyRedis,
     probes::Probe,
 };
 use chat_nats::{
-    events::{ChatEvent, EventBody, UserEvent},
+    events::{ChatEvent, EventBody},
     streams::{self, StreamSettings},
-    subjects,
 };
+use chat_store::Store;
 use clap::Parser;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
@@ -31,6 +39,12 @@ pub struct Config {
     /// NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// MongoDB (reads: chats, users, read marks).
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    /// Redis (presence reads; optional).
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Admin port.
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -57,7 +71,11 @@ impl Running {
 
 /// Connects and consumes until `shutdown`.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartupError> {
+    metrics::register();
     let nats = chat_core::connect::nats(&config.nats, "notifier").await?;
+    let db = chat_core::connect::mongodb(&config.mongo, "notifier").await?;
+    let store = Store::new(db.clone());
+    let redis = LazyRedis::new(&config.redis)?;
     let js = jetstream::new(nats.clone());
     let settings = StreamSettings { replicas: config.nats.stream_replicas, ..Default::default() };
     streams::ensure_all_streams(&js, settings)
@@ -74,8 +92,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
 
     let admin_addr = config.admin.admin_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9102)));
     let admin_shutdown = CancellationToken::new();
-    let (admin_addr, admin) =
-        chat_core::admin::serve(admin_addr, vec![Probe::nats(nats.clone())], admin_shutdown.clone()).await?;
+    let probes = vec![Probe::nats(nats.clone()), Probe::mongodb(db), Probe::lazy_redis(redis.clone(), false)];
+    let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
     let consume = tokio::spawn(async move {
         loop {
             let next = tokio::select! {
@@ -90,7 +108,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 }
                 None => break,
             };
-            match deliver(&nats, &message.payload).await {
+            match handle(&nats, &js, &store, &redis, &message.payload).await {
                 Ok(()) => {
                     let _ = message.ack().await;
                 }
@@ -107,44 +125,34 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     Ok(Running { admin_addr, tasks: vec![consume, admin] })
 }
 
-/// The user deliveries an event causes.
-pub fn user_deliveries(event: &ChatEvent) -> Vec<(String, UserEvent)> {
-    let at = chrono::Utc::now();
-    let joined = |user_id: &str, role| {
-        let event = UserEvent::ChatJoined { v: chat_nats::PAYLOAD_VERSION, chat_id: event.chat_id.clone(), role, at };
-        (subjects::user(user_id, event.name()), event)
-    };
-    match &event.body {
-        EventBody::ChatCreated { chat } => chat.participants.iter().map(|m| joined(&m.user_id, m.role)).collect(),
-        EventBody::MemberAdded { user_id, role } => vec![joined(user_id, *role)],
-        EventBody::MsgCreated { .. } => Vec::new(),
-    }
-}
-
-async fn deliver(nats: &async_nats::Client, payload: &[u8]) -> Result<(), async_nats::PublishError> {
+async fn handle(
+    nats: &async_nats::Client,
+    js: &jetstream::Context,
+    store: &Store,
+    redis: &LazyRedis,
+    payload: &[u8],
+) -> Result<(), HandleError> {
     let Ok(event) = serde_json::from_slice::<ChatEvent>(payload) else {
         tracing::warn!("unreadable event skipped");
         return Ok(());
     };
-    for (subject, delivery) in user_deliveries(&event) {
+    for (subject, delivery) in deliveries::for_event(&event) {
         if let Ok(body) = serde_json::to_vec(&delivery) {
             nats.publish(subject, body.into()).await?;
         }
     }
+    if let EventBody::MsgCreated { message } = &event.body {
+        let pushed = push::for_message(store, redis, js, message).await?;
+        metrics::PUSHES.inc_by(pushed as u64);
+    }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chat_nats::model::Role;
-
-    #[test]
-    fn a_new_member_is_told_it_joined() {
-        let event = ChatEvent::new("c1", 3, EventBody::MemberAdded { user_id: "u9".into(), role: Role::Member });
-        let deliveries = user_deliveries(&event);
-        assert_eq!(deliveries.len(), 1);
-        assert_eq!(deliveries[0].0, "user.u9.chat.joined");
-        assert!(matches!(&deliveries[0].1, UserEvent::ChatJoined { chat_id, .. } if chat_id == "c1"));
-    }
+/// Why an event must be retried.
+#[derive(Debug, thiserror::Error)]
+enum HandleError {
+    #[error(transparent)]
+    Publish(#[from] async_nats::PublishError),
+    #[error(transparent)]
+    Push(#[from] push::PushError),
 }

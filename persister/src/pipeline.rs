@@ -153,15 +153,17 @@ impl Pipeline {
 
     async fn handle_segment(&self, segment: &[Incoming]) -> Result<(), HandleError> {
         let mut effects = Effects::default();
-        match segment.first().map(|first| &first.envelope.command) {
-            Some(Command::MsgSend { .. }) => commands::msg_send::handle(&self.store, segment, &mut effects).await?,
-            Some(Command::ChatCreate { .. }) => {
-                commands::chat_create::handle(&self.store, &segment[0], &mut effects).await?
-            }
-            Some(Command::MemberAdd { .. }) => {
-                commands::member_add::handle(&self.store, &segment[0], &mut effects).await?
-            }
-            None => return Ok(()),
+        let Some(first) = segment.first() else { return Ok(()) };
+        let store = &self.store;
+        match &first.envelope.command {
+            Command::MsgSend { .. } => commands::msg_send::handle(store, segment, &mut effects).await?,
+            Command::MsgEdit { .. } => commands::msg_edit::handle(store, first, &mut effects).await?,
+            Command::MsgDelete { .. } => commands::msg_delete::handle(store, first, &mut effects).await?,
+            Command::Read { .. } => commands::read::handle(store, first, &mut effects).await?,
+            Command::ChatCreate { .. } => commands::chat_create::handle(store, first, &mut effects).await?,
+            Command::ChatUpdate { .. } => commands::chat_update::handle(store, first, &mut effects).await?,
+            Command::MemberAdd { .. } => commands::member_add::handle(store, first, &mut effects).await?,
+            Command::MemberRemove { .. } => commands::member_remove::handle(store, first, &mut effects).await?,
         }
         let now = chrono::Utc::now();
         for command in segment {

@@ -117,3 +117,47 @@ impl Store {
             .await?)
     }
 }
+
+impl Store {
+    /// Applies a `$set` (and optional `$pull`) to a chat; returns it after the change.
+    pub async fn update_chat(&self, chat_id: &str, update: bson::Document) -> Result<Option<ChatDoc>, StoreError> {
+        Ok(self
+            .chats()
+            .find_one_and_update(doc! { "_id": chat_id }, update)
+            .return_document(ReturnDocument::After)
+            .await?)
+    }
+
+    /// Keeps the chat list's preview in step with an edit or delete of the newest message.
+    pub async fn refresh_last_message_text(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let preview: String = text.chars().take(crate::docs::PREVIEW_CHARS).collect();
+        self.chats()
+            .update_one(
+                doc! { "_id": chat_id, "last_message.id": message_id },
+                doc! { "$set": { "last_message.text": preview } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a member's role in the embedded list.
+    pub async fn set_chat_member_role(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        role: chat_nats::model::Role,
+    ) -> Result<(), StoreError> {
+        self.chats()
+            .update_one(
+                doc! { "_id": chat_id, "participants.user_id": user_id },
+                doc! { "$set": { "participants.$.role": role.as_str() } },
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -58,6 +58,34 @@ pub struct ChatDoc {
     /// Both member ids sorted, for direct chats; unique when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_key: Option<String>,
+    /// The latest rename, so a redelivered `chat.update` republishes its event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<ChangeMark>,
+    /// The latest removal, so a redelivered `member.remove` republishes its event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_removal: Option<RemovalMark>,
+}
+
+/// Which command made a change, and the seq of its event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeMark {
+    /// The command id.
+    pub command_id: String,
+    /// The event's seq.
+    pub seq: i64,
+}
+
+/// A removal: who, with which role, by which command, at which seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalMark {
+    /// The command id.
+    pub command_id: String,
+    /// The event's seq.
+    pub seq: i64,
+    /// Who was removed.
+    pub user_id: String,
+    /// Their role.
+    pub role: Role,
 }
 
 /// An embedded member.
@@ -114,6 +142,9 @@ pub struct MessageDoc {
     /// Soft deletion.
     #[serde(with = "bson_time_opt", default)]
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The command of the latest edit or delete, so a redelivery republishes its event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<String>,
 }
 
 /// `participants`: one per chat member.
@@ -131,7 +162,7 @@ pub struct ParticipantDoc {
     /// When they joined.
     #[serde(with = "bson_time")]
     pub joined_at: DateTime<Utc>,
-    /// The seq of the event that added them.
+    /// The seq of their latest membership event (joining, or a role change).
     pub joined_seq: i64,
     /// Everything up to this seq is read.
     pub last_read_seq: i64,
@@ -157,6 +188,9 @@ pub struct UserDoc {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// The name folded for case-insensitive prefix search.
+    #[serde(default)]
+    pub name_key: String,
     /// Platform roles.
     pub roles: Vec<String>,
     /// Last upsert.

@@ -50,7 +50,7 @@ pub fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
                 index(doc! { "chat_id": 1 }, "chat", false),
             ],
         ),
-        (collections::USERS, vec![index(doc! { "name": 1 }, "name", false)]),
+        (collections::USERS, vec![index(doc! { "name_key": 1 }, "name_key", false)]),
     ]
 }
 

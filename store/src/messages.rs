@@ -114,3 +114,52 @@ impl Store {
         Ok(found.into_iter().map(|m| (m.id, m.chat_id)).collect())
     }
 }
+
+impl Store {
+    /// Applies an edit or delete to a message, recording the command that did it.
+    pub async fn update_message(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        set: bson::Document,
+    ) -> Result<Option<MessageDoc>, StoreError> {
+        Ok(self
+            .messages()
+            .find_one_and_update(doc! { "_id": message_id, "chat_id": chat_id }, doc! { "$set": set })
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await?)
+    }
+
+    /// Changes since `after_seq` (created, edited or deleted), oldest change first.
+    pub async fn changes_since(
+        &self,
+        chat_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<MessageDoc>, StoreError> {
+        Ok(self
+            .messages()
+            .find(doc! { "chat_id": chat_id, "updated_seq": { "$gt": bson_seq(after_seq) } })
+            .sort(doc! { "updated_seq": 1 })
+            .limit(i64::from(limit))
+            .await?
+            .try_collect()
+            .await?)
+    }
+}
+
+impl Store {
+    /// A user's unread messages across all their chats: the push badge.
+    pub async fn count_unread_total(&self, user_id: &str) -> Result<u64, StoreError> {
+        let memberships = self.memberships(user_id).await?;
+        if memberships.is_empty() {
+            return Ok(0);
+        }
+        let per_chat: Vec<bson::Document> =
+            memberships.iter().map(|p| doc! { "chat_id": &p.chat_id, "seq": { "$gt": p.last_read_seq } }).collect();
+        Ok(self
+            .messages()
+            .count_documents(doc! { "$or": per_chat, "sender_id": { "$ne": user_id }, "deleted_at": null })
+            .await?)
+    }
+}

@@ -38,3 +38,49 @@ impl Store {
         Ok(self.participants().find(doc! { "_id": { "$in": ids } }).await?.try_collect().await?)
     }
 }
+
+impl Store {
+    /// Moves a read mark forward only; true when it moved.
+    pub async fn advance_read_mark(&self, chat_id: &str, user_id: &str, up_to_seq: u64) -> Result<bool, StoreError> {
+        let seq = crate::docs::bson_seq(up_to_seq);
+        let result = self
+            .participants()
+            .update_one(
+                doc! { "_id": ParticipantDoc::key(chat_id, user_id), "last_read_seq": { "$lt": seq } },
+                doc! { "$set": { "last_read_seq": seq } },
+            )
+            .await?;
+        Ok(result.modified_count > 0)
+    }
+
+    /// Changes a member's role, recording the command and the event's seq.
+    pub async fn set_participant_role(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        role: chat_nats::model::Role,
+        seq: u64,
+        command_id: &str,
+    ) -> Result<(), StoreError> {
+        self.participants()
+            .update_one(
+                doc! { "_id": ParticipantDoc::key(chat_id, user_id) },
+                doc! { "$set": { "role": role.as_str(), "joined_seq": crate::docs::bson_seq(seq), "added_by": command_id } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a membership.
+    pub async fn delete_participant(&self, chat_id: &str, user_id: &str) -> Result<(), StoreError> {
+        self.participants().delete_one(doc! { "_id": ParticipantDoc::key(chat_id, user_id) }).await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every membership of a chat.
+    pub async fn memberships_in_chat(&self, chat_id: &str) -> Result<Vec<ParticipantDoc>, StoreError> {
+        Ok(self.participants().find(doc! { "chat_id": chat_id }).await?.try_collect().await?)
+    }
+}

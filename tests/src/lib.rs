@@ -9,6 +9,7 @@ use chat_core::{
     config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs},
 };
 use chat_testkit::Servers;
+use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use settings::*;
@@ -76,10 +77,13 @@ impl Stack {
                 log: log(),
                 nats: servers.nats_args(),
                 mongo: servers.mongo_args(),
+                redis: servers.redis_args(),
                 jwt: dev_jwt_args(),
                 admin: admin(),
                 shutdown: grace(),
                 listen_addr: any_port(),
+                limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
+                allowed_origins: vec!["http://localhost:3000".into()],
                 command_timeout_ms: 10_000,
             },
             shutdown.clone(),
@@ -88,15 +92,39 @@ impl Stack {
         .unwrap_or_else(|error| panic!("api did not start: {error}"));
         let persister = start_persister(&servers).await;
         notifier::start(
-            notifier::Config { log: log(), nats: servers.nats_args(), admin: admin(), shutdown: grace() },
+            notifier::Config {
+                log: log(),
+                nats: servers.nats_args(),
+                mongo: servers.mongo_args(),
+                redis: servers.redis_args(),
+                admin: admin(),
+                shutdown: grace(),
+            },
             shutdown.clone(),
         )
         .await
         .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
+        let presence_config = presence::Config::try_parse_from([
+            "presence",
+            "--log",
+            "warn",
+            "--nats-url",
+            &servers.nats_url(),
+            "--redis-url",
+            &servers.redis_args().redis_url,
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .unwrap_or_else(|error| panic!("presence settings: {error}"));
+        presence::start(presence_config, shutdown.clone())
+            .await
+            .unwrap_or_else(|error| panic!("presence did not start: {error}"));
         let edge = ws_edge::start(
             ws_edge::Config {
                 log: log(),
                 nats: servers.nats_args(),
+                redis: servers.redis_args(),
+                limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
                 jwt: dev_jwt_args(),
                 admin: admin(),
                 shutdown: grace(),
@@ -141,6 +169,22 @@ impl Stack {
     /// A request with a user's token.
     pub fn request(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}{path}", self.api_url)).bearer_auth(token)
+    }
+
+    /// A REST call; returns the status and the JSON body (`null` when there is none).
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap_or_else(|error| panic!("{path}: {error}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A client connected to NATS, for watching subjects.
+    pub async fn bus(&self) -> async_nats::Client {
+        async_nats::connect(self.servers.nats_url()).await.unwrap_or_else(|error| panic!("NATS: {error}"))
     }
 
     /// Creates a chat over REST; returns its id.
@@ -274,6 +318,42 @@ impl Client {
             }
         }
         messages
+    }
+
+    /// The next frame of type `kind`, skipping (and keeping) others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        if let Some(index) = self.skipped.iter().position(|f| f["type"] == kind) {
+            return self.skipped.remove(index).unwrap_or_default();
+        }
+        self.until(kind).await.0
+    }
+
+    /// Asserts that no frame of type `kind` arrives within `wait` (others are kept).
+    pub async fn expect_none_of(&mut self, kind: &str, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        assert!(!self.skipped.iter().any(|f| f["type"] == kind), "unexpected {kind} already received");
+        while let Some(left) = deadline.checked_duration_since(tokio::time::Instant::now()) {
+            match self.try_next_json(left).await {
+                Some(frame) if frame["type"] == kind => panic!("unexpected frame: {frame}"),
+                Some(frame) => self.skipped.push_back(frame),
+                None => return,
+            }
+        }
+    }
+
+    /// Sends a frame and returns the next `ack` or `error` answering its `ref`.
+    pub async fn command(&mut self, mut frame: Value, reference: &str) -> Value {
+        frame["ref"] = Value::from(reference);
+        self.send_json(frame).await;
+        loop {
+            let next = self.next_json().await;
+            if next["ref"] == reference
+                && (next["type"] == "ack" || next["type"] == "error" || next["type"] == "sync.result")
+            {
+                return next;
+            }
+            self.skipped.push_back(next);
+        }
     }
 
     /// Asserts nothing but pings' answers arrives for `wait`.

@@ -11,6 +11,7 @@ use std::{
 };
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chat_nats::presence::ConnEvent;
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -73,7 +74,7 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
     };
     let writer = tokio::spawn(write_loop(sink, rx, close_token.clone(), close_code.clone()));
 
-    if edge.hub.register(&session.user_id, handle.clone(), chats).is_err() {
+    if edge.hub.register(&session.user_id, handle.clone(), chats).await.is_err() {
         close_code.store(close::TOO_MANY_CONNECTIONS, Ordering::Relaxed);
         close_token.cancel();
         let _ = writer.await;
@@ -92,14 +93,26 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
 
     let idle = Duration::from_millis(edge.config.idle_timeout_ms);
     let mut bucket = TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst);
-    let expiry = tokio::time::sleep_until(session.expires_at.into());
-    tokio::pin!(expiry);
+    let mut typing = commands::typing::TypingThrottle::default();
+    edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Connected).await;
+    let mut expires_at = session.expires_at;
+    let expiry = tokio::time::sleep_until(expires_at.into());
+    let warning = tokio::time::sleep_until(warn_at(expires_at).into());
+    tokio::pin!(expiry, warning);
+    let mut warned = false;
     loop {
         let next = tokio::select! {
             _ = close_token.cancelled() => break,
             _ = &mut expiry => {
                 close_code.store(close::TOKEN_EXPIRED, Ordering::Relaxed);
                 break;
+            }
+            _ = &mut warning, if !warned => {
+                warned = true;
+                let in_ms = expires_at.saturating_duration_since(Instant::now()).as_millis();
+                let frame = format!(r#"{{"type":"token.expiring","in_ms":{in_ms}}}"#);
+                handle.offer(Outbound::Frame(frame.into()));
+                continue;
             }
             next = tokio::time::timeout(idle, stream.next()) => next,
         };
@@ -132,7 +145,22 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
                     handle.offer(Outbound::Frame(frame.to_text().into()));
                     continue;
                 }
-                handle_text(&edge, &session, &handle, text.as_str()).await;
+                match protocol::parse_command(text.as_str()) {
+                    Ok(protocol::ClientCommand::AuthRefresh { reference, token }) => {
+                        if let Some(renewed) = refresh(&edge, &session, &handle, reference.as_deref(), &token) {
+                            expires_at = renewed;
+                            expiry.as_mut().reset(expires_at.into());
+                            warning.as_mut().reset(warn_at(expires_at).into());
+                            warned = false;
+                        }
+                    }
+                    Ok(command) => {
+                        let name = command.name();
+                        let outcome = commands::dispatch(&edge, &session, &handle, &mut typing, command).await;
+                        metrics::COMMANDS.with_label_values(&[name, outcome]).inc();
+                    }
+                    Err((reference, reason)) => reply_unparsed(&handle, reference.as_deref(), &reason),
+                }
             }
             Message::Binary(_) => {
                 let frame = ServerFrame::Error {
@@ -149,6 +177,7 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
         }
     }
     edge.hub.unregister(&session.user_id, &session.conn_id);
+    edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Disconnected).await;
     metrics::CONNECTIONS.dec();
     close_token.cancel();
     drop(handle);
@@ -157,25 +186,54 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
     tracing::debug!(conn_id = %session.conn_id, "disconnected");
 }
 
-async fn handle_text(edge: &EdgeState, session: &Session, handle: &ConnHandle, text: &str) {
-    match protocol::parse_command(text) {
-        Ok(command) => {
-            let name = command.name();
-            let outcome = commands::dispatch(edge, session, handle, command).await;
-            metrics::COMMANDS.with_label_values(&[name, outcome]).inc();
+/// When to warn that the token expires: a minute ahead, or halfway for short tokens.
+fn warn_at(expires_at: Instant) -> Instant {
+    let left = expires_at.saturating_duration_since(Instant::now());
+    expires_at - left.min(Duration::from_secs(60)).min(left / 2)
+}
+
+/// Checks a refreshed token; it must verify and name the same user. Returns the new
+/// expiry; the old token stays in force when the new one is refused.
+fn refresh(
+    edge: &EdgeState,
+    session: &Session,
+    handle: &ConnHandle,
+    reference: Option<&str>,
+    token: &str,
+) -> Option<Instant> {
+    let error = |code, message: &str| {
+        let frame = ServerFrame::Error { reference, code, message, client_msg_id: None, retry_after_ms: None };
+        handle.offer(Outbound::Frame(frame.to_text().into()));
+    };
+    let claims = match edge.verifier.verify(token) {
+        Ok(claims) => claims,
+        Err(reason) => {
+            metrics::COMMANDS.with_label_values(&["auth.refresh", "rejected"]).inc();
+            error(chat_nats::model::ErrorCode::Unauthorized, &reason.to_string());
+            return None;
         }
-        Err((reference, reason)) => {
-            metrics::COMMANDS.with_label_values(&["unparsed", "invalid"]).inc();
-            let frame = ServerFrame::Error {
-                reference: reference.as_deref(),
-                code: chat_nats::model::ErrorCode::Invalid,
-                message: &reason,
-                client_msg_id: None,
-                retry_after_ms: None,
-            };
-            handle.offer(Outbound::Frame(frame.to_text().into()));
-        }
+    };
+    if claims.sub != session.user_id {
+        metrics::COMMANDS.with_label_values(&["auth.refresh", "rejected"]).inc();
+        error(chat_nats::model::ErrorCode::Forbidden, "the new token names another user");
+        return None;
     }
+    metrics::COMMANDS.with_label_values(&["auth.refresh", "accepted"]).inc();
+    handle.offer(Outbound::Frame(ServerFrame::Ack { reference }.to_text().into()));
+    let now_s = chrono::Utc::now().timestamp().max(0) as u64;
+    Some(Instant::now() + Duration::from_secs(claims.exp.saturating_sub(now_s)))
+}
+
+fn reply_unparsed(handle: &ConnHandle, reference: Option<&str>, reason: &str) {
+    metrics::COMMANDS.with_label_values(&["unparsed", "invalid"]).inc();
+    let frame = ServerFrame::Error {
+        reference,
+        code: chat_nats::model::ErrorCode::Invalid,
+        message: reason,
+        client_msg_id: None,
+        retry_after_ms: None,
+    };
+    handle.offer(Outbound::Frame(frame.to_text().into()));
 }
 
 async fn write_loop(

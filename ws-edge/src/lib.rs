@@ -24,7 +24,7 @@ use axum::serve::ListenerExt;
 use chat_core::{
     StartupError,
     auth::TokenVerifier,
-    config::{AdminArgs, JwtArgs, LogArgs, NatsArgs, ShutdownArgs},
+    config::{AdminArgs, JwtArgs, LogArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs},
     probes::Probe,
 };
 use chat_nats::{
@@ -48,6 +48,12 @@ pub struct Config {
     /// NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// Redis (the per-user message budget; optional).
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Per-user limits.
+    #[command(flatten)]
+    pub limits: UserLimitArgs,
     /// Tokens.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -102,6 +108,8 @@ pub struct EdgeState {
     pub verifier: Arc<TokenVerifier>,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
+    /// Messages per user across connections and replicas.
+    pub message_budget: chat_core::rate_limit::UserMessageBudget,
 }
 
 /// Why memberships could not be loaded.
@@ -144,10 +152,24 @@ impl EdgeState {
         }
         match self.memberships(&session.user_id).await {
             Ok(chats) if chats.iter().any(|c| c == chat_id) => {
-                self.hub.join(&session.user_id, chat_id);
+                self.hub.join(&session.user_id, chat_id).await;
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Tells the presence worker about a connection.
+    pub async fn report_connection(&self, user_id: &str, conn_id: &str, event: chat_nats::presence::ConnEvent) {
+        let report = chat_nats::presence::ConnReport {
+            v: chat_nats::PAYLOAD_VERSION,
+            user_id: user_id.to_owned(),
+            conn_id: conn_id.to_owned(),
+            event,
+        };
+        let Ok(body) = serde_json::to_vec(&report) else { return };
+        if let Err(error) = self.nats.publish(chat_nats::subjects::presence_conn(user_id), body.into()).await {
+            tracing::debug!(%error, "connection report not published");
         }
     }
 
@@ -191,6 +213,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         .await
         .map_err(|error| StartupError::dependency("creating streams", error))?;
     let hub = Hub::new(nats.clone(), config.max_connections_per_user);
+    let redis = chat_core::connect::LazyRedis::new(&config.redis)?;
+    let message_budget =
+        chat_core::rate_limit::UserMessageBudget::new(redis.clone(), config.limits.messages_per_user_per_s);
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
@@ -205,7 +230,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         js,
         verifier: Arc::new(verifier),
         shutdown: shutdown.clone(),
+        message_budget,
     };
+    let edge_for_heartbeat = edge.clone();
     let app = upgrade::router(edge);
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
@@ -216,10 +243,30 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         }
     });
     let drain = tokio::spawn(drain_on_shutdown(hub, shutdown.clone(), grace, nats.clone()));
-    let probes = vec![Probe::nats(nats)];
+    let heartbeat = tokio::spawn(heartbeat_connections(edge_for_heartbeat, shutdown.clone()));
+    let probes = vec![Probe::nats(nats), Probe::lazy_redis(redis, false)];
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, shutdown).await?;
     tracing::info!(%listen_addr, %admin_addr, "ws-edge started");
-    Ok(Running { listen_addr, admin_addr, tasks: vec![http, drain, admin] })
+    Ok(Running { listen_addr, admin_addr, tasks: vec![http, drain, heartbeat, admin] })
+}
+
+/// Confirms every open connection to the presence worker, so that connections of an
+/// edge that dies without goodbye expire.
+async fn heartbeat_connections(edge: EdgeState, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(chat_nats::presence::CONN_HEARTBEAT_S));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        for (user_id, conns) in edge.hub.connections_by_user() {
+            for conn_id in conns {
+                edge.report_connection(&user_id, &conn_id, chat_nats::presence::ConnEvent::Alive).await;
+            }
+        }
+    }
 }
 
 /// At shutdown every client is told to reconnect elsewhere after a jittered delay,

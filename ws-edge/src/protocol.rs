@@ -1,6 +1,9 @@
 //! The client side of the WebSocket protocol: commands in, replies out. Commands are
 //! typed and refuse unknown fields; events from the bus are forwarded as they are.
 
+use std::collections::BTreeMap;
+
+use chat_nats::events::TypingState;
 use serde::{Deserialize, Serialize};
 
 /// A command from a client. Every command may carry `ref`.
@@ -23,6 +26,80 @@ pub enum ClientCommand {
         #[serde(default)]
         reply_to: Option<String>,
     },
+    /// Change a message's text.
+    #[serde(rename = "msg.edit")]
+    MsgEdit {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// The message.
+        message_id: String,
+        /// New text.
+        text: String,
+    },
+    /// Delete a message.
+    #[serde(rename = "msg.delete")]
+    MsgDelete {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// The message.
+        message_id: String,
+    },
+    /// Start or stop typing.
+    #[serde(rename = "typing")]
+    Typing {
+        /// Accepted for symmetry; typing has no reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// `start` or `stop`.
+        state: TypingState,
+    },
+    /// Move the read mark.
+    #[serde(rename = "read")]
+    Read {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// Everything up to this seq is read.
+        up_to_seq: u64,
+    },
+    /// What changed since these seqs?
+    #[serde(rename = "sync")]
+    Sync {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// Last seen seq per chat.
+        #[serde(default)]
+        chats: BTreeMap<String, u64>,
+    },
+    /// Watch these users' presence (replaces the previous set).
+    #[serde(rename = "presence.watch")]
+    PresenceWatch {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// At most 200 users.
+        user_ids: Vec<String>,
+    },
+    /// A fresh token before the current one expires.
+    #[serde(rename = "auth.refresh")]
+    AuthRefresh {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The new token, for the same user.
+        token: String,
+    },
     /// Liveness check.
     #[serde(rename = "ping")]
     Ping {
@@ -37,6 +114,13 @@ impl ClientCommand {
     pub fn name(&self) -> &'static str {
         match self {
             ClientCommand::MsgSend { .. } => "msg.send",
+            ClientCommand::MsgEdit { .. } => "msg.edit",
+            ClientCommand::MsgDelete { .. } => "msg.delete",
+            ClientCommand::Typing { .. } => "typing",
+            ClientCommand::Read { .. } => "read",
+            ClientCommand::Sync { .. } => "sync",
+            ClientCommand::PresenceWatch { .. } => "presence.watch",
+            ClientCommand::AuthRefresh { .. } => "auth.refresh",
             ClientCommand::Ping { .. } => "ping",
         }
     }
@@ -44,7 +128,15 @@ impl ClientCommand {
     /// The client's `ref`.
     pub fn reference(&self) -> Option<&str> {
         match self {
-            ClientCommand::MsgSend { reference, .. } | ClientCommand::Ping { reference } => reference.as_deref(),
+            ClientCommand::MsgSend { reference, .. }
+            | ClientCommand::MsgEdit { reference, .. }
+            | ClientCommand::MsgDelete { reference, .. }
+            | ClientCommand::Typing { reference, .. }
+            | ClientCommand::Read { reference, .. }
+            | ClientCommand::Sync { reference, .. }
+            | ClientCommand::PresenceWatch { reference, .. }
+            | ClientCommand::AuthRefresh { reference, .. }
+            | ClientCommand::Ping { reference } => reference.as_deref(),
         }
     }
 }
@@ -82,7 +174,8 @@ pub fn parse_command(text: &str) -> Result<ClientCommand, (Option<String>, Strin
 pub const MAX_REF_LEN: usize = 64;
 
 /// Every command type this edge understands.
-pub const KNOWN_TYPES: &[&str] = &["msg.send", "ping"];
+pub const KNOWN_TYPES: &[&str] =
+    &["msg.send", "msg.edit", "msg.delete", "typing", "read", "sync", "presence.watch", "auth.refresh", "ping"];
 
 /// Frames the edge itself writes.
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +231,20 @@ impl ServerFrame<'_> {
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The answer to `sync`: the api's result with the frame type and the client's ref.
+#[derive(Debug, Serialize)]
+pub struct SyncResultFrame<'a> {
+    /// Always `sync.result`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The client's `ref`.
+    #[serde(rename = "ref")]
+    pub reference: Option<&'a str>,
+    /// What changed.
+    #[serde(flatten)]
+    pub result: &'a chat_nats::rpc::SyncResult,
 }
 
 /// The limits announced in `hello`.

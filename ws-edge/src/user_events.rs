@@ -1,4 +1,5 @@
-//! Deliveries on `user.<user_id>.<event>`: joined chats start flowing, rejections go
+//! Deliveries on `user.<user_id>.<event>`: joined chats start flowing and left ones
+//! stop, rejections go
 //! back to the connection that sent the command, and copies of events go to every
 //! connection of the user.
 
@@ -8,7 +9,7 @@ use chat_nats::{commands::Rejection, events::UserEvent};
 use crate::{hub::Hub, protocol::ServerFrame};
 
 /// Handles one delivery for a local user.
-pub fn handle(hub: &Hub, user_id: &str, subject: &str, payload: Bytes) {
+pub async fn handle(hub: &Hub, user_id: &str, subject: &str, payload: Bytes) {
     let event = subject.splitn(3, '.').nth(2).unwrap_or_default();
     match event {
         "rejected" => {
@@ -24,11 +25,11 @@ pub fn handle(hub: &Hub, user_id: &str, subject: &str, payload: Bytes) {
             .to_text();
             hub.deliver_to_conn(user_id, conn_id, frame.into());
         }
-        "chat.joined" => {
-            if let Ok(UserEvent::ChatJoined { chat_id, .. }) = serde_json::from_slice::<UserEvent>(&payload) {
-                hub.join(user_id, &chat_id);
-            }
-        }
+        "chat.joined" | "chat.left" => match serde_json::from_slice::<UserEvent>(&payload) {
+            Ok(UserEvent::ChatJoined { chat_id, .. }) => hub.join(user_id, &chat_id).await,
+            Ok(UserEvent::ChatLeft { chat_id, .. }) => hub.leave(user_id, &chat_id),
+            Err(error) => tracing::warn!(%error, user_id, "unreadable user delivery"),
+        },
         "msg.created" => {
             if let Some(frame) = crate::hub::utf8(payload) {
                 hub.deliver_to_user(user_id, &frame, event);

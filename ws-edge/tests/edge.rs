@@ -42,6 +42,8 @@ fn config(nats_url: String) -> ws_edge::Config {
     ws_edge::Config {
         log: LogArgs { log: "warn".into(), log_format: LogFormat::Pretty },
         nats: chat_core::config::NatsArgs { nats_url, stream_replicas: 1 },
+        redis: chat_core::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() },
+        limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 10 },
         jwt: dev_jwt_args(),
         admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
         shutdown: ShutdownArgs { shutdown_grace_s: 5 },
@@ -233,11 +235,22 @@ async fn joins_and_rejections_from_workers_reach_the_right_sockets() {
         .publish(subjects::user("u1", "chat.joined"), joined.to_string().into())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    h.nats.flush().await.unwrap_or_else(|e| panic!("{e}"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The edge subscribes to the chat asynchronously; publish until the event arrives.
     let event = r#"{"v":1,"id":"c9:5","chat_id":"c9","seq":5,"type":"msg.created","message":{}}"#;
-    h.nats.publish(subjects::event("c9", "msg.created"), event.into()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(next(&mut u1).await["id"], "c9:5", "the edge delivers a chat from the moment the user joins it");
+    let mut delivered = None;
+    for _ in 0..50 {
+        h.nats.publish(subjects::event("c9", "msg.created"), event.into()).await.unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(200), u1.next()).await {
+            delivered = serde_json::from_str::<Value>(text.as_str()).ok();
+            break;
+        }
+    }
+    assert_eq!(
+        delivered.map(|e| e["id"].clone()),
+        Some(json!("c9:5")),
+        "the edge delivers a chat once the user joins it"
+    );
+    while tokio::time::timeout(Duration::from_millis(300), u1.next()).await.is_ok() {}
 
     let hello_conn = {
         let mut other = h.connect_with(&token("u1", 600)).await;
@@ -300,4 +313,23 @@ async fn shutdown_tells_clients_to_reconnect_then_closes_1001() {
     assert_eq!(reconnect["type"], "reconnect");
     assert!(reconnect["after_ms"].as_u64().is_some_and(|ms| (500..5000).contains(&ms)), "{reconnect}");
     assert_eq!(close_code(&mut socket).await, 1001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_announced_and_a_refresh_keeps_the_connection() {
+    let h = Harness::start(|_| {}).await;
+    let mut socket = h.connect_with(&token("u1", 3)).await;
+    assert_eq!(next(&mut socket).await["type"], "hello");
+    let warning = next(&mut socket).await;
+    assert_eq!(warning["type"], "token.expiring", "{warning}");
+    assert!(warning["in_ms"].as_u64().is_some_and(|ms| ms <= 3000), "{warning}");
+    let foreign = json!({"type": "auth.refresh", "ref": "r0", "token": token("u2", 600)});
+    socket.send(Message::text(foreign.to_string())).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(next(&mut socket).await["code"], "forbidden", "a token for another user is refused");
+    let fresh = json!({"type": "auth.refresh", "ref": "r1", "token": token("u1", 600)});
+    socket.send(Message::text(fresh.to_string())).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(next(&mut socket).await, json!({"type": "ack", "ref": "r1"}));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    socket.send(Message::text(r#"{"type":"ping","ref":"alive"}"#)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(next(&mut socket).await, json!({"type": "pong", "ref": "alive"}), "still open past the old expiry");
 }

@@ -181,3 +181,27 @@ pub async fn get_one(
 ) -> Result<Json<Chat>, ApiError> {
     Ok(Json(member_chat(&state, &caller, &chat_id).await?.into()))
 }
+
+/// `PATCH /api/chats/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    /// The new title.
+    pub title: String,
+}
+
+/// Renames a group (owners and admins).
+pub async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath(chat_id): ApiPath<String>,
+    ApiJson(request): ApiJson<Rename>,
+) -> Result<Json<Chat>, ApiError> {
+    member_chat(&state, &caller, &chat_id).await?;
+    chat_nats::limits::check_title(&request.title).map_err(ApiError::invalid)?;
+    let command = Command::ChatUpdate { chat_id, title: request.title };
+    let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
+    let (_, chat, _) = commands::done_or_error(outcome)?;
+    chat.map(Json).ok_or_else(|| ApiError::internal("persister answered without a chat"))
+}

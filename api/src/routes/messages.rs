@@ -96,14 +96,17 @@ pub async fn send(
     ApiJson(request): ApiJson<SendMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     member_chat(&state, &caller, &chat_id).await?;
+    if let chat_core::rate_limit::Verdict::Limited { retry_after_ms } =
+        state.inner.message_budget.take(caller.id()).await
+    {
+        return Err(ApiError {
+            code: chat_nats::model::ErrorCode::RateLimited,
+            message: "too many messages; slow down".into(),
+            retry_after_s: Some(retry_after_ms.div_ceil(1000)),
+        });
+    }
     limits::check_client_id(&request.client_msg_id, "client_msg_id").map_err(ApiError::invalid)?;
-    limits::check_text(&request.text).map_err(|reason| {
-        if request.text.chars().count() > limits::MAX_TEXT_CHARS {
-            ApiError::new(chat_nats::model::ErrorCode::TooLarge, reason)
-        } else {
-            ApiError::invalid(reason)
-        }
-    })?;
+    check_text(&request.text)?;
     if let Some(reply_to) = &request.reply_to {
         check_id(reply_to, "reply_to")?;
     }
@@ -117,4 +120,81 @@ pub async fn send(
     let (message, _, created) = commands::done_or_error(outcome)?;
     let message = message.ok_or_else(|| ApiError::internal("persister answered without a message"))?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(message)))
+}
+
+/// `PATCH /api/chats/{id}/messages/{message_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessage {
+    /// The new text.
+    pub text: String,
+}
+
+/// Edits a message (its sender only).
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath((chat_id, message_id)): ApiPath<(String, String)>,
+    ApiJson(request): ApiJson<EditMessage>,
+) -> Result<Json<Message>, ApiError> {
+    member_chat(&state, &caller, &chat_id).await?;
+    check_id(&message_id, "message id")?;
+    check_text(&request.text)?;
+    let command = Command::MsgEdit { chat_id, message_id, text: request.text };
+    let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
+    let (message, _, _) = commands::done_or_error(outcome)?;
+    message.map(Json).ok_or_else(|| ApiError::internal("persister answered without a message"))
+}
+
+/// Soft-deletes a message; answers with its tombstone. Platform admins may delete in
+/// chats they do not belong to.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath((chat_id, message_id)): ApiPath<(String, String)>,
+) -> Result<Json<Message>, ApiError> {
+    if !caller.0.has_role(chat_nats::roles::PLATFORM_ADMIN) {
+        member_chat(&state, &caller, &chat_id).await?;
+    }
+    check_id(&chat_id, "chat id")?;
+    check_id(&message_id, "message id")?;
+    let command = Command::MsgDelete { chat_id, message_id };
+    let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
+    let (message, _, _) = commands::done_or_error(outcome)?;
+    message.map(Json).ok_or_else(|| ApiError::internal("persister answered without a message"))
+}
+
+/// `POST /api/chats/{id}/read`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// Everything up to this seq is read.
+    pub up_to_seq: u64,
+}
+
+/// Moves the caller's read mark forward (never backwards): 204.
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath(chat_id): ApiPath<String>,
+    ApiJson(request): ApiJson<MarkRead>,
+) -> Result<StatusCode, ApiError> {
+    member_chat(&state, &caller, &chat_id).await?;
+    let command = Command::Read { chat_id, up_to_seq: request.up_to_seq };
+    let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
+    commands::done_or_error(outcome)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn check_text(text: &str) -> Result<(), ApiError> {
+    limits::check_text(text).map_err(|reason| {
+        if text.chars().count() > limits::MAX_TEXT_CHARS {
+            ApiError::new(chat_nats::model::ErrorCode::TooLarge, reason)
+        } else {
+            ApiError::invalid(reason)
+        }
+    })
 }

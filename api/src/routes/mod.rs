@@ -1,6 +1,8 @@
 //! The REST routes, one file per resource.
 
+pub mod admin;
 pub mod chats;
+pub mod members;
 pub mod messages;
 pub mod openapi;
 pub mod users;
@@ -9,7 +11,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::HeaderMap,
-    routing::{get, post},
+    routing::{delete, get, patch, post, put},
 };
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -19,18 +21,26 @@ use crate::{middleware, state::AppState};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Every route with its middleware.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+pub fn router(state: AppState, allowed_origins: &[String]) -> Result<Router, chat_core::StartupError> {
+    let routes = Router::new()
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/chats", post(chats::create).get(chats::list))
-        .route("/api/chats/{chat_id}", get(chats::get_one))
+        .route("/api/chats/{chat_id}", get(chats::get_one).patch(chats::rename))
+        .route("/api/chats/{chat_id}/participants", post(members::add))
+        .route("/api/chats/{chat_id}/participants/{user_id}", delete(members::remove))
         .route("/api/chats/{chat_id}/messages", get(messages::history).post(messages::send))
+        .route("/api/chats/{chat_id}/messages/{message_id}", patch(messages::edit).delete(messages::remove))
+        .route("/api/chats/{chat_id}/read", post(messages::read))
+        .route("/api/users", get(users::search))
         .route("/api/users/me", get(users::me))
+        .route("/api/users/presence", get(users::presence))
+        .route("/api/admin/users/{user_id}", put(admin::upsert_user))
         .fallback(fallback)
         .with_state(state)
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(middleware::observe))
+        .layer(crate::security::cors(allowed_origins)?);
+    Ok(crate::security::with_headers(routes).layer(axum::middleware::from_fn(middleware::observe)))
 }
 
 async fn fallback() -> crate::error::ApiError {

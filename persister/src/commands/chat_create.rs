@@ -72,6 +72,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         participants,
         external_id: external_id.clone(),
         direct_key: key.clone(),
+        last_update: None,
+        last_removal: None,
     };
     match store.insert_chat(&chat).await {
         Ok(()) => finish(store, command, chat, true, effects).await,

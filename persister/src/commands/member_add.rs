@@ -1,5 +1,5 @@
-//! `member.add`: owners and admins add people to a group. Each new member gets a seq
-//! and a `member.added` event.
+//! `member.add`: owners and admins add people to a group, or change the role of
+//! existing members. Each addition or change gets a seq and a `member.added` event.
 
 use chat_nats::{
     commands::{Command, CommandOutcome},
@@ -52,43 +52,66 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return reject(effects, ErrorCode::Invalid, "invalid user id");
     }
 
-    // Members this very command added before a crash are republished, not re-added.
+    // Members this very command added before a crash are republished, not re-added;
+    // existing members named with another role have their role changed.
     let mut added = Vec::new();
-    let mut fresh = Vec::new();
+    let mut fresh: Vec<String> = Vec::new();
+    let mut changed = Vec::new();
     for user_id in user_ids {
         match store.participant(chat_id, user_id).await? {
             Some(existing) if existing.added_by.as_deref() == Some(envelope.id.as_str()) => added.push(existing),
+            Some(existing) if existing.role != *role => {
+                if existing.role >= actor_role {
+                    return reject(
+                        effects,
+                        ErrorCode::Forbidden,
+                        "cannot change the role of an equal or higher member",
+                    );
+                }
+                if changed.iter().all(|p: &ParticipantDoc| &p.user_id != user_id) {
+                    changed.push(existing);
+                }
+            }
             Some(_) => {}
-            None if fresh.iter().all(|p: &String| p != user_id) => fresh.push(user_id.clone()),
+            None if !fresh.contains(user_id) => fresh.push(user_id.clone()),
             None => {}
         }
     }
-    if !fresh.is_empty() {
-        let count = fresh.len() as u64;
+    let count = (fresh.len() + changed.len()) as u64;
+    if count > 0 {
         let Some(last) = store.reserve_seqs(chat_id, count).await? else {
             return reject(effects, ErrorCode::NotFound, "no such chat");
         };
+        let mut next_seq = last - count + 1;
         let now = chrono::Utc::now();
-        let docs: Vec<ParticipantDoc> = fresh
-            .iter()
-            .enumerate()
-            .map(|(i, user_id)| ParticipantDoc {
+        let mut docs = Vec::with_capacity(fresh.len());
+        for user_id in &fresh {
+            docs.push(ParticipantDoc {
                 id: ParticipantDoc::key(chat_id, user_id),
                 chat_id: chat_id.clone(),
                 user_id: user_id.clone(),
                 role: *role,
                 joined_at: now,
-                joined_seq: bson_seq(last - count + 1 + i as u64),
+                joined_seq: bson_seq(next_seq),
                 last_read_seq: 0,
                 muted: false,
                 added_by: Some(envelope.id.clone()),
-            })
-            .collect();
+            });
+            next_seq += 1;
+        }
         store.insert_participants(&docs).await?;
         let members: Vec<MemberDoc> =
             docs.iter().map(|d| MemberDoc { user_id: d.user_id.clone(), role: d.role }).collect();
         store.add_chat_members(chat_id, &members, now).await?;
         added.extend(docs);
+        for mut participant in changed.drain(..) {
+            store.set_participant_role(chat_id, &participant.user_id, *role, next_seq, &envelope.id).await?;
+            store.set_chat_member_role(chat_id, &participant.user_id, *role).await?;
+            participant.role = *role;
+            participant.joined_seq = bson_seq(next_seq);
+            next_seq += 1;
+            added.push(participant);
+        }
     }
     for participant in &added {
         let seq = u64::try_from(participant.joined_seq).unwrap_or(0);
@@ -97,6 +120,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     }
     metrics::COMMANDS.with_label_values(&["member.add", "stored"]).inc();
     let chat = store.chat(chat_id).await?.map(|chat| Box::new(chat.into()));
-    effects.answer(envelope, CommandOutcome::Done { message: None, chat, created: !fresh.is_empty() });
+    effects.answer(envelope, CommandOutcome::Done { message: None, chat, created: count > 0 });
     Ok(())
 }

@@ -2,8 +2,13 @@
 //! [`Effects`](crate::effects::Effects) what to publish.
 
 pub mod chat_create;
+pub mod chat_update;
 pub mod member_add;
+pub mod member_remove;
+pub mod msg_delete;
+pub mod msg_edit;
 pub mod msg_send;
+pub mod read;
 
 use chat_nats::model::Role;
 use chat_store::docs::ChatDoc;

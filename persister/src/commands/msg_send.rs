@@ -116,6 +116,7 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
             created_at: now,
             edited_at: None,
             deleted_at: None,
+            last_command: None,
         };
         *seq += 1;
         fresh_keys.insert(send.key.clone());

@@ -1,6 +1,13 @@
-//! One file per client command.
+//! One file per client command (edits, deletes and read marks share one).
 
+mod changes;
 mod msg_send;
+mod presence_watch;
+mod submit;
+mod sync;
+pub mod typing;
+
+use chat_nats::{commands::Command, limits, model::ErrorCode};
 
 use crate::{
     EdgeState,
@@ -10,16 +17,44 @@ use crate::{
 };
 
 /// Runs a command; returns the outcome label for `chat_ws_commands_total`.
-pub async fn dispatch(edge: &EdgeState, session: &Session, conn: &ConnHandle, command: ClientCommand) -> &'static str {
+pub async fn dispatch(
+    edge: &EdgeState,
+    session: &Session,
+    conn: &ConnHandle,
+    throttle: &mut typing::TypingThrottle,
+    command: ClientCommand,
+) -> &'static str {
+    if command.reference().is_some_and(|r| r.len() > crate::protocol::MAX_REF_LEN) {
+        reply_error(conn, None, ErrorCode::Invalid, "ref is longer than 64 characters", None);
+        return "invalid";
+    }
     match command {
         ClientCommand::Ping { reference } => {
             conn.offer(Outbound::Frame(ServerFrame::Pong { reference: reference.as_deref() }.to_text().into()));
             "accepted"
         }
         ClientCommand::MsgSend { reference, chat_id, client_msg_id, text, reply_to } => {
-            msg_send::handle(edge, session, conn, msg_send::Send { reference, chat_id, client_msg_id, text, reply_to })
-                .await
+            let send = msg_send::Send { reference, chat_id, client_msg_id, text, reply_to };
+            msg_send::handle(edge, session, conn, send).await
         }
+        ClientCommand::MsgEdit { reference, chat_id, message_id, text } => {
+            changes::handle(edge, session, conn, reference, Command::MsgEdit { chat_id, message_id, text }).await
+        }
+        ClientCommand::MsgDelete { reference, chat_id, message_id } => {
+            changes::handle(edge, session, conn, reference, Command::MsgDelete { chat_id, message_id }).await
+        }
+        ClientCommand::Read { reference, chat_id, up_to_seq } => {
+            changes::handle(edge, session, conn, reference, Command::Read { chat_id, up_to_seq }).await
+        }
+        ClientCommand::Typing { chat_id, state, .. } => {
+            typing::handle(edge, session, conn, throttle, chat_id, state).await
+        }
+        ClientCommand::Sync { reference, chats } => sync::handle(edge, session, conn, reference, chats).await,
+        ClientCommand::PresenceWatch { reference, user_ids } => {
+            presence_watch::handle(edge, session, conn, reference, user_ids).await
+        }
+        // The connection loop owns the session's expiry and answers refreshes itself.
+        ClientCommand::AuthRefresh { .. } => "invalid",
     }
 }
 
@@ -27,10 +62,26 @@ pub async fn dispatch(edge: &EdgeState, session: &Session, conn: &ConnHandle, co
 pub fn reply_error(
     conn: &ConnHandle,
     reference: Option<&str>,
-    code: chat_nats::model::ErrorCode,
+    code: ErrorCode,
     message: &str,
     client_msg_id: Option<&str>,
 ) {
     let frame = ServerFrame::Error { reference, code, message, client_msg_id, retry_after_ms: None };
     conn.offer(Outbound::Frame(frame.to_text().into()));
+}
+
+/// Checks ids that will travel in subjects and queries.
+fn check_ids(ids: &[(&str, &str)]) -> Result<(), String> {
+    for (value, field) in ids {
+        limits::check_client_id(value, field)?;
+    }
+    Ok(())
+}
+
+/// Checks message text; over-long text is `too_large`, anything else wrong `invalid`.
+fn check_text(text: &str) -> Result<(), (ErrorCode, String)> {
+    limits::check_text(text).map_err(|reason| {
+        let code = if text.chars().count() > limits::MAX_TEXT_CHARS { ErrorCode::TooLarge } else { ErrorCode::Invalid };
+        (code, reason)
+    })
 }

@@ -1,0 +1,49 @@
+//! `/api/admin`: the platform's user service keeps the directory current.
+
+use axum::{Json, extract::State};
+use chat_nats::{model::ErrorCode, roles};
+use serde::Deserialize;
+
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    extract::{ApiJson, ApiPath},
+    routes::{check_id, users::User},
+    state::AppState,
+};
+
+/// Known platform roles.
+const PLATFORM_ROLES: &[&str] = &["student", "teacher", "admin", "service"];
+
+/// `PUT /api/admin/users/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertUser {
+    /// Display name.
+    pub name: String,
+    /// Platform roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Creates or updates a user (platform `admin` or `service` only).
+pub async fn upsert_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
+    ApiJson(request): ApiJson<UpsertUser>,
+) -> Result<Json<User>, ApiError> {
+    if !(caller.0.has_role(roles::PLATFORM_ADMIN) || caller.0.has_role(roles::SERVICE)) {
+        return Err(ApiError::new(ErrorCode::Forbidden, "platform admin or service role required"));
+    }
+    check_id(&user_id, "user id")?;
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("name must be 1-200 characters without control characters"));
+    }
+    if let Some(bad) = request.roles.iter().find(|r| !PLATFORM_ROLES.contains(&r.as_str())) {
+        return Err(ApiError::invalid(format!("unknown role {bad:?}")));
+    }
+    let doc = state.inner.store.upsert_user(&user_id, name, &request.roles, chrono::Utc::now()).await?;
+    Ok(Json(User { id: doc.id, name: doc.name, roles: doc.roles }))
+}

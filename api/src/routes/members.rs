@@ -1,0 +1,72 @@
+//! `/api/chats/{id}/participants`: adding people, changing roles, removing, leaving.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use chat_nats::{
+    commands::Command,
+    model::{Chat, Role},
+};
+use serde::Deserialize;
+
+use crate::{
+    auth::Caller,
+    commands,
+    error::ApiError,
+    extract::{ApiJson, ApiPath},
+    routes::{chats::member_chat, check_id, traceparent},
+    state::AppState,
+};
+
+/// `POST /api/chats/{id}/participants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMembers {
+    /// Who to add (or whose role to change).
+    pub user_ids: Vec<String>,
+    /// Their role (`member` by default; `admin` only by the owner).
+    #[serde(default = "member")]
+    pub role: Role,
+}
+
+fn member() -> Role {
+    Role::Member
+}
+
+/// Adds members or changes their role (owners and admins).
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath(chat_id): ApiPath<String>,
+    ApiJson(request): ApiJson<AddMembers>,
+) -> Result<Json<Chat>, ApiError> {
+    member_chat(&state, &caller, &chat_id).await?;
+    if request.user_ids.is_empty() || request.user_ids.len() > chat_nats::limits::MAX_MEMBERS_PER_COMMAND {
+        return Err(ApiError::invalid("user_ids must name 1 to 1000 users"));
+    }
+    for id in &request.user_ids {
+        check_id(id, "user_ids")?;
+    }
+    let command = Command::MemberAdd { chat_id, user_ids: request.user_ids, role: request.role };
+    let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
+    let (_, chat, _) = commands::done_or_error(outcome)?;
+    chat.map(Json).ok_or_else(|| ApiError::internal("persister answered without a chat"))
+}
+
+/// Removes a member, or leaves (the caller's own id): 204.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath((chat_id, user_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    member_chat(&state, &caller, &chat_id).await?;
+    check_id(&user_id, "user id")?;
+    let outcome =
+        commands::submit(&state, &caller, Command::MemberRemove { chat_id, user_id }, traceparent(&headers)).await?;
+    commands::done_or_error(outcome)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,82 @@
+//! Reading presence from Redis, for the api (`GET /api/users/presence`,
+//! `chat.rpc.presence`). The presence worker is the only writer.
+//!
+//! Layout of one user's state (keys in [`crate::redis_keys`]):
+//! - `conns(user)`: sorted set, member = connection id, score = the connection's expiry
+//!   (ms since the epoch), plus the marker [`ANNOUNCED_MEMBER`] with score 0 while the
+//!   user is announced online. A user is online iff a member has a score above now, so
+//!   the marker never counts as a connection;
+//! - `last_seen(user)`: when the user was last connected (ms since the epoch).
+
+use chat_nats::presence::{Presence, Status};
+use chrono::{DateTime, Utc};
+
+use crate::redis_keys;
+
+/// Member of `conns(user)` (score 0) present while the user is announced online; it is
+/// what makes the online/offline transitions happen once. Not a valid connection id.
+pub const ANNOUNCED_MEMBER: &str = "~announced";
+
+/// The presence of each user, in the order asked, in one round trip: online iff a
+/// connection has not expired; `last_seen` is now when online, else the stored value.
+pub async fn read(
+    conn: &mut redis::aio::ConnectionManager,
+    user_ids: &[String],
+) -> Result<Vec<Presence>, redis::RedisError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let live_from = format!("({}", now.timestamp_millis());
+    let mut pipe = redis::pipe();
+    for user_id in user_ids {
+        pipe.zcount(redis_keys::conns(user_id), &live_from, "+inf").get(redis_keys::last_seen(user_id));
+    }
+    let replies: Vec<Option<i64>> = pipe.query_async(conn).await?;
+    Ok(user_ids
+        .iter()
+        .zip(replies.chunks(2))
+        .map(|(user_id, reply)| {
+            let live = reply.first().copied().flatten().unwrap_or(0);
+            let stored = reply.get(1).copied().flatten();
+            presence_of(user_id, live, stored, now)
+        })
+        .collect())
+}
+
+/// One user's presence from their live connection count and stored last-seen time.
+fn presence_of(user_id: &str, live_conns: i64, last_seen_ms: Option<i64>, now: DateTime<Utc>) -> Presence {
+    let (status, last_seen) = if live_conns > 0 {
+        (Status::Online, Some(now))
+    } else {
+        (Status::Offline, last_seen_ms.and_then(DateTime::from_timestamp_millis))
+    };
+    Presence { user_id: user_id.to_owned(), status, last_seen }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_connection_means_online_and_seen_now() {
+        let now = Utc::now();
+        let presence = presence_of("u1", 2, Some(5), now);
+        assert_eq!(presence, Presence { user_id: "u1".into(), status: Status::Online, last_seen: Some(now) });
+    }
+
+    #[test]
+    fn offline_users_keep_their_stored_last_seen_or_none() {
+        let now = Utc::now();
+        let seen = presence_of("u1", 0, Some(1_700_000_000_123), now);
+        assert_eq!(seen.status, Status::Offline);
+        assert_eq!(seen.last_seen.map(|at| at.timestamp_millis()), Some(1_700_000_000_123));
+        let never = presence_of("u2", 0, None, now);
+        assert_eq!(never, Presence { user_id: "u2".into(), status: Status::Offline, last_seen: None });
+    }
+
+    #[test]
+    fn the_marker_cannot_be_a_connection_id() {
+        assert!(!chat_nats::subjects::is_valid_id(ANNOUNCED_MEMBER));
+    }
+}

@@ -1,0 +1,137 @@
+//! Fuzzes the WebSocket command parser, `ws_edge::protocol::parse_command`.
+//!
+//! Input: arbitrary bytes; anything that is not UTF-8 is dropped (a WebSocket text
+//! frame is UTF-8 by definition). The parser must never panic, and:
+//!
+//! * an accepted frame is a JSON object whose `type` is the command's wire name and
+//!   whose keys are all fields of that command (`deny_unknown_fields` holds);
+//! * every id in an accepted command that passes `check_client_id` is safe inside a
+//!   NATS subject: 1-64 bytes, no `.`, `*`, `>`, whitespace or control characters, and
+//!   the subject builders and parsers round-trip it;
+//! * accepted text that passes `check_text` has no control characters but `\n\r\t` and
+//!   at most 4000 characters;
+//! * a refused frame yields a reason and, at most, a `ref` of 64 bytes, and the error
+//!   frame the edge writes back is valid JSON that carries both unchanged.
+#![no_main]
+
+use chat_nats::{limits, subjects};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use ws_edge::protocol::{ClientCommand, KNOWN_TYPES, MAX_REF_LEN, ServerFrame, parse_command};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match parse_command(text) {
+        Ok(command) => check_accepted(text, &command),
+        Err((reference, reason)) => check_refused(reference.as_deref(), &reason),
+    }
+});
+
+/// The keys each command may carry, besides `type` and `ref`.
+fn allowed_keys(command: &ClientCommand) -> &'static [&'static str] {
+    match command {
+        ClientCommand::MsgSend { .. } => &["chat_id", "client_msg_id", "text", "reply_to"],
+        ClientCommand::MsgEdit { .. } => &["chat_id", "message_id", "text"],
+        ClientCommand::MsgDelete { .. } => &["chat_id", "message_id"],
+        ClientCommand::Typing { .. } => &["chat_id", "state"],
+        ClientCommand::Read { .. } => &["chat_id", "up_to_seq"],
+        ClientCommand::Sync { .. } => &["chats"],
+        ClientCommand::PresenceWatch { .. } => &["user_ids"],
+        ClientCommand::Ping { .. } => &[],
+    }
+}
+
+/// Every id the command carries, with the field it came from.
+fn ids(command: &ClientCommand) -> Vec<(&str, &'static str)> {
+    match command {
+        ClientCommand::MsgSend { chat_id, client_msg_id, reply_to, .. } => {
+            let mut ids = vec![(chat_id.as_str(), "chat_id"), (client_msg_id.as_str(), "client_msg_id")];
+            ids.extend(reply_to.as_deref().map(|id| (id, "reply_to")));
+            ids
+        }
+        ClientCommand::MsgEdit { chat_id, message_id, .. } | ClientCommand::MsgDelete { chat_id, message_id, .. } => {
+            vec![(chat_id.as_str(), "chat_id"), (message_id.as_str(), "message_id")]
+        }
+        ClientCommand::Typing { chat_id, .. } | ClientCommand::Read { chat_id, .. } => {
+            vec![(chat_id.as_str(), "chat_id")]
+        }
+        ClientCommand::Sync { chats, .. } => chats.keys().map(|id| (id.as_str(), "chats")).collect(),
+        ClientCommand::PresenceWatch { user_ids, .. } => user_ids.iter().map(|id| (id.as_str(), "user_ids")).collect(),
+        ClientCommand::Ping { .. } => Vec::new(),
+    }
+}
+
+fn check_accepted(text: &str, command: &ClientCommand) {
+    let name = command.name();
+    assert!(KNOWN_TYPES.contains(&name), "accepted an unknown type {name:?}");
+
+    // The frame, read as plain JSON, agrees with what the typed parser saw.
+    let value: Value = serde_json::from_str(text).expect("an accepted frame is valid JSON");
+    let object = value.as_object().expect("an accepted frame is a JSON object");
+    assert_eq!(object.get("type").and_then(Value::as_str), Some(name), "type differs from the parsed command");
+    let allowed = allowed_keys(command);
+    for key in object.keys() {
+        assert!(
+            key == "type" || key == "ref" || allowed.contains(&key.as_str()),
+            "{name} accepted the unknown field {key:?}"
+        );
+    }
+    assert_eq!(
+        object.get("ref").and_then(Value::as_str),
+        command.reference(),
+        "ref differs from the JSON's ref"
+    );
+
+    for (id, field) in ids(command) {
+        if limits::check_client_id(id, field).is_ok() {
+            check_subject_safe(id, name);
+        }
+    }
+
+    if let ClientCommand::MsgSend { text, .. } | ClientCommand::MsgEdit { text, .. } = command
+        && limits::check_text(text).is_ok()
+    {
+        assert!(text.chars().count() <= limits::MAX_TEXT_CHARS, "accepted text longer than the limit");
+        assert!(
+            !text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')),
+            "accepted text with a control character: {text:?}"
+        );
+    }
+
+    let ack = ServerFrame::Ack { reference: command.reference() }.to_text();
+    let ack: Value = serde_json::from_str(&ack).expect("the ack frame is valid JSON");
+    assert_eq!(ack.get("ref").and_then(Value::as_str), command.reference(), "ack lost the ref");
+}
+
+/// An id that passed `check_client_id` must not change the meaning of a subject.
+fn check_subject_safe(id: &str, command: &str) {
+    assert!(!id.is_empty() && id.len() <= limits::MAX_CLIENT_MSG_ID, "id length out of range: {id:?}");
+    assert!(
+        !id.chars().any(|c| matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control()),
+        "id with a subject metacharacter, whitespace or control passed: {id:?}"
+    );
+    assert!(subjects::is_valid_id(id), "check_client_id and is_valid_id disagree on {id:?}");
+    let subject = subjects::command(id, command);
+    assert_eq!(subjects::chat_id_of(&subject), Some(id), "chat id does not round-trip through {subject:?}");
+    assert_eq!(subjects::tail_after_chat(&subject), Some(command), "command does not round-trip through {subject:?}");
+    let subject = subjects::user(id, "chat.joined");
+    assert_eq!(subjects::user_id_of(&subject), Some(id), "user id does not round-trip through {subject:?}");
+}
+
+fn check_refused(reference: Option<&str>, reason: &str) {
+    assert!(!reason.is_empty(), "refused without a reason");
+    if let Some(reference) = reference {
+        assert!(reference.len() <= MAX_REF_LEN, "echoed a ref longer than {MAX_REF_LEN} bytes");
+    }
+    let frame = ServerFrame::Error {
+        reference,
+        code: chat_nats::model::ErrorCode::Invalid,
+        message: reason,
+        client_msg_id: None,
+        retry_after_ms: None,
+    }
+    .to_text();
+    let frame: Value = serde_json::from_str(&frame).expect("the error frame is valid JSON");
+    assert_eq!(frame.get("ref").and_then(Value::as_str), reference, "error frame lost the ref");
+    assert_eq!(frame.get("message").and_then(Value::as_str), Some(reason), "error frame lost the reason");
+}

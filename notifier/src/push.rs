@@ -1,0 +1,85 @@
+//! Push requests: every member who is offline when a message arrives (and has not
+//! muted the chat) gets one on `push.<user_id>`, deduplicated per message and user.
+
+use chat_core::connect::LazyRedis;
+use chat_nats::{
+    events::{PUSH_PREVIEW_CHARS, PushRequest},
+    model::{ChatKind, Message},
+    presence::Status,
+    publish::{Outgoing, PublishError, publish_all},
+    subjects,
+};
+use chat_store::Store;
+
+/// Why push requests could not be made (the event is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// MongoDB failed.
+    #[error(transparent)]
+    Store(#[from] chat_store::StoreError),
+    /// JetStream failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// Makes the push requests for one new message.
+pub async fn for_message(
+    store: &Store,
+    redis: &LazyRedis,
+    js: &async_nats::jetstream::Context,
+    message: &Message,
+) -> Result<usize, PushError> {
+    let Some(chat) = store.chat(&message.chat_id).await? else { return Ok(0) };
+    let recipients: Vec<String> =
+        chat.participants.iter().map(|m| m.user_id.clone()).filter(|id| id != &message.sender_id).collect();
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    let offline = offline_among(redis, &recipients).await;
+    let muted: Vec<String> =
+        store.memberships_in_chat(&message.chat_id).await?.into_iter().filter(|p| p.muted).map(|p| p.user_id).collect();
+    let sender_name =
+        store.user(&message.sender_id).await?.map(|u| u.name).unwrap_or_else(|| message.sender_id.clone());
+    let chat_title = match chat.kind {
+        ChatKind::Direct => sender_name.clone(),
+        ChatKind::Group => chat.title.clone().unwrap_or_default(),
+    };
+    let mut outgoing = Vec::new();
+    for user_id in offline.into_iter().filter(|u| !muted.contains(u)) {
+        let request = PushRequest {
+            v: chat_nats::PAYLOAD_VERSION,
+            user_id: user_id.clone(),
+            chat_id: message.chat_id.clone(),
+            chat_title: chat_title.clone(),
+            message_id: message.id.clone(),
+            seq: message.seq,
+            sender_id: message.sender_id.clone(),
+            sender_name: sender_name.clone(),
+            preview: message.text.chars().take(PUSH_PREVIEW_CHARS).collect(),
+            badge: store.count_unread_total(&user_id).await?,
+        };
+        let Ok(body) = serde_json::to_vec(&request) else { continue };
+        let msg_id = format!("push:{}:{user_id}", message.id);
+        outgoing.push(Outgoing::new(subjects::push(&user_id), msg_id, body.into()));
+    }
+    let count = outgoing.len();
+    publish_all(js, outgoing).await?;
+    Ok(count)
+}
+
+/// The users among `user_ids` who are offline. Without Redis nobody's presence is
+/// known; everyone is treated as offline, so a push is never lost (at worst a device
+/// that is online gets one too).
+async fn offline_among(redis: &LazyRedis, user_ids: &[String]) -> Vec<String> {
+    let presences = match redis.get().await {
+        Ok(mut connection) => chat_core::presence_state::read(&mut connection, user_ids).await,
+        Err(error) => Err(error),
+    };
+    match presences {
+        Ok(presences) => presences.into_iter().filter(|p| p.status == Status::Offline).map(|p| p.user_id).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "presence unknown; pushing to every member");
+            user_ids.to_vec()
+        }
+    }
+}

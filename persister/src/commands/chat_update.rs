@@ -1,0 +1,73 @@
+//! `chat.update`: owners and admins rename a group.
+
+use bson::doc;
+use chat_nats::{
+    commands::{Command, CommandOutcome},
+    events::{ChatEvent, EventBody},
+    limits,
+    model::{ChatKind, ErrorCode},
+};
+use chat_store::{
+    Store,
+    docs::{ChangeMark, bson_seq},
+};
+
+use crate::{
+    effects::Effects,
+    metrics,
+    pipeline::{HandleError, Incoming},
+};
+
+/// Handles one `chat.update`.
+pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
+    let envelope = &command.envelope;
+    let Command::ChatUpdate { chat_id, title } = &envelope.command else { return Ok(()) };
+    let reject = |effects: &mut Effects, code, reason: &str| {
+        metrics::COMMANDS.with_label_values(&["chat.update", "rejected"]).inc();
+        effects.reject(envelope, code, reason);
+        Ok(())
+    };
+    let Some(chat) = store.chat(chat_id).await? else { return reject(effects, ErrorCode::NotFound, "no such chat") };
+    let Some(role) = super::role_in(&chat, &envelope.actor.user_id) else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    if let Some(mark) = chat.last_update.as_ref().filter(|mark| mark.command_id == envelope.id) {
+        let seq = u64::try_from(mark.seq).unwrap_or(0);
+        return finish(command, chat.into(), seq, false, effects);
+    }
+    if chat.kind == ChatKind::Direct {
+        return reject(effects, ErrorCode::Forbidden, "direct chats have no title");
+    }
+    if !role.can_manage() {
+        return reject(effects, ErrorCode::Forbidden, "only owners and admins rename a chat");
+    }
+    if let Err(reason) = limits::check_title(title) {
+        return reject(effects, ErrorCode::Invalid, &reason);
+    }
+    let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    let mark = ChangeMark { command_id: envelope.id.clone(), seq: bson_seq(seq) };
+    let mark = bson::to_bson(&mark).map_err(|e| chat_store::StoreError::Bson(e.to_string()))?;
+    let now = bson::DateTime::from_chrono(chrono::Utc::now());
+    let update = doc! { "$set": { "title": title, "updated_at": now, "last_update": mark } };
+    let Some(updated) = store.update_chat(chat_id, update).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    finish(command, updated.into(), seq, true, effects)
+}
+
+fn finish(
+    command: &Incoming,
+    chat: chat_nats::model::Chat,
+    seq: u64,
+    fresh: bool,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let event = ChatEvent::new(&chat.id, seq, EventBody::ChatUpdated { chat: chat.clone() });
+    effects.event(event, command.traceparent.as_deref());
+    metrics::COMMANDS.with_label_values(&["chat.update", if fresh { "stored" } else { "duplicate" }]).inc();
+    effects
+        .answer(&command.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh });
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `member.remove`: anyone leaves a group; owners remove admins and members, admins
+//! remove members. The owner cannot leave (there is no ownership transfer yet), and
+//! direct chats keep their two members.
+
+use bson::doc;
+use chat_nats::{
+    commands::{Command, CommandOutcome},
+    events::{ChatEvent, EventBody},
+    model::{ChatKind, ErrorCode, Role},
+};
+use chat_store::{
+    Store,
+    docs::{RemovalMark, bson_seq},
+};
+
+use crate::{
+    effects::Effects,
+    metrics,
+    pipeline::{HandleError, Incoming},
+};
+
+/// Handles one `member.remove`.
+pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
+    let envelope = &command.envelope;
+    let Command::MemberRemove { chat_id, user_id } = &envelope.command else { return Ok(()) };
+    let actor = &envelope.actor.user_id;
+    let reject = |effects: &mut Effects, code, reason: &str| {
+        metrics::COMMANDS.with_label_values(&["member.remove", "rejected"]).inc();
+        effects.reject(envelope, code, reason);
+        Ok(())
+    };
+    let Some(chat) = store.chat(chat_id).await? else { return reject(effects, ErrorCode::NotFound, "no such chat") };
+    if let Some(mark) = chat.last_removal.as_ref().filter(|mark| mark.command_id == envelope.id) {
+        let seq = u64::try_from(mark.seq).unwrap_or(0);
+        let (user_id, role) = (mark.user_id.clone(), mark.role);
+        return finish(command, chat.into(), seq, user_id, role, false, effects);
+    }
+    let Some(actor_role) = super::role_in(&chat, actor) else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    if chat.kind == ChatKind::Direct {
+        return reject(effects, ErrorCode::Forbidden, "direct chats keep their two members");
+    }
+    let Some(target_role) = super::role_in(&chat, user_id) else {
+        return reject(effects, ErrorCode::NotFound, "not a member");
+    };
+    if target_role == Role::Owner {
+        return reject(effects, ErrorCode::Conflict, "the owner cannot leave or be removed");
+    }
+    let leaving = user_id == actor;
+    let outranks = actor_role.can_manage() && target_role < actor_role;
+    if !(leaving || outranks) {
+        return reject(effects, ErrorCode::Forbidden, "owners remove admins and members; admins remove members");
+    }
+    let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    let mark = RemovalMark {
+        command_id: envelope.id.clone(),
+        seq: bson_seq(seq),
+        user_id: user_id.clone(),
+        role: target_role,
+    };
+    let mark = bson::to_bson(&mark).map_err(|e| chat_store::StoreError::Bson(e.to_string()))?;
+    let now = bson::DateTime::from_chrono(chrono::Utc::now());
+    let update = doc! {
+        "$pull": { "participants": { "user_id": user_id } },
+        "$set": { "updated_at": now, "last_removal": mark },
+    };
+    let Some(updated) = store.update_chat(chat_id, update).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    store.delete_participant(chat_id, user_id).await?;
+    finish(command, updated.into(), seq, user_id.clone(), target_role, true, effects)
+}
+
+fn finish(
+    command: &Incoming,
+    chat: chat_nats::model::Chat,
+    seq: u64,
+    user_id: String,
+    role: Role,
+    fresh: bool,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let event = ChatEvent::new(&chat.id, seq, EventBody::MemberRemoved { user_id, role });
+    effects.event(event, command.traceparent.as_deref());
+    metrics::COMMANDS.with_label_values(&["member.remove", if fresh { "stored" } else { "duplicate" }]).inc();
+    effects
+        .answer(&command.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh });
+    Ok(())
+}

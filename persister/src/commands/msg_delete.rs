@@ -1,0 +1,80 @@
+//! `msg.delete`: a soft delete by the sender, a chat owner or admin, or a platform
+//! `admin`. The text goes, the tombstone stays, `updated_seq` moves.
+
+use bson::doc;
+use chat_nats::{
+    commands::{Command, CommandOutcome},
+    events::{ChatEvent, EventBody},
+    model::{ErrorCode, Message},
+};
+use chat_store::{Store, docs::bson_seq};
+
+use crate::{
+    effects::Effects,
+    metrics,
+    pipeline::{HandleError, Incoming},
+};
+
+/// Handles one `msg.delete`.
+pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
+    let envelope = &command.envelope;
+    let Command::MsgDelete { chat_id, message_id } = &envelope.command else { return Ok(()) };
+    let actor = &envelope.actor.user_id;
+    let reject = |effects: &mut Effects, code, reason: &str| {
+        metrics::COMMANDS.with_label_values(&["msg.delete", "rejected"]).inc();
+        effects.reject(envelope, code, reason);
+        Ok(())
+    };
+    let platform_admin = envelope.actor.roles.iter().any(|r| r == chat_nats::roles::PLATFORM_ADMIN);
+    let Some(chat) = store.chat(chat_id).await? else { return reject(effects, ErrorCode::NotFound, "no such chat") };
+    let role = super::role_in(&chat, actor);
+    if role.is_none() && !platform_admin {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    }
+    let Some(message) = store.message(chat_id, message_id).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such message");
+    };
+    if message.last_command.as_deref() == Some(envelope.id.as_str()) {
+        return finish(command, message.into(), false, effects);
+    }
+    let allowed = &message.sender_id == actor || role.is_some_and(|r| r.can_manage()) || platform_admin;
+    if !allowed {
+        return reject(
+            effects,
+            ErrorCode::Forbidden,
+            "only the sender, a chat owner or admin, or a platform admin deletes",
+        );
+    }
+    if message.deleted_at.is_some() {
+        metrics::COMMANDS.with_label_values(&["msg.delete", "duplicate"]).inc();
+        let message: Message = message.into();
+        effects.answer(envelope, CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created: false });
+        return Ok(());
+    }
+    let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    let set = doc! {
+        "text": "",
+        "deleted_at": bson::DateTime::from_chrono(chrono::Utc::now()),
+        "updated_seq": bson_seq(seq),
+        "last_command": &envelope.id,
+    };
+    let Some(updated) = store.update_message(chat_id, message_id, set).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such message");
+    };
+    store.refresh_last_message_text(chat_id, message_id, "").await?;
+    finish(command, updated.into(), true, effects)
+}
+
+fn finish(command: &Incoming, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+    let deleted_at = message.deleted_at.unwrap_or(message.created_at);
+    let body = EventBody::MsgDeleted { message_id: message.id.clone(), deleted_at };
+    effects.event(ChatEvent::new(&message.chat_id, message.updated_seq, body), command.traceparent.as_deref());
+    metrics::COMMANDS.with_label_values(&["msg.delete", if fresh { "stored" } else { "duplicate" }]).inc();
+    effects.answer(
+        &command.envelope,
+        CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created: fresh },
+    );
+    Ok(())
+}

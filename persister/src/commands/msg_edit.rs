@@ -1,0 +1,74 @@
+//! `msg.edit`: only the sender changes a message's text; deleted messages stay deleted.
+
+use bson::doc;
+use chat_nats::{
+    commands::{Command, CommandOutcome},
+    events::{ChatEvent, EventBody},
+    limits,
+    model::{ErrorCode, Message},
+};
+use chat_store::{Store, docs::bson_seq};
+
+use crate::{
+    effects::Effects,
+    metrics,
+    pipeline::{HandleError, Incoming},
+};
+
+/// Handles one `msg.edit`.
+pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
+    let envelope = &command.envelope;
+    let Command::MsgEdit { chat_id, message_id, text } = &envelope.command else { return Ok(()) };
+    let actor = &envelope.actor.user_id;
+    let reject = |effects: &mut Effects, code, reason: &str| {
+        metrics::COMMANDS.with_label_values(&["msg.edit", "rejected"]).inc();
+        effects.reject(envelope, code, reason);
+        Ok(())
+    };
+    let Some(chat) = store.chat(chat_id).await? else { return reject(effects, ErrorCode::NotFound, "no such chat") };
+    if super::role_in(&chat, actor).is_none() {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    }
+    let Some(message) = store.message(chat_id, message_id).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such message");
+    };
+    if message.last_command.as_deref() == Some(envelope.id.as_str()) {
+        return finish(command, message.into(), false, effects);
+    }
+    if &message.sender_id != actor {
+        return reject(effects, ErrorCode::Forbidden, "only the sender edits a message");
+    }
+    if message.deleted_at.is_some() {
+        return reject(effects, ErrorCode::Conflict, "the message is deleted");
+    }
+    if let Err(reason) = limits::check_text(text) {
+        return reject(effects, ErrorCode::Invalid, &reason);
+    }
+    let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such chat");
+    };
+    let now = chrono::Utc::now();
+    let set = doc! {
+        "text": text,
+        "edited_at": bson::DateTime::from_chrono(now),
+        "updated_seq": bson_seq(seq),
+        "last_command": &envelope.id,
+    };
+    let Some(updated) = store.update_message(chat_id, message_id, set).await? else {
+        return reject(effects, ErrorCode::NotFound, "no such message");
+    };
+    store.refresh_last_message_text(chat_id, message_id, text).await?;
+    finish(command, updated.into(), true, effects)
+}
+
+fn finish(command: &Incoming, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+    let event =
+        ChatEvent::new(&message.chat_id, message.updated_seq, EventBody::MsgEdited { message: message.clone() });
+    effects.event(event, command.traceparent.as_deref());
+    metrics::COMMANDS.with_label_values(&["msg.edit", if fresh { "stored" } else { "duplicate" }]).inc();
+    effects.answer(
+        &command.envelope,
+        CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created: fresh },
+    );
+    Ok(())
+}

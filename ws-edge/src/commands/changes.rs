@@ -1,0 +1,46 @@
+//! `msg.edit`, `msg.delete` and `read`: checked for shape and membership here,
+//! authorised for ownership and roles by the persister, which answers a refusal as an
+//! `error` with the same `ref`.
+
+use chat_nats::{commands::Command, model::ErrorCode, roles};
+
+use super::{check_ids, reply_error, submit::submit};
+use crate::{EdgeState, connection::Session, hub::ConnHandle};
+
+/// Publishes an edit, delete or read mark.
+pub async fn handle(
+    edge: &EdgeState,
+    session: &Session,
+    conn: &ConnHandle,
+    reference: Option<String>,
+    command: Command,
+) -> &'static str {
+    let refer = reference.as_deref();
+    let (chat_id, message_id) = match &command {
+        Command::MsgEdit { chat_id, message_id, .. } | Command::MsgDelete { chat_id, message_id } => {
+            (chat_id.as_str(), Some(message_id.as_str()))
+        }
+        Command::Read { chat_id, .. } => (chat_id.as_str(), None),
+        _ => return "invalid",
+    };
+    let mut ids = vec![(chat_id, "chat_id")];
+    ids.extend(message_id.map(|id| (id, "message_id")));
+    if let Err(reason) = check_ids(&ids) {
+        reply_error(conn, refer, ErrorCode::Invalid, &reason, None);
+        return "invalid";
+    }
+    if let Command::MsgEdit { text, .. } = &command
+        && let Err((code, reason)) = super::check_text(text)
+    {
+        reply_error(conn, refer, code, &reason, None);
+        return "invalid";
+    }
+    // A platform admin may delete in chats they do not belong to; the persister decides.
+    let admin_delete =
+        matches!(command, Command::MsgDelete { .. }) && session.roles.iter().any(|r| r == roles::PLATFORM_ADMIN);
+    if !admin_delete && !edge.is_member(session, chat_id).await {
+        reply_error(conn, refer, ErrorCode::NotFound, "no such chat", None);
+        return "rejected";
+    }
+    submit(edge, session, conn, reference, command).await
+}

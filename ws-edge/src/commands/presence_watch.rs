@@ -1,0 +1,62 @@
+//! `presence.watch`: the connection follows up to 200 users' presence. The set replaces
+//! the previous one; a snapshot comes first (from the api over `chat.rpc.presence`),
+//! then every change from `presence.changed.<user_id>`.
+
+use std::time::Duration;
+
+use chat_nats::{
+    model::ErrorCode,
+    rpc::{self, PresenceReply, PresenceRequest},
+    subjects,
+};
+
+use super::reply_error;
+use crate::{
+    EdgeState,
+    connection::{Outbound, Session},
+    hub::ConnHandle,
+};
+
+/// Most users one connection watches.
+pub const MAX_WATCHED: usize = 200;
+
+/// Handles one `presence.watch`.
+pub async fn handle(
+    edge: &EdgeState,
+    session: &Session,
+    conn: &ConnHandle,
+    reference: Option<String>,
+    mut user_ids: Vec<String>,
+) -> &'static str {
+    let refer = reference.as_deref();
+    user_ids.sort();
+    user_ids.dedup();
+    if user_ids.len() > MAX_WATCHED {
+        reply_error(conn, refer, ErrorCode::TooLarge, "at most 200 users", None);
+        return "invalid";
+    }
+    if let Some(bad) = user_ids.iter().find(|id| !subjects::is_valid_id(id)) {
+        reply_error(conn, refer, ErrorCode::Invalid, &format!("invalid user id {bad:?}"), None);
+        return "invalid";
+    }
+    edge.hub.watch(&session.user_id, &session.conn_id, user_ids.clone());
+    if user_ids.is_empty() {
+        return "accepted";
+    }
+    let Ok(body) = serde_json::to_vec(&PresenceRequest { user_ids }) else { return "failed" };
+    let answer =
+        tokio::time::timeout(Duration::from_secs(5), edge.nats.request(subjects::rpc(rpc::PRESENCE), body.into()))
+            .await;
+    let Some(reply) =
+        answer.ok().and_then(Result::ok).and_then(|m| serde_json::from_slice::<PresenceReply>(&m.payload).ok())
+    else {
+        reply_error(conn, refer, ErrorCode::Unavailable, "presence unavailable; changes will still arrive", None);
+        return "failed";
+    };
+    for presence in reply.users {
+        if let Ok(text) = serde_json::to_string(&presence) {
+            conn.offer(Outbound::Event { frame: text.into(), persisted_at_micros: None, droppable: true });
+        }
+    }
+    "accepted"
+}

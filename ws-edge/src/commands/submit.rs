@@ -1,0 +1,81 @@
+//! Publishing a client command to `CHAT_CMD` and answering `ack` once JetStream stored
+//! it. The publish is written in the connection's order; only its ack is awaited in the
+//! background, so the next command is not held up by this one's round trip.
+
+use bytes::Bytes;
+use chat_nats::{
+    commands::{Actor, Command, CommandEnvelope},
+    model::ErrorCode,
+    publish::Outgoing,
+    subjects,
+};
+
+use super::reply_error;
+use crate::{
+    EdgeState,
+    connection::{Outbound, Session},
+    hub::ConnHandle,
+    protocol::ServerFrame,
+};
+
+/// Publishes `command` for the session's user; returns the metrics outcome.
+pub async fn submit(
+    edge: &EdgeState,
+    session: &Session,
+    conn: &ConnHandle,
+    reference: Option<String>,
+    command: Command,
+) -> &'static str {
+    let client_msg_id = match &command {
+        Command::MsgSend { client_msg_id, .. } => Some(client_msg_id.clone()),
+        _ => None,
+    };
+    let envelope = CommandEnvelope {
+        v: chat_nats::PAYLOAD_VERSION,
+        id: chat_core::ids::new_id(),
+        actor: Actor { user_id: session.user_id.clone(), roles: session.roles.clone() },
+        reference,
+        conn_id: Some(session.conn_id.to_string()),
+        reply: None,
+        issued_at: chrono::Utc::now(),
+        command,
+    };
+    let Ok(payload) = serde_json::to_vec(&envelope) else {
+        reply_error(conn, envelope.reference.as_deref(), ErrorCode::Internal, "cannot encode the command", None);
+        return "failed";
+    };
+    let subject = subjects::command(envelope.chat_id(), envelope.command.name());
+    let outgoing = Outgoing::new(subject, envelope.id.clone(), Bytes::from(payload));
+    match edge.publish_command(outgoing).await {
+        Ok(ack) => {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                match ack.await {
+                    Ok(_) => {
+                        let frame = ServerFrame::Ack { reference: envelope.reference.as_deref() };
+                        conn.offer(Outbound::Frame(frame.to_text().into()));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "command not stored by JetStream");
+                        let message = "not accepted; retry (sends with the same client_msg_id)";
+                        let reference = envelope.reference.as_deref();
+                        reply_error(&conn, reference, ErrorCode::Unavailable, message, client_msg_id.as_deref());
+                    }
+                }
+            });
+            "accepted"
+        }
+        Err(error) => {
+            tracing::warn!(%error, "command publish failed");
+            let reference = envelope.reference.as_deref();
+            reply_error(
+                conn,
+                reference,
+                ErrorCode::Unavailable,
+                "message bus unavailable; retry",
+                client_msg_id.as_deref(),
+            );
+            "failed"
+        }
+    }
+}
