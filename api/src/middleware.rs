@@ -15,8 +15,9 @@ use crate::{error::ApiError, metrics};
 /// The request id header, generated when the client sends none.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Logs and measures one request; echoes its request id.
-pub async fn observe(request: Request, next: Next) -> Response {
+/// Logs and measures one request; echoes its request id; continues the caller's trace
+/// (or starts one) so the commands it publishes carry it.
+pub async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -31,6 +32,11 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(chat_core::ids::new_id);
+    let incoming = request.headers().get(chat_nats::headers::TRACEPARENT).and_then(|v| v.to_str().ok());
+    let traceparent = chat_core::trace::continue_or_start(incoming);
+    if let Ok(value) = HeaderValue::from_str(&traceparent) {
+        request.headers_mut().insert(chat_nats::headers::TRACEPARENT, value);
+    }
     let mut response = next.run(request).await;
     let status = response.status();
     let elapsed = started.elapsed();
@@ -38,6 +44,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
     metrics::HTTP_SECONDS.with_label_values(&[route.as_str()]).observe(elapsed.as_secs_f64());
     tracing::info!(
         request_id = %request_id,
+        trace_id = chat_core::trace::trace_id(&traceparent),
         method = %method,
         route = %route,
         status = status.as_u16(),

@@ -4,6 +4,7 @@
 //! - [`config`]: the `CHAT_*` settings common to several binaries, as clap argument groups;
 //! - [`auth`]: token verification (and minting, for development and tests);
 //! - [`telemetry`]: JSON or pretty logs;
+//! - [`trace`]: W3C `traceparent` handling;
 //! - [`admin`]: the admin port with `/healthz`, `/readyz` and `/metrics`;
 //! - [`probes`]: readiness checks for NATS, MongoDB and Redis;
 //! - [`redis_keys`]: every Redis key name;
@@ -24,6 +25,7 @@ pub mod rate_limit;
 pub mod redis_keys;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]

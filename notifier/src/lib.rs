@@ -108,6 +108,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 }
                 None => break,
             };
+            let traceparent = message.headers.as_ref().and_then(|h| h.get(chat_nats::headers::TRACEPARENT));
+            tracing::debug!(
+                trace_id = traceparent.and_then(|t| chat_core::trace::trace_id(t.as_str())),
+                subject = %message.subject,
+                "event received"
+            );
             match handle(&nats, &js, &store, &redis, &message.payload).await {
                 Ok(()) => {
                     let _ = message.ack().await;

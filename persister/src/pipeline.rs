@@ -177,6 +177,13 @@ impl Pipeline {
             }
         }
         for command in segment {
+            tracing::debug!(
+                trace_id = command.traceparent.as_deref().and_then(chat_core::trace::trace_id),
+                chat_id = command.envelope.chat_id(),
+                user_id = %command.envelope.actor.user_id,
+                command = command.envelope.command.name(),
+                "command handled"
+            );
             if let Err(error) = command.message.ack().await {
                 tracing::warn!(%error, "ack failed; the command will be redelivered and found done");
             }

@@ -61,6 +61,8 @@ pub struct Stack {
     pub ws_url: String,
     /// Edge admin URL.
     pub edge_admin_url: String,
+    /// Api admin URL.
+    pub api_admin_url: String,
     /// The persister.
     pub persister: PersisterHandle,
     shutdown: CancellationToken,
@@ -146,6 +148,7 @@ impl Stack {
             api_url: format!("http://{}", api.listen_addr),
             ws_url: format!("ws://{}/ws", edge.listen_addr),
             edge_admin_url: format!("http://{}", edge.admin_addr),
+            api_admin_url: format!("http://{}", api.admin_addr),
             servers,
             persister,
             shutdown,

@@ -24,6 +24,10 @@ use crate::{
     rate::TokenBucket,
 };
 
+/// Commands refused for rate in a row after which the client counts as abusive and is
+/// closed with 4008: a client that honours `retry_after_ms` never gets near it.
+pub const ABUSE_THRESHOLD: u32 = 50;
+
 /// Something to write to a socket.
 #[derive(Debug, Clone)]
 pub enum Outbound {
@@ -100,6 +104,7 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
     let warning = tokio::time::sleep_until(warn_at(expires_at).into());
     tokio::pin!(expiry, warning);
     let mut warned = false;
+    let mut refused_in_a_row = 0u32;
     loop {
         let next = tokio::select! {
             _ = close_token.cancelled() => break,
@@ -135,6 +140,11 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
             Message::Text(text) => {
                 if !bucket.take(Instant::now()) {
                     metrics::COMMANDS.with_label_values(&["any", "rate_limited"]).inc();
+                    refused_in_a_row += 1;
+                    if refused_in_a_row >= ABUSE_THRESHOLD {
+                        close_code.store(close::POLICY, Ordering::Relaxed);
+                        break;
+                    }
                     let frame = ServerFrame::Error {
                         reference: None,
                         code: chat_nats::model::ErrorCode::RateLimited,
@@ -145,6 +155,7 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
                     handle.offer(Outbound::Frame(frame.to_text().into()));
                     continue;
                 }
+                refused_in_a_row = 0;
                 match protocol::parse_command(text.as_str()) {
                     Ok(protocol::ClientCommand::AuthRefresh { reference, token }) => {
                         if let Some(renewed) = refresh(&edge, &session, &handle, reference.as_deref(), &token) {
@@ -271,6 +282,7 @@ async fn write_loop(
         close::TOO_MANY_CONNECTIONS => "too many connections for this user",
         close::GOING_AWAY => "server shutting down",
         close::TOO_LARGE => "frame too large",
+        close::POLICY => "rate limit ignored",
         close::IDLE => "no ping within the idle timeout",
         _ => "",
     };

@@ -45,7 +45,17 @@ pub async fn submit(
         return "failed";
     };
     let subject = subjects::command(envelope.chat_id(), envelope.command.name());
-    let outgoing = Outgoing::new(subject, envelope.id.clone(), Bytes::from(payload));
+    let traceparent = chat_core::trace::new_traceparent();
+    tracing::debug!(
+        trace_id = chat_core::trace::trace_id(&traceparent),
+        conn_id = %session.conn_id,
+        user_id = %session.user_id,
+        chat_id = envelope.chat_id(),
+        command = envelope.command.name(),
+        "command published"
+    );
+    let outgoing = Outgoing::new(subject, envelope.id.clone(), Bytes::from(payload))
+        .with_header(chat_nats::headers::TRACEPARENT, &traceparent);
     match edge.publish_command(outgoing).await {
         Ok(ack) => {
             let conn = conn.clone();
