@@ -336,3 +336,45 @@ async fn the_per_user_message_budget_is_shared_and_answers_429() {
     let other = send("u2", "k".into()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(other.status(), StatusCode::TOO_MANY_REQUESTS, "another user's budget is untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_pages_at_500_changes_with_has_more() {
+    let h = Harness::start().await;
+    h.seed_group("c1", "u1", &[]).await;
+    let now = chrono::Utc::now();
+    let messages: Vec<chat_store::docs::MessageDoc> = (2..=602)
+        .map(|seq| chat_store::docs::MessageDoc {
+            id: format!("m{seq}"),
+            chat_id: "c1".into(),
+            seq,
+            updated_seq: seq,
+            sender_id: "u1".into(),
+            client_msg_id: format!("k{seq}"),
+            text: "x".into(),
+            reply_to: None,
+            created_at: now,
+            edited_at: None,
+            deleted_at: None,
+            last_command: None,
+        })
+        .collect();
+    h.store.insert_messages(&messages).await.unwrap_or_else(|e| panic!("{e}"));
+    let nats = async_nats::connect(h.servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
+    let ask = |since: u64| {
+        let nats = nats.clone();
+        async move {
+            let body = json!({"user_id": "u1", "chats": {"c1": since}}).to_string();
+            let reply = nats.request(subjects::rpc("sync"), body.into()).await.unwrap_or_else(|e| panic!("{e}"));
+            serde_json::from_slice::<Value>(&reply.payload).unwrap_or_default()
+        }
+    };
+    let first = ask(1).await;
+    let page = &first["chats"]["c1"];
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(500));
+    assert_eq!(page["has_more"], true);
+    let last = page["messages"][499]["updated_seq"].as_u64().unwrap_or(0);
+    assert_eq!(last, 501);
+    let second = ask(last).await;
+    assert_eq!(second["chats"]["c1"]["messages"].as_array().map(Vec::len), Some(101));
+    assert_eq!(second["chats"]["c1"]["has_more"], false);
+}
