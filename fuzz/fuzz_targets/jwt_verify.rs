@@ -35,6 +35,10 @@ use sha2::Sha256;
 /// The leeway of `dev_jwt_args`, in seconds.
 const LEEWAY_S: i64 = 30;
 
+/// `FUZZ_SHOW_ACCEPTED=1` prints every accepted token's `sub`: a way to see that the
+/// corpus reaches the code behind the signature check.
+static SHOW_ACCEPTED: LazyLock<bool> = LazyLock::new(|| std::env::var_os("FUZZ_SHOW_ACCEPTED").is_some());
+
 static VERIFIER: LazyLock<TokenVerifier> =
     LazyLock::new(|| TokenVerifier::from_args(&dev_jwt_args()).expect("the development settings are valid"));
 
@@ -59,6 +63,9 @@ fn now() -> i64 {
 
 fn check(token: &str) {
     let Ok(claims) = VERIFIER.verify(token) else { return };
+    if *SHOW_ACCEPTED {
+        eprintln!("accepted: sub {:?} exp {} nbf {:?}", claims.sub, claims.exp, claims.nbf);
+    }
 
     assert_eq!(VERIFIER.verify(token).as_ref(), Ok(&claims), "an accepted token did not verify the same way twice");
     assert!(chat_nats::subjects::is_valid_id(&claims.sub), "accepted sub {:?} is not a valid id", claims.sub);

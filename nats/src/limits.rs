@@ -12,7 +12,7 @@ pub const MAX_MEMBERS_PER_COMMAND: usize = 1000;
 /// Checks message text: not blank, not too long, no control characters other than
 /// newline, carriage return and tab.
 pub fn check_text(text: &str) -> Result<(), String> {
-    if text.trim().is_empty() {
+    if is_blank(text) {
         return Err("text must not be empty".into());
     }
     if text.chars().count() > MAX_TEXT_CHARS {
@@ -23,14 +23,17 @@ pub fn check_text(text: &str) -> Result<(), String> {
 
 /// Checks a group title.
 pub fn check_title(title: &str) -> Result<(), String> {
-    if title.trim().is_empty() {
+    if is_blank(title) {
         return Err("title must not be empty".into());
     }
     if title.chars().count() > MAX_TITLE_CHARS {
         return Err(format!("title is longer than {MAX_TITLE_CHARS} characters"));
     }
-    if title.contains(['\n', '\r', '\t']) {
+    if title.contains(['\n', '\r', '\t', '\u{2028}', '\u{2029}']) {
         return Err("title must be one line".into());
+    }
+    if title.chars().any(is_bidi_control) {
+        return Err("title contains bidirectional control characters".into());
     }
     check_no_controls(title, "title")
 }
@@ -42,6 +45,19 @@ pub fn check_client_id(value: &str, field: &str) -> Result<(), String> {
     } else {
         Err(format!("{field} must be 1-{MAX_CLIENT_MSG_ID} characters of [A-Za-z0-9_-]"))
     }
+}
+
+/// Nothing visible: only whitespace and zero-width or blank-looking characters.
+fn is_blank(value: &str) -> bool {
+    value.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{2800}' | '\u{180E}' | '\u{3164}')
+    })
+}
+
+/// Characters that reorder text around them (used to disguise names and titles).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn check_no_controls(value: &str, field: &str) -> Result<(), String> {
@@ -71,6 +87,11 @@ mod tests {
     fn title_and_id_rules() {
         assert!(check_title("Физика 9Б").is_ok());
         assert!(check_title("two\nlines").is_err());
+        assert!(check_title("a\u{2028}b").is_err());
+        assert!(check_title("admin\u{202E}txt.exe").is_err());
+        assert!(check_title("\u{200B}\u{FEFF}").is_err());
+        assert!(check_text("\u{2800}").is_err());
+        assert!(check_text("שלום, мир").is_ok());
         assert!(check_client_id("k-1_a", "client_msg_id").is_ok());
         assert!(check_client_id("k.1", "client_msg_id").is_err());
     }

@@ -96,6 +96,12 @@ pub async fn send(
     ApiJson(request): ApiJson<SendMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     member_chat(&state, &caller, &chat_id).await?;
+    limits::check_client_id(&request.client_msg_id, "client_msg_id").map_err(ApiError::invalid)?;
+    check_text(&request.text)?;
+    if let Some(reply_to) = &request.reply_to {
+        check_id(reply_to, "reply_to")?;
+    }
+    // Only well-formed sends count against the budget.
     if let chat_core::rate_limit::Verdict::Limited { retry_after_ms } =
         state.inner.message_budget.take(caller.id()).await
     {
@@ -104,11 +110,6 @@ pub async fn send(
             message: "too many messages; slow down".into(),
             retry_after_s: Some(retry_after_ms.div_ceil(1000)),
         });
-    }
-    limits::check_client_id(&request.client_msg_id, "client_msg_id").map_err(ApiError::invalid)?;
-    check_text(&request.text)?;
-    if let Some(reply_to) = &request.reply_to {
-        check_id(reply_to, "reply_to")?;
     }
     let command = Command::MsgSend {
         chat_id,
