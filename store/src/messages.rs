@@ -65,7 +65,9 @@ impl Store {
         let options = InsertManyOptions::builder().ordered(false).build();
         match self.messages().insert_many(messages).with_options(options).await {
             Ok(_) => Ok(()),
-            Err(error) if crate::is_duplicate_key(&error) => Ok(()),
+            // A message already stored under its send key is a redelivery; a clash on
+            // the seq index would lose a message, so it is an error.
+            Err(error) if crate::is_duplicate_key(&error) && !error.to_string().contains("chat_seq_unique") => Ok(()),
             Err(error) => Err(error.into()),
         }
     }
