@@ -76,14 +76,21 @@ pub async fn publish_all(
 ) -> Result<Vec<jetstream::publish::PublishAck>, PublishError> {
     let mut pending = Vec::with_capacity(messages.len());
     for message in messages {
-        let mut headers = message.headers;
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, message.msg_id.as_str());
-        let subject = message.subject;
-        let future = js
-            .publish_with_headers(subject.clone(), headers, message.payload)
-            .await
-            .map_err(|source| PublishError::Rejected { subject: subject.clone(), source })?;
+        let subject = message.subject.clone();
+        let future =
+            send(js, message).await.map_err(|source| PublishError::Rejected { subject: subject.clone(), source })?;
         pending.push(async move { future.await.map_err(|source| PublishError::Rejected { subject, source }) });
     }
     try_join_all(pending).await
+}
+
+/// Writes one message with its `Nats-Msg-Id`; the returned future resolves when the
+/// stream has stored it, so a caller can go on before the ack arrives.
+pub async fn send(
+    js: &jetstream::Context,
+    message: Outgoing,
+) -> Result<jetstream::context::PublishAckFuture, jetstream::context::PublishError> {
+    let mut headers = message.headers;
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, message.msg_id.as_str());
+    js.publish_with_headers(message.subject, headers, message.payload).await
 }

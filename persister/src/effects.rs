@@ -43,13 +43,14 @@ impl Effects {
         }
     }
 
-    /// Rejects a command with a code and reason.
+    /// Rejects a command with a code and reason, and counts it.
     pub fn reject(
         &mut self,
         envelope: &CommandEnvelope,
         code: chat_nats::model::ErrorCode,
         message: impl Into<String>,
     ) {
+        crate::metrics::COMMANDS.with_label_values(&[envelope.command.name(), "rejected"]).inc();
         let client_msg_id = match &envelope.command {
             chat_nats::commands::Command::MsgSend { client_msg_id, .. } => Some(client_msg_id.clone()),
             _ => None,

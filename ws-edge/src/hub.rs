@@ -363,10 +363,13 @@ impl Hub {
             let Some(frame) = utf8(message.payload.clone()) else { continue };
             let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("unknown");
             if message.subject.starts_with("chat.live.") {
-                let author = serde_json::from_slice::<chat_nats::events::LiveSignal>(&message.payload).ok();
+                // Only typing skips its author, so only typing is parsed.
                 let typing = kind == "typing";
-                let skip = author.as_ref().filter(|_| typing).map(|signal| signal.user_id());
-                self.deliver_live(chat_id, &frame, kind, skip, typing);
+                let author = match typing {
+                    true => serde_json::from_slice::<chat_nats::events::LiveSignal>(&message.payload).ok(),
+                    false => None,
+                };
+                self.deliver_live(chat_id, &frame, kind, author.as_ref().map(|signal| signal.user_id()), typing);
                 continue;
             }
             let persisted_at = message

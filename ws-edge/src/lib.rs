@@ -178,9 +178,7 @@ impl EdgeState {
         &self,
         message: Outgoing,
     ) -> Result<async_nats::jetstream::context::PublishAckFuture, async_nats::jetstream::context::PublishError> {
-        let mut headers = message.headers;
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, message.msg_id.as_str());
-        self.js.publish_with_headers(message.subject, headers, message.payload).await
+        chat_nats::publish::send(&self.js, message).await
     }
 }
 

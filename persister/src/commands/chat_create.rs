@@ -30,7 +30,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     };
     let creator = &envelope.actor.user_id;
     if let Err(reason) = validate(creator, *kind, title.as_deref(), member_ids, external_id.as_deref()) {
-        metrics::COMMANDS.with_label_values(&["chat.create", "rejected"]).inc();
         effects.reject(envelope, ErrorCode::Invalid, reason);
         return Ok(());
     }
@@ -47,7 +46,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     if let Some(external_id) = external_id
         && store.chat_by_external_id(external_id).await?.is_some()
     {
-        metrics::COMMANDS.with_label_values(&["chat.create", "rejected"]).inc();
         effects.reject(envelope, ErrorCode::Conflict, "a chat with this external_id exists");
         return Ok(());
     }
@@ -86,7 +84,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
             match winner {
                 Some(existing) => finish(store, command, existing, false, effects).await,
                 None => {
-                    metrics::COMMANDS.with_label_values(&["chat.create", "rejected"]).inc();
                     effects.reject(envelope, ErrorCode::Conflict, "a chat with this external_id exists");
                     Ok(())
                 }

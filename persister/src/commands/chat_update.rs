@@ -23,7 +23,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let envelope = &command.envelope;
     let Command::ChatUpdate { chat_id, title } = &envelope.command else { return Ok(()) };
     let reject = |effects: &mut Effects, code, reason: &str| {
-        metrics::COMMANDS.with_label_values(&["chat.update", "rejected"]).inc();
         effects.reject(envelope, code, reason);
         Ok(())
     };

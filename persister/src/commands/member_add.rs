@@ -26,7 +26,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return Ok(());
     };
     let reject = |effects: &mut Effects, code, reason: &str| {
-        metrics::COMMANDS.with_label_values(&["member.add", "rejected"]).inc();
         effects.reject(envelope, code, reason);
         Ok(())
     };

@@ -25,7 +25,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let Command::MemberRemove { chat_id, user_id } = &envelope.command else { return Ok(()) };
     let actor = &envelope.actor.user_id;
     let reject = |effects: &mut Effects, code, reason: &str| {
-        metrics::COMMANDS.with_label_values(&["member.remove", "rejected"]).inc();
         effects.reject(envelope, code, reason);
         Ok(())
     };

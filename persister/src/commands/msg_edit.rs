@@ -21,7 +21,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let Command::MsgEdit { chat_id, message_id, text } = &envelope.command else { return Ok(()) };
     let actor = &envelope.actor.user_id;
     let reject = |effects: &mut Effects, code, reason: &str| {
-        metrics::COMMANDS.with_label_values(&["msg.edit", "rejected"]).inc();
         effects.reject(envelope, code, reason);
         Ok(())
     };

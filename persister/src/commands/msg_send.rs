@@ -65,7 +65,6 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
             None
         };
         if let Some((code, reason)) = problem {
-            metrics::COMMANDS.with_label_values(&["msg.send", "rejected"]).inc();
             effects.reject(&command.envelope, code, reason);
             continue;
         }

@@ -21,7 +21,6 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let Command::Read { chat_id, up_to_seq } = &envelope.command else { return Ok(()) };
     let actor = &envelope.actor.user_id;
     let Some(chat) = store.chat(chat_id).await?.filter(|chat| super::role_in(chat, actor).is_some()) else {
-        metrics::COMMANDS.with_label_values(&["read", "rejected"]).inc();
         effects.reject(envelope, ErrorCode::NotFound, "no such chat");
         return Ok(());
     };
