@@ -16,6 +16,12 @@ pub const SIGNAL_TYPING_ALL: &str = "chat.signal.*.typing";
 pub const LIVE_ALL: &str = "chat.live.>";
 /// Wildcard for every connection report from the edges.
 pub const PRESENCE_CONN_ALL: &str = "presence.conn.*";
+/// Wildcard for every user-scoped delivery: an edge subscribes to it once and hands
+/// each delivery to its local connections of that user.
+pub const USER_ALL: &str = "user.>";
+/// Wildcard for every presence transition: an edge subscribes to it once and hands
+/// each change to the local connections that watch that user.
+pub const PRESENCE_CHANGED_ALL: &str = "presence.changed.*";
 /// Prefix of the request/reply service subjects.
 pub const RPC_PREFIX: &str = "chat.rpc";
 
@@ -103,6 +109,16 @@ pub fn user_id_of(subject: &str) -> Option<&str> {
     }
 }
 
+/// The user id in `presence.changed.<user_id>`.
+pub fn presence_changed_user(subject: &str) -> Option<&str> {
+    subject.strip_prefix("presence.changed.").filter(|id| !id.is_empty() && !id.contains('.'))
+}
+
+/// The event name in `user.<user_id>.<event>`.
+pub fn user_event_of(subject: &str) -> Option<&str> {
+    subject.splitn(3, '.').nth(2).filter(|event| !event.is_empty())
+}
+
 /// True when `id` can be used inside a subject and a MongoDB document id: 1 to 64
 /// characters from `[A-Za-z0-9_-]`.
 pub fn is_valid_id(id: &str) -> bool {
@@ -134,6 +150,11 @@ mod tests {
         assert_eq!(chat_id_of("user.u1.x"), None);
         assert_eq!(user_id_of("user.u1.chat.joined"), Some("u1"));
         assert_eq!(user_id_of("chat.evt.c1.x"), None);
+        assert_eq!(user_event_of("user.u1.chat.joined"), Some("chat.joined"));
+        assert_eq!(user_event_of("user.u1"), None);
+        assert_eq!(presence_changed_user("presence.changed.u1"), Some("u1"));
+        assert_eq!(presence_changed_user("presence.changed."), None);
+        assert_eq!(presence_changed_user("presence.conn.u1"), None);
     }
 
     #[test]

@@ -93,7 +93,8 @@ async fn metrics_move_when_messages_flow() {
     ann.collect_created(&chat, 5).await;
     assert!(metric(&http, &edge, "chat_ws_events_sent_total").await >= sent_before + 10.0);
     assert!(metric(&http, &edge, "chat_ws_commands_total{outcome=\"accepted\",type=\"msg.send\"}").await >= 5.0);
-    assert!(metric(&http, &edge, "chat_delivery_seconds_count").await >= 10.0);
+    // One sampled socket per event: five events, five observations.
+    assert!(metric(&http, &edge, "chat_delivery_seconds_count").await >= 5.0);
     // In-process, every binary shares one registry: the persister's metrics are here too.
     assert!(
         metric(&http, &edge, "chat_persister_commands_total{command=\"msg.send\",outcome=\"stored\"}").await >= 5.0

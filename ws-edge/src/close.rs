@@ -18,3 +18,18 @@ pub const TOO_LARGE: u16 = 1009;
 pub const INTERNAL: u16 = 1011;
 /// The client stopped pinging.
 pub const IDLE: u16 = 1000;
+
+/// The reason sent with a close code.
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        TOKEN_EXPIRED => "token expired",
+        SLOW_CONSUMER => "slow consumer: send queue overflowed",
+        TOO_MANY_CONNECTIONS => "too many connections for this user",
+        GOING_AWAY => "server shutting down",
+        TOO_LARGE => "frame too large",
+        POLICY => "rate limit ignored",
+        INTERNAL => "internal error",
+        IDLE => "no ping within the idle timeout",
+        _ => "",
+    }
+}

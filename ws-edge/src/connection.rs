@@ -1,87 +1,66 @@
-//! One WebSocket connection (the seed's ConnectionHandler): a writer task draining a
-//! bounded queue, and a reader loop that parses commands, enforces limits and the
-//! heartbeat, and closes at token expiry.
+//! One WebSocket connection (the seed's ConnectionHandler), served by one task that
+//! waits on three things: a frame from the client, frames in its [`Outbox`], and its
+//! timers (idle, token expiry and the warning before it).
+//!
+//! Queued frames are written in bursts: everything queued is fed to the socket and
+//! flushed once, so a burst of events costs one write. Every write has a deadline: a
+//! client that stops reading is dropped once its socket has been blocked for the write
+//! timeout, and the close handshake has a deadline of its own. The connection stays
+//! registered (and counts against its user's connection limit) until its socket is
+//! really closed. A panic while serving it closes only it, with 1011, and unregisters
+//! it like any disconnect.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU16, Ordering},
-    },
+    panic::AssertUnwindSafe,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use chat_nats::presence::ConnEvent;
-use futures::{SinkExt, StreamExt, stream::SplitSink};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chat_nats::{model::ErrorCode, presence::ConnEvent};
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use crate::{
-    EdgeState, close, commands,
-    hub::ConnHandle,
-    metrics,
+    close, commands, metrics,
+    outbox::{ConnHandle, Outbound, Outbox},
     protocol::{self, ServerFrame},
     rate::TokenBucket,
+    session::Session,
+    state::EdgeState,
 };
 
 /// Commands refused for rate in a row after which the client counts as abusive and is
 /// closed with 4008: a client that honours `retry_after_ms` never gets near it.
 pub const ABUSE_THRESHOLD: u32 = 50;
 
-/// Something to write to a socket.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// A reply of the edge (ack, pong, error).
-    Frame(Utf8Bytes),
-    /// A bus event, possibly timed for `chat_delivery_seconds`.
-    Event {
-        /// The JSON text.
-        frame: Utf8Bytes,
-        /// When the persister stored it.
-        persisted_at_micros: Option<i64>,
-        /// Typing and presence may be dropped when the queue is full.
-        droppable: bool,
-    },
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Send a close frame with this code.
+    Close(u16),
+    /// The peer closed or the socket broke: flush what tungstenite still holds (the
+    /// reply to a peer's close) and drop it.
+    Gone,
+    /// A write did not finish in time: drop the socket without another write.
+    Stuck,
 }
 
-impl Outbound {
-    /// True for frames a slow client may miss.
-    pub fn droppable(&self) -> bool {
-        matches!(self, Outbound::Event { droppable: true, .. })
-    }
-}
-
-/// Who is on the other end.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// This connection.
-    pub conn_id: Arc<str>,
-    /// The authenticated user.
-    pub user_id: String,
-    /// Platform roles from the token.
-    pub roles: Vec<String>,
-    /// When the token expires.
-    pub expires_at: Instant,
+/// What handling one client frame leads to.
+enum Step {
+    Continue,
+    End(Ending),
+    /// A refreshed token moved the expiry.
+    Refreshed(Instant),
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: Vec<String>) {
-    let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel(edge.config.queue_frames);
-    let close_token = CancellationToken::new();
-    let close_code = Arc::new(AtomicU16::new(0));
-    let handle = ConnHandle {
-        conn_id: session.conn_id.clone(),
-        tx: tx.clone(),
-        close: close_token.clone(),
-        close_code: close_code.clone(),
-    };
-    let writer = tokio::spawn(write_loop(sink, rx, close_token.clone(), close_code.clone()));
-
-    if edge.hub.register(&session.user_id, handle.clone(), chats).await.is_err() {
-        close_code.store(close::TOO_MANY_CONNECTIONS, Ordering::Relaxed);
-        close_token.cancel();
-        let _ = writer.await;
+pub async fn serve(mut socket: WebSocket, edge: EdgeState, session: Session, chats: Vec<String>) {
+    let conn = ConnHandle { conn_id: session.conn_id.clone(), outbox: Arc::new(Outbox::new(edge.queue_limits())) };
+    let close_timeout = Duration::from_millis(edge.config.close_timeout_ms);
+    // The rarely taken steps are boxed, so that the task of an idle connection carries
+    // only the state of its main loop.
+    if Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
+        finish(&mut socket, Ending::Close(close::TOO_MANY_CONNECTIONS), close_timeout).await;
         return;
     }
     metrics::CONNECTIONS.inc();
@@ -91,110 +70,219 @@ pub async fn serve(socket: WebSocket, edge: EdgeState, session: Session, chats: 
         user_id: &session.user_id,
         heartbeat_ms: edge.config.heartbeat_ms,
         limits: edge.limits(),
-    }
-    .to_text();
-    handle.offer(Outbound::Frame(hello.into()));
+    };
+    conn.reply(hello.to_text());
+    Box::pin(edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Connected)).await;
 
-    let idle = Duration::from_millis(edge.config.idle_timeout_ms);
-    let mut bucket = TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst);
-    let mut typing = commands::typing::TypingThrottle::default();
-    edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Connected).await;
-    let mut expires_at = session.expires_at;
-    let expiry = tokio::time::sleep_until(expires_at.into());
-    let warning = tokio::time::sleep_until(warn_at(expires_at).into());
-    tokio::pin!(expiry, warning);
-    let mut warned = false;
-    let mut refused_in_a_row = 0u32;
-    loop {
-        let next = tokio::select! {
-            _ = close_token.cancelled() => break,
-            _ = &mut expiry => {
-                close_code.store(close::TOKEN_EXPIRED, Ordering::Relaxed);
-                break;
+    let mut connection = Connection {
+        socket,
+        edge: &edge,
+        session: &session,
+        conn: &conn,
+        bucket: TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst),
+        typing: commands::typing::TypingThrottle::default(),
+        refused_in_a_row: 0,
+    };
+    let ending = match AssertUnwindSafe(connection.run()).catch_unwind().await {
+        Ok(ending) => ending,
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(conn_id = %session.conn_id, user_id = %session.user_id, message, "connection panicked; closing it with 1011");
+            Ending::Close(close::INTERNAL)
+        }
+    };
+    conn.outbox.close(close::GOING_AWAY);
+    Box::pin(finish(&mut connection.socket, ending, close_timeout)).await;
+    drop(connection);
+    edge.hub.unregister(&session.user_id, &session.conn_id);
+    Box::pin(edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Disconnected)).await;
+    metrics::CONNECTIONS.dec();
+    tracing::debug!(conn_id = %session.conn_id, ?ending, "disconnected");
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Closes the socket the way `ending` says, within `deadline`.
+async fn finish(socket: &mut WebSocket, ending: Ending, deadline: Duration) {
+    let close = async {
+        match ending {
+            Ending::Close(code) => {
+                let frame = CloseFrame { code, reason: close::reason(code).into() };
+                socket.send(Message::Close(Some(frame))).await?;
+                SinkExt::close(socket).await
             }
-            _ = &mut warning, if !warned => {
-                warned = true;
-                let in_ms = expires_at.saturating_duration_since(Instant::now()).as_millis();
-                let frame = format!(r#"{{"type":"token.expiring","in_ms":{in_ms}}}"#);
-                handle.offer(Outbound::Frame(frame.into()));
-                continue;
-            }
-            next = tokio::time::timeout(idle, stream.next()) => next,
-        };
-        let message = match next {
-            Err(_) => {
-                close_code.store(close::IDLE, Ordering::Relaxed);
-                break;
-            }
-            Ok(None) => break,
-            Ok(Some(Err(error))) => {
-                if is_capacity_error(&error) {
-                    close_code.store(close::TOO_LARGE, Ordering::Relaxed);
-                }
-                tracing::debug!(%error, conn_id = %session.conn_id, "read failed");
-                break;
-            }
-            Ok(Some(Ok(message))) => message,
-        };
-        match message {
-            Message::Text(text) => {
-                if !bucket.take(Instant::now()) {
-                    metrics::COMMANDS.with_label_values(&["any", "rate_limited"]).inc();
-                    refused_in_a_row += 1;
-                    if refused_in_a_row >= ABUSE_THRESHOLD {
-                        close_code.store(close::POLICY, Ordering::Relaxed);
-                        break;
+            Ending::Gone => socket.flush().await,
+            Ending::Stuck => Ok(()),
+        }
+    };
+    let _ = tokio::time::timeout(deadline, close).await;
+}
+
+/// The state of one connection's task.
+struct Connection<'a> {
+    socket: WebSocket,
+    edge: &'a EdgeState,
+    session: &'a Session,
+    conn: &'a ConnHandle,
+    bucket: TokenBucket,
+    typing: commands::typing::TypingThrottle,
+    refused_in_a_row: u32,
+}
+
+impl Connection<'_> {
+    async fn run(&mut self) -> Ending {
+        let idle = Duration::from_millis(self.edge.config.idle_timeout_ms);
+        let mut expires_at = self.session.expires_at;
+        let idle_deadline = tokio::time::sleep(idle);
+        let expiry = tokio::time::sleep_until(expires_at.into());
+        let warning = tokio::time::sleep_until(warn_at(expires_at).into());
+        tokio::pin!(idle_deadline, expiry, warning);
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                _ = self.conn.outbox.ready() => {
+                    if let Some(ending) = self.write_queued().await {
+                        return ending;
                     }
-                    let frame = ServerFrame::Error {
-                        reference: None,
-                        code: chat_nats::model::ErrorCode::RateLimited,
-                        message: "too many commands",
-                        client_msg_id: None,
-                        retry_after_ms: Some(bucket.retry_after_ms()),
-                    };
-                    handle.offer(Outbound::Frame(frame.to_text().into()));
-                    continue;
                 }
-                refused_in_a_row = 0;
-                match protocol::parse_command(text.as_str()) {
-                    Ok(protocol::ClientCommand::AuthRefresh { reference, token }) => {
-                        if let Some(renewed) = refresh(&edge, &session, &handle, reference.as_deref(), &token) {
+                next = self.socket.next() => {
+                    idle_deadline.as_mut().reset((Instant::now() + idle).into());
+                    match self.on_frame(next).await {
+                        Step::Continue => {}
+                        Step::End(ending) => return ending,
+                        Step::Refreshed(renewed) => {
                             expires_at = renewed;
                             expiry.as_mut().reset(expires_at.into());
                             warning.as_mut().reset(warn_at(expires_at).into());
                             warned = false;
                         }
                     }
-                    Ok(command) => {
-                        let name = command.name();
-                        let outcome = commands::dispatch(&edge, &session, &handle, &mut typing, command).await;
-                        metrics::COMMANDS.with_label_values(&[name, outcome]).inc();
-                    }
-                    Err((reference, reason)) => reply_unparsed(&handle, reference.as_deref(), &reason),
+                }
+                _ = &mut idle_deadline => return Ending::Close(close::IDLE),
+                _ = &mut expiry => return Ending::Close(close::TOKEN_EXPIRED),
+                _ = &mut warning, if !warned => {
+                    warned = true;
+                    let in_ms = expires_at.saturating_duration_since(Instant::now()).as_millis();
+                    self.conn.reply(format!(r#"{{"type":"token.expiring","in_ms":{in_ms}}}"#));
                 }
             }
+        }
+    }
+
+    /// Writes everything queued with one flush; ends the connection when asked to or
+    /// when the socket fails or stays blocked past the write timeout.
+    async fn write_queued(&mut self) -> Option<Ending> {
+        let drained = self.conn.outbox.drain();
+        if !drained.frames.is_empty() {
+            let mut timed = Vec::new();
+            let socket = &mut self.socket;
+            let write = async {
+                for outbound in drained.frames {
+                    let frame = match outbound {
+                        Outbound::Frame(frame) => frame,
+                        Outbound::Event { frame, persisted_at_micros, .. } => {
+                            timed.extend(persisted_at_micros);
+                            frame
+                        }
+                    };
+                    socket.feed(Message::Text(frame)).await?;
+                }
+                socket.flush().await
+            };
+            match tokio::time::timeout(Duration::from_millis(self.edge.config.write_timeout_ms), write).await {
+                Err(_) => {
+                    tracing::debug!(conn_id = %self.session.conn_id, "write timed out; dropping the connection");
+                    return Some(Ending::Stuck);
+                }
+                Ok(Err(_)) => return Some(Ending::Gone),
+                Ok(Ok(())) => {}
+            }
+            if !timed.is_empty() {
+                let now = chrono::Utc::now().timestamp_micros();
+                for persisted_at in timed {
+                    metrics::DELIVERY_SECONDS.observe((now - persisted_at).max(0) as f64 / 1e6);
+                }
+            }
+        }
+        drained.closing.map(Ending::Close)
+    }
+
+    async fn on_frame(&mut self, next: Option<Result<Message, axum::Error>>) -> Step {
+        let message = match next {
+            None => return Step::End(Ending::Gone),
+            Some(Err(error)) => {
+                tracing::debug!(%error, conn_id = %self.session.conn_id, "read failed");
+                return Step::End(match is_capacity_error(error) {
+                    true => Ending::Close(close::TOO_LARGE),
+                    false => Ending::Gone,
+                });
+            }
+            Some(Ok(message)) => message,
+        };
+        match message {
+            Message::Text(text) => self.on_text(text.as_str()).await,
             Message::Binary(_) => {
                 let frame = ServerFrame::Error {
                     reference: None,
-                    code: chat_nats::model::ErrorCode::Invalid,
+                    code: ErrorCode::Invalid,
                     message: "binary frames are not accepted; send JSON text",
                     client_msg_id: None,
                     retry_after_ms: None,
                 };
-                handle.offer(Outbound::Frame(frame.to_text().into()));
+                self.conn.reply(frame.to_text());
+                Step::Continue
             }
-            Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => Step::End(Ending::Gone),
+            Message::Ping(_) | Message::Pong(_) => Step::Continue,
         }
     }
-    edge.hub.unregister(&session.user_id, &session.conn_id);
-    edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Disconnected).await;
-    metrics::CONNECTIONS.dec();
-    close_token.cancel();
-    drop(handle);
-    drop(tx);
-    let _ = writer.await;
-    tracing::debug!(conn_id = %session.conn_id, "disconnected");
+
+    async fn on_text(&mut self, text: &str) -> Step {
+        if !self.bucket.take(Instant::now()) {
+            metrics::COMMANDS.with_label_values(&["any", "rate_limited"]).inc();
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row >= ABUSE_THRESHOLD {
+                return Step::End(Ending::Close(close::POLICY));
+            }
+            let frame = ServerFrame::Error {
+                reference: None,
+                code: ErrorCode::RateLimited,
+                message: "too many commands",
+                client_msg_id: None,
+                retry_after_ms: Some(self.bucket.retry_after_ms()),
+            };
+            self.conn.reply(frame.to_text());
+            return Step::Continue;
+        }
+        self.refused_in_a_row = 0;
+        let command = match protocol::parse_command(text) {
+            Ok(command) => command,
+            Err((reference, reason)) => {
+                reply_unparsed(self.conn, reference.as_deref(), &reason);
+                return Step::Continue;
+            }
+        };
+        if let Some(hook) = &self.edge.command_hook {
+            hook(&command);
+        }
+        if let protocol::ClientCommand::AuthRefresh { reference, token } = &command {
+            return match refresh(self.edge, self.session, self.conn, reference.as_deref(), token) {
+                Some(renewed) => Step::Refreshed(renewed),
+                None => Step::Continue,
+            };
+        }
+        let name = command.name();
+        // Boxed, so that an idle connection's task does not carry every command's state.
+        let outcome = Box::pin(commands::dispatch(self.edge, self.session, self.conn, &mut self.typing, command)).await;
+        metrics::COMMANDS.with_label_values(&[name, outcome]).inc();
+        Step::Continue
+    }
 }
 
 /// When to warn that the token expires: a minute ahead, or halfway for short tokens.
@@ -208,89 +296,49 @@ fn warn_at(expires_at: Instant) -> Instant {
 fn refresh(
     edge: &EdgeState,
     session: &Session,
-    handle: &ConnHandle,
+    conn: &ConnHandle,
     reference: Option<&str>,
     token: &str,
 ) -> Option<Instant> {
     let error = |code, message: &str| {
         let frame = ServerFrame::Error { reference, code, message, client_msg_id: None, retry_after_ms: None };
-        handle.offer(Outbound::Frame(frame.to_text().into()));
+        conn.reply(frame.to_text());
     };
     let claims = match edge.verifier.verify(token) {
         Ok(claims) => claims,
         Err(reason) => {
             metrics::COMMANDS.with_label_values(&["auth.refresh", "rejected"]).inc();
-            error(chat_nats::model::ErrorCode::Unauthorized, &reason.to_string());
+            error(ErrorCode::Unauthorized, &reason.to_string());
             return None;
         }
     };
-    if claims.sub != session.user_id {
+    if *claims.sub != *session.user_id {
         metrics::COMMANDS.with_label_values(&["auth.refresh", "rejected"]).inc();
-        error(chat_nats::model::ErrorCode::Forbidden, "the new token names another user");
+        error(ErrorCode::Forbidden, "the new token names another user");
         return None;
     }
     metrics::COMMANDS.with_label_values(&["auth.refresh", "accepted"]).inc();
-    handle.offer(Outbound::Frame(ServerFrame::Ack { reference }.to_text().into()));
+    conn.reply(ServerFrame::Ack { reference }.to_text());
     let now_s = chrono::Utc::now().timestamp().max(0) as u64;
     Some(Instant::now() + Duration::from_secs(claims.exp.saturating_sub(now_s)))
 }
 
-fn reply_unparsed(handle: &ConnHandle, reference: Option<&str>, reason: &str) {
+fn reply_unparsed(conn: &ConnHandle, reference: Option<&str>, reason: &str) {
     metrics::COMMANDS.with_label_values(&["unparsed", "invalid"]).inc();
     let frame = ServerFrame::Error {
         reference,
-        code: chat_nats::model::ErrorCode::Invalid,
+        code: ErrorCode::Invalid,
         message: reason,
         client_msg_id: None,
         retry_after_ms: None,
     };
-    handle.offer(Outbound::Frame(frame.to_text().into()));
+    conn.reply(frame.to_text());
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
-    close_token: CancellationToken,
-    close_code: Arc<AtomicU16>,
-) {
-    loop {
-        let next = tokio::select! {
-            biased;
-            next = rx.recv() => next,
-            _ = close_token.cancelled() => None,
-        };
-        let Some(outbound) = next else { break };
-        let (frame, persisted_at) = match outbound {
-            Outbound::Frame(frame) => (frame, None),
-            Outbound::Event { frame, persisted_at_micros, .. } => (frame, persisted_at_micros),
-        };
-        if sink.send(Message::Text(frame)).await.is_err() {
-            return;
-        }
-        if let Some(persisted_at) = persisted_at {
-            let now = chrono::Utc::now().timestamp_micros();
-            metrics::DELIVERY_SECONDS.observe((now - persisted_at).max(0) as f64 / 1e6);
-        }
-    }
-    let code = match close_code.load(Ordering::Relaxed) {
-        0 => 1000,
-        code => code,
-    };
-    let reason = match code {
-        close::TOKEN_EXPIRED => "token expired",
-        close::SLOW_CONSUMER => "slow consumer: send queue overflowed",
-        close::TOO_MANY_CONNECTIONS => "too many connections for this user",
-        close::GOING_AWAY => "server shutting down",
-        close::TOO_LARGE => "frame too large",
-        close::POLICY => "rate limit ignored",
-        close::IDLE => "no ping within the idle timeout",
-        _ => "",
-    };
-    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-    let _ = sink.close().await;
-}
-
-fn is_capacity_error(error: &axum::Error) -> bool {
-    let text = error.to_string();
-    text.contains("too long") || text.contains("Space limit") || text.contains("capacity")
+/// True when the client sent a frame or message over the size limit.
+fn is_capacity_error(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+        .is_some_and(|error| matches!(error, tokio_tungstenite::tungstenite::Error::Capacity(_)))
 }

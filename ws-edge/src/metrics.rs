@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Histogram, IntCounterVec, IntGauge, exponential_buckets, histogram_opts, opts, register_histogram,
+    Histogram, IntCounter, IntCounterVec, IntGauge, exponential_buckets, histogram_opts, opts, register_histogram,
     register_int_counter_vec, register_int_gauge,
 };
 
@@ -31,7 +31,40 @@ pub static DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         .unwrap_or_else(|error| panic!("metric registration: {error}"))
 });
 
-/// Time from the persister storing an event to the edge writing it to a socket.
+/// Frames dropped because the queue was full (typing and presence only).
+pub static DROPPED_QUEUE_FULL: LazyLock<IntCounter> = LazyLock::new(|| DROPPED.with_label_values(&["queue_full"]));
+
+/// Frames dropped because their connection was closed as a slow consumer.
+pub static DROPPED_SLOW_CONSUMER: LazyLock<IntCounter> =
+    LazyLock::new(|| DROPPED.with_label_values(&["slow_consumer"]));
+
+/// Event kinds with a counter resolved once, so a delivery costs no label lookup.
+const EVENT_KINDS: [&str; 11] = [
+    "msg.created",
+    "msg.edited",
+    "msg.deleted",
+    "chat.created",
+    "chat.updated",
+    "member.added",
+    "member.removed",
+    "read",
+    "typing",
+    "presence",
+    "other",
+];
+
+static EVENT_COUNTERS: LazyLock<Vec<IntCounter>> =
+    LazyLock::new(|| EVENT_KINDS.iter().map(|kind| EVENTS_SENT.with_label_values(&[kind])).collect());
+
+/// The `chat_ws_events_sent_total` counter of an event kind; unknown kinds count as `other`.
+pub fn events_sent(kind: &str) -> &'static IntCounter {
+    let index = EVENT_KINDS.iter().position(|known| *known == kind).unwrap_or(EVENT_KINDS.len() - 1);
+    &EVENT_COUNTERS[index]
+}
+
+/// Time from the persister storing an event to the edge writing it to a socket, for one
+/// sampled socket per event (the last one it was queued to), so that a fan-out to a
+/// hundred sockets costs one histogram update, not a hundred.
 pub static DELIVERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(histogram_opts!(
         "chat_delivery_seconds",
@@ -48,4 +81,7 @@ pub fn register() {
     LazyLock::force(&EVENTS_SENT);
     LazyLock::force(&DROPPED);
     LazyLock::force(&DELIVERY_SECONDS);
+    LazyLock::force(&DROPPED_QUEUE_FULL);
+    LazyLock::force(&DROPPED_SLOW_CONSUMER);
+    LazyLock::force(&EVENT_COUNTERS);
 }

@@ -1,6 +1,7 @@
 //! `GET /ws`: the token (header or `access_token` query) and the `Origin` are checked
 //! and the user's chats loaded before the upgrade, so a refused client gets a plain
-//! HTTP status and no socket.
+//! HTTP status and no socket. Upgrades in progress are capped: past the cap a client
+//! gets 503 at once instead of queueing behind token checks and membership loads.
 
 use std::{
     sync::Arc,
@@ -16,10 +17,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use crate::{
-    EdgeState,
-    connection::{self, Session},
-};
+use crate::{connection, session::Session, state::EdgeState};
 
 /// The `/ws` route.
 pub fn router(edge: EdgeState) -> Router {
@@ -39,6 +37,10 @@ async fn upgrade(
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let Ok(_in_progress) = edge.upgrades.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "too many connections opening; retry")
+            .into_response();
+    };
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|origin| edge.config.allowed_origins.iter().any(|o| o == origin));
         if !allowed {
@@ -67,11 +69,16 @@ async fn upgrade(
     };
     let now_s = chrono::Utc::now().timestamp().max(0) as u64;
     let expires_at = Instant::now() + Duration::from_secs(claims.exp.saturating_sub(now_s));
-    let session =
-        Session { conn_id: Arc::from(chat_core::ids::new_id()), user_id: claims.sub, roles: claims.roles, expires_at };
+    let session = Session {
+        conn_id: Arc::from(chat_core::ids::new_id()),
+        user_id: Arc::from(claims.sub),
+        roles: claims.roles,
+        expires_at,
+    };
     let max = edge.config.max_frame_bytes;
-    ws.read_buffer_size(4096)
-        .write_buffer_size(0)
+    let write_buffer = edge.config.write_buffer_bytes;
+    ws.read_buffer_size(edge.config.read_buffer_bytes.max(64))
+        .write_buffer_size(write_buffer)
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| connection::serve(socket, edge, session, chats))

@@ -1,16 +1,38 @@
-//! Deliveries on `user.<user_id>.<event>`: joined chats start flowing and left ones
-//! stop, rejections go
-//! back to the connection that sent the command, and copies of events go to every
-//! connection of the user.
+//! Deliveries on `user.<user_id>.<event>`, through one edge-wide subscription to
+//! `user.>`: joined chats start flowing and left ones stop, rejections go back to the
+//! connection that sent the command, and copies of events go to every connection of
+//! the user. Deliveries for users without a connection here are skipped.
+//!
+//! One subscription per edge instead of one per connected user: user deliveries are
+//! rare (rejections, joins, leaves, resend copies), while a subscription per user cost
+//! every connection a NATS channel and a task.
 
 use bytes::Bytes;
-use chat_nats::{commands::Rejection, events::UserEvent};
+use chat_nats::{commands::Rejection, events::UserEvent, subjects};
+use futures::StreamExt;
 
-use crate::{hub::Hub, protocol::ServerFrame};
+use crate::{feeds::utf8, hub::Hub, protocol::ServerFrame, registry::AbortOnDrop};
+
+/// Subscribes to `user.>` (in place before this returns) and serves it.
+pub async fn start(nats: &async_nats::Client, hub: Hub) -> Result<AbortOnDrop, async_nats::SubscribeError> {
+    let mut subscriber = nats.subscribe(subjects::USER_ALL).await?;
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        while let Some(message) = subscriber.next().await {
+            let (Some(user_id), Some(event)) =
+                (subjects::user_id_of(&message.subject), subjects::user_event_of(&message.subject))
+            else {
+                continue;
+            };
+            if hub.registry().connections_of(user_id).is_empty() {
+                continue;
+            }
+            handle(&hub, user_id, event, message.payload).await;
+        }
+    })))
+}
 
 /// Handles one delivery for a local user.
-pub async fn handle(hub: &Hub, user_id: &str, subject: &str, payload: Bytes) {
-    let event = subject.splitn(3, '.').nth(2).unwrap_or_default();
+pub async fn handle(hub: &Hub, user_id: &str, event: &str, payload: Bytes) {
     match event {
         "rejected" => {
             let Ok(rejection) = serde_json::from_slice::<Rejection>(&payload) else { return };
@@ -31,7 +53,7 @@ pub async fn handle(hub: &Hub, user_id: &str, subject: &str, payload: Bytes) {
             Err(error) => tracing::warn!(%error, user_id, "unreadable user delivery"),
         },
         "msg.created" => {
-            if let Some(frame) = crate::hub::utf8(payload) {
+            if let Some(frame) = utf8(payload) {
                 hub.deliver_to_user(user_id, &frame, event);
             }
         }

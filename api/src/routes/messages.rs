@@ -102,9 +102,7 @@ pub async fn send(
         check_id(reply_to, "reply_to")?;
     }
     // Only well-formed sends count against the budget.
-    if let chat_core::rate_limit::Verdict::Limited { retry_after_ms } =
-        state.inner.message_budget.take(caller.id()).await
-    {
+    if let chat_core::rate_limit::Verdict::Limited { retry_after_ms } = state.inner.message_budget.take(caller.id()) {
         return Err(ApiError {
             code: chat_nats::model::ErrorCode::RateLimited,
             message: "too many messages; slow down".into(),

@@ -5,7 +5,7 @@
 use chat_nats::{commands::Command, model::ErrorCode, roles};
 
 use super::{check_ids, reply_error, submit::submit};
-use crate::{EdgeState, connection::Session, hub::ConnHandle};
+use crate::{outbox::ConnHandle, session::Session, state::EdgeState};
 
 /// Publishes an edit, delete or read mark.
 pub async fn handle(

@@ -10,10 +10,10 @@ pub mod typing;
 use chat_nats::{commands::Command, limits, model::ErrorCode};
 
 use crate::{
-    EdgeState,
-    connection::{Outbound, Session},
-    hub::ConnHandle,
+    outbox::{ConnHandle, Outbound},
     protocol::{ClientCommand, ServerFrame},
+    session::Session,
+    state::EdgeState,
 };
 
 /// Runs a command; returns the outcome label for `chat_ws_commands_total`.

@@ -4,7 +4,7 @@
 use chat_nats::{commands::Command, model::ErrorCode};
 
 use super::{check_ids, reply_error, submit::submit};
-use crate::{EdgeState, connection::Session, hub::ConnHandle};
+use crate::{outbox::ConnHandle, session::Session, state::EdgeState};
 
 /// The fields of a send.
 pub struct Send {
@@ -36,8 +36,7 @@ pub async fn handle(edge: &EdgeState, session: &Session, conn: &ConnHandle, send
         reply_error(conn, reference, code, &reason, key);
         return "invalid";
     }
-    if let chat_core::rate_limit::Verdict::Limited { retry_after_ms } = edge.message_budget.take(&session.user_id).await
-    {
+    if let chat_core::rate_limit::Verdict::Limited { retry_after_ms } = edge.message_budget.take(&session.user_id) {
         let frame = crate::protocol::ServerFrame::Error {
             reference,
             code: ErrorCode::RateLimited,
@@ -45,7 +44,7 @@ pub async fn handle(edge: &EdgeState, session: &Session, conn: &ConnHandle, send
             client_msg_id: key,
             retry_after_ms: Some(retry_after_ms),
         };
-        conn.offer(crate::connection::Outbound::Frame(frame.to_text().into()));
+        conn.offer(crate::outbox::Outbound::Frame(frame.to_text().into()));
         return "rate_limited";
     }
     if !edge.is_member(session, &send.chat_id).await {

@@ -12,9 +12,9 @@ use chat_nats::{
 
 use super::reply_error;
 use crate::{
-    EdgeState,
-    connection::{Outbound, Session},
-    hub::ConnHandle,
+    outbox::{ConnHandle, Outbound},
+    session::Session,
+    state::EdgeState,
 };
 
 /// Most users one connection watches.

@@ -12,10 +12,10 @@ use chat_nats::{
 
 use super::reply_error;
 use crate::{
-    EdgeState,
-    connection::{Outbound, Session},
-    hub::ConnHandle,
+    outbox::{ConnHandle, Outbound},
     protocol::ServerFrame,
+    session::Session,
+    state::EdgeState,
 };
 
 /// Publishes `command` for the session's user; returns the metrics outcome.
@@ -33,7 +33,7 @@ pub async fn submit(
     let envelope = CommandEnvelope {
         v: chat_nats::PAYLOAD_VERSION,
         id: chat_core::ids::new_id(),
-        actor: Actor { user_id: session.user_id.clone(), roles: session.roles.clone() },
+        actor: Actor { user_id: session.user_id.to_string(), roles: session.roles.clone() },
         reference,
         conn_id: Some(session.conn_id.to_string()),
         reply: None,

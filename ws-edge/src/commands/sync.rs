@@ -12,10 +12,10 @@ use chat_nats::{
 
 use super::reply_error;
 use crate::{
-    EdgeState,
-    connection::{Outbound, Session},
-    hub::ConnHandle,
+    outbox::{ConnHandle, Outbound},
     protocol::SyncResultFrame,
+    session::Session,
+    state::EdgeState,
 };
 
 /// How long the api may take to answer.
@@ -38,7 +38,7 @@ pub async fn handle(
         reply_error(conn, refer, ErrorCode::Invalid, &format!("invalid chat id {bad:?}"), None);
         return "invalid";
     }
-    let request = SyncRequest { user_id: session.user_id.clone(), chats };
+    let request = SyncRequest { user_id: session.user_id.to_string(), chats };
     let Ok(body) = serde_json::to_vec(&request) else { return "failed" };
     let answer = tokio::time::timeout(SYNC_TIMEOUT, edge.nats.request(subjects::rpc(rpc::SYNC), body.into())).await;
     let payload = match answer {

@@ -11,7 +11,7 @@ use chat_nats::{
 };
 
 use super::{check_ids, reply_error};
-use crate::{EdgeState, connection::Session, hub::ConnHandle};
+use crate::{outbox::ConnHandle, session::Session, state::EdgeState};
 
 /// Shortest gap between two typing signals of one connection in one chat.
 const MIN_GAP: Duration = Duration::from_secs(1);
@@ -59,7 +59,7 @@ pub async fn handle(
     if !throttle.allow(&chat_id, state, Instant::now()) {
         return "dropped";
     }
-    let signal = LiveSignal::Typing { chat_id: chat_id.clone(), user_id: session.user_id.clone(), state };
+    let signal = LiveSignal::Typing { chat_id: chat_id.clone(), user_id: session.user_id.to_string(), state };
     let Ok(body) = serde_json::to_vec(&signal) else { return "failed" };
     match edge.nats.publish(subjects::signal_typing(&chat_id), body.into()).await {
         Ok(()) => "accepted",

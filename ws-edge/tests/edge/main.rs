@@ -1,6 +1,10 @@
 //! The edge against a real NATS server. The api's memberships endpoint is played by a
 //! small responder on the real bus, and events are published the way the persister
 //! and notifier publish them.
+//!
+//! One binary: [`isolation`] holds the tests that one bad client cannot hurt others.
+
+mod isolation;
 
 use std::{
     collections::HashMap,
@@ -52,6 +56,12 @@ fn config(nats_url: String) -> ws_edge::Config {
         heartbeat_ms: 25_000,
         idle_timeout_ms: 60_000,
         queue_frames: 64,
+        queue_bytes: 4 << 20,
+        write_timeout_ms: 10_000,
+        close_timeout_ms: 2_000,
+        read_buffer_bytes: 1024,
+        write_buffer_bytes: 16 * 1024,
+        max_pending_upgrades: 256,
         max_frame_bytes: 4096,
         commands_per_s: 1000,
         commands_burst: 1000,
@@ -61,6 +71,13 @@ fn config(nats_url: String) -> ws_edge::Config {
 
 impl Harness {
     async fn start(adjust: impl FnOnce(&mut ws_edge::Config)) -> Harness {
+        Self::start_with_hook(adjust, None).await
+    }
+
+    async fn start_with_hook(
+        adjust: impl FnOnce(&mut ws_edge::Config),
+        hook: Option<ws_edge::state::CommandHook>,
+    ) -> Harness {
         let nats_server = chat_testkit::start_nats().await;
         let url = format!("nats://127.0.0.1:{}", nats_server.port());
         let nats = async_nats::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
@@ -83,7 +100,8 @@ impl Harness {
         let mut config = config(url);
         adjust(&mut config);
         let shutdown = CancellationToken::new();
-        let running = ws_edge::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("edge: {e}"));
+        let running =
+            ws_edge::start_with_hook(config, shutdown.clone(), hook).await.unwrap_or_else(|e| panic!("edge: {e}"));
         Harness {
             _nats_server: nats_server,
             nats,

@@ -1,0 +1,365 @@
+//! Who is connected to this edge (the seed's ConnectionManager): each local user's
+//! connections and chats, each chat's local sockets, and who watches whose presence.
+//!
+//! Only connects, disconnects, joins and leaves take the registry's lock for writing.
+//! Deliveries do not take it at all: each chat with local members has its own list of
+//! sockets ([`ChatSockets`]), read by that chat's feed alone, so fan-outs of different
+//! chats run on both cores without meeting.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+};
+
+use tokio::task::JoinHandle;
+
+use crate::outbox::ConnHandle;
+
+/// A task that stops when its handle is dropped (a chat feed without local members).
+#[derive(Debug)]
+pub struct AbortOnDrop(pub JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One socket a chat's events go to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// Its user (typing skips its author's sockets).
+    pub user_id: Arc<str>,
+    /// The connection.
+    pub conn: ConnHandle,
+}
+
+/// The local sockets of one chat.
+#[derive(Debug, Default)]
+pub struct ChatSockets(Mutex<Vec<Recipient>>);
+
+impl ChatSockets {
+    /// The list, locked for one fan-out.
+    pub fn lock(&self) -> MutexGuard<'_, Vec<Recipient>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self, user_id: &Arc<str>, conn: &ConnHandle) {
+        self.lock().push(Recipient { user_id: user_id.clone(), conn: conn.clone() });
+    }
+
+    fn remove_conn(&self, conn_id: &str) {
+        self.lock().retain(|r| &*r.conn.conn_id != conn_id);
+    }
+
+    fn remove_user(&self, user_id: &str) {
+        self.lock().retain(|r| &*r.user_id != user_id);
+    }
+}
+
+/// Starts the feed of a chat that just got its first local member.
+pub type StartFeed<'a> = &'a mut dyn FnMut(&str, Arc<ChatSockets>) -> AbortOnDrop;
+
+/// Why a connection could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The user already has the maximum number of connections.
+    TooManyConnections,
+}
+
+#[derive(Debug, Default)]
+struct UserEntry {
+    conns: Vec<ConnHandle>,
+    chats: HashSet<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct ChatEntry {
+    users: HashSet<Arc<str>>,
+    sockets: Arc<ChatSockets>,
+    _feed: AbortOnDrop,
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    users: HashMap<Arc<str>, UserEntry>,
+    chats: HashMap<Arc<str>, ChatEntry>,
+    /// Watched user → the connections watching them.
+    watchers: HashMap<Arc<str>, Vec<ConnHandle>>,
+    /// Connection → the users it watches.
+    watching: HashMap<Arc<str>, Vec<Arc<str>>>,
+}
+
+/// The registry.
+#[derive(Debug)]
+pub struct Registry {
+    maps: RwLock<Maps>,
+    max_conns_per_user: usize,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(max_conns_per_user: usize) -> Self {
+        Registry { maps: RwLock::default(), max_conns_per_user }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Maps> {
+        self.maps.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The chats of `chats` that have no feed on this edge yet.
+    pub fn chats_without_feed(&self, chats: &[String]) -> Vec<String> {
+        let maps = self.read();
+        chats.iter().filter(|chat| !maps.chats.contains_key(chat.as_str())).cloned().collect()
+    }
+
+    /// True when the chat has a feed on this edge.
+    pub fn has_feed(&self, chat_id: &str) -> bool {
+        self.read().chats.contains_key(chat_id)
+    }
+
+    /// Adds a connection and its user's chats.
+    pub fn add_connection(
+        &self,
+        user_id: &str,
+        conn: ConnHandle,
+        chats: Vec<String>,
+        start_feed: StartFeed<'_>,
+    ) -> Result<(), RegisterError> {
+        let mut maps = self.write();
+        let (user_key, known) = match maps.users.get_key_value(user_id) {
+            Some((_, user)) if user.conns.len() >= self.max_conns_per_user => {
+                return Err(RegisterError::TooManyConnections);
+            }
+            Some((key, user)) => (key.clone(), user.chats.iter().cloned().collect::<Vec<_>>()),
+            None if self.max_conns_per_user == 0 => return Err(RegisterError::TooManyConnections),
+            None => (Arc::from(user_id), Vec::new()),
+        };
+        for chat_id in &known {
+            if let Some(chat) = maps.chats.get(chat_id) {
+                chat.sockets.add(&user_key, &conn);
+            }
+        }
+        maps.users.entry(user_key.clone()).or_default().conns.push(conn);
+        for chat_id in chats {
+            Self::join_locked(&mut maps, &user_key, &chat_id, start_feed);
+        }
+        Ok(())
+    }
+
+    /// Removes a connection; the last one of a user drops the user's chats.
+    pub fn remove_connection(&self, user_id: &str, conn_id: &str) {
+        let mut maps = self.write();
+        Self::unwatch_locked(&mut maps, conn_id);
+        let Some(user) = maps.users.get_mut(user_id) else { return };
+        user.conns.retain(|conn| &*conn.conn_id != conn_id);
+        let last = user.conns.is_empty();
+        let chats: Vec<Arc<str>> = user.chats.iter().cloned().collect();
+        if !last {
+            for chat_id in &chats {
+                if let Some(chat) = maps.chats.get(chat_id) {
+                    chat.sockets.remove_conn(conn_id);
+                }
+            }
+            return;
+        }
+        maps.users.remove(user_id);
+        for chat_id in chats {
+            Self::drop_member_locked(&mut maps, user_id, &chat_id);
+        }
+    }
+
+    /// A local user joined a chat. Returns false when the user has no connection here.
+    pub fn join(&self, user_id: &str, chat_id: &str, start_feed: StartFeed<'_>) -> bool {
+        let mut maps = self.write();
+        let Some((user_key, _)) = maps.users.get_key_value(user_id) else { return false };
+        let user_key = user_key.clone();
+        Self::join_locked(&mut maps, &user_key, chat_id, start_feed);
+        true
+    }
+
+    fn join_locked(maps: &mut Maps, user_id: &Arc<str>, chat_id: &str, start_feed: StartFeed<'_>) {
+        let Some(user) = maps.users.get_mut(user_id) else { return };
+        if user.chats.contains(chat_id) {
+            return;
+        }
+        let conns = user.conns.clone();
+        let chat_key: Arc<str> = match maps.chats.get_key_value(chat_id) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(chat_id),
+        };
+        user.chats.insert(chat_key.clone());
+        let chat = maps.chats.entry(chat_key).or_insert_with_key(|key| {
+            let sockets = Arc::new(ChatSockets::default());
+            let feed = start_feed(key, sockets.clone());
+            ChatEntry { users: HashSet::new(), sockets, _feed: feed }
+        });
+        chat.users.insert(user_id.clone());
+        for conn in &conns {
+            chat.sockets.add(user_id, conn);
+        }
+    }
+
+    /// A local user left a chat: nothing more of it reaches their sockets.
+    pub fn leave(&self, user_id: &str, chat_id: &str) {
+        let mut maps = self.write();
+        if let Some(user) = maps.users.get_mut(user_id) {
+            user.chats.remove(chat_id);
+        }
+        Self::drop_member_locked(&mut maps, user_id, chat_id);
+    }
+
+    fn drop_member_locked(maps: &mut Maps, user_id: &str, chat_id: &str) {
+        let empty = maps.chats.get_mut(chat_id).is_some_and(|chat| {
+            chat.users.remove(user_id);
+            chat.sockets.remove_user(user_id);
+            chat.users.is_empty()
+        });
+        if empty {
+            maps.chats.remove(chat_id);
+        }
+    }
+
+    /// True when the user belongs to the chat, as far as this edge knows.
+    pub fn is_member(&self, user_id: &str, chat_id: &str) -> bool {
+        self.read().users.get(user_id).is_some_and(|user| user.chats.contains(chat_id))
+    }
+
+    /// The connections of one user.
+    pub fn connections_of(&self, user_id: &str) -> Vec<ConnHandle> {
+        self.read().users.get(user_id).map(|user| user.conns.clone()).unwrap_or_default()
+    }
+
+    /// One connection of a user.
+    pub fn connection(&self, user_id: &str, conn_id: &str) -> Option<ConnHandle> {
+        let maps = self.read();
+        maps.users.get(user_id)?.conns.iter().find(|conn| &*conn.conn_id == conn_id).cloned()
+    }
+
+    /// Replaces the set of users a connection watches.
+    pub fn watch(&self, user_id: &str, conn_id: &str, watched: Vec<String>) {
+        let mut maps = self.write();
+        Self::unwatch_locked(&mut maps, conn_id);
+        let Some(conn) = maps.users.get(user_id).and_then(|u| u.conns.iter().find(|c| &*c.conn_id == conn_id)) else {
+            return;
+        };
+        let conn = conn.clone();
+        let watched: Vec<Arc<str>> = watched.into_iter().map(Arc::from).collect();
+        for target in &watched {
+            maps.watchers.entry(target.clone()).or_default().push(conn.clone());
+        }
+        maps.watching.insert(conn.conn_id.clone(), watched);
+    }
+
+    fn unwatch_locked(maps: &mut Maps, conn_id: &str) {
+        let Some(previous) = maps.watching.remove(conn_id) else { return };
+        for target in previous {
+            let empty = maps.watchers.get_mut(&target).is_some_and(|watchers| {
+                watchers.retain(|conn| &*conn.conn_id != conn_id);
+                watchers.is_empty()
+            });
+            if empty {
+                maps.watchers.remove(&target);
+            }
+        }
+    }
+
+    /// The connections watching a user's presence.
+    pub fn watchers_of(&self, watched_user: &str) -> Vec<ConnHandle> {
+        self.read().watchers.get(watched_user).cloned().unwrap_or_default()
+    }
+
+    /// Every local user with the ids of their connections, for presence heartbeats.
+    pub fn connections_by_user(&self) -> Vec<(Arc<str>, Vec<Arc<str>>)> {
+        let maps = self.read();
+        maps.users
+            .iter()
+            .map(|(user, entry)| (user.clone(), entry.conns.iter().map(|c| c.conn_id.clone()).collect()))
+            .collect()
+    }
+
+    /// Local connections.
+    pub fn connection_count(&self) -> usize {
+        self.read().users.values().map(|user| user.conns.len()).sum()
+    }
+
+    /// Every local connection, for shutdown.
+    pub fn all_connections(&self) -> Vec<ConnHandle> {
+        self.read().users.values().flat_map(|user| user.conns.iter().cloned()).collect()
+    }
+
+    /// Chats with a feed on this edge.
+    pub fn chat_count(&self) -> usize {
+        self.read().chats.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::{Outbox, QueueLimits};
+
+    fn conn(id: &str) -> ConnHandle {
+        ConnHandle {
+            conn_id: Arc::from(id),
+            outbox: Arc::new(Outbox::new(QueueLimits { max_frames: 10, max_bytes: 1000 })),
+        }
+    }
+
+    fn recipients(registry: &Registry, chat_id: &str) -> Vec<String> {
+        let maps = registry.read();
+        let Some(chat) = maps.chats.get(chat_id) else { return Vec::new() };
+        let mut ids: Vec<String> = chat.sockets.lock().iter().map(|r| r.conn.conn_id.to_string()).collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn sockets_follow_connections_joins_and_leaves() {
+        let registry = Registry::new(2);
+        let mut started = Vec::new();
+        let mut start = |chat: &str, _: Arc<ChatSockets>| {
+            started.push(chat.to_owned());
+            AbortOnDrop(tokio::spawn(async {}))
+        };
+        registry.add_connection("u1", conn("a"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        registry.add_connection("u1", conn("b"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            registry.add_connection("u1", conn("c"), vec![], &mut start),
+            Err(RegisterError::TooManyConnections)
+        );
+        registry
+            .add_connection("u2", conn("d"), vec!["c1".into(), "c2".into()], &mut start)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(recipients(&registry, "c1"), ["a", "b", "d"]);
+        assert!(registry.join("u1", "c2", &mut start));
+        assert_eq!(recipients(&registry, "c2"), ["a", "b", "d"]);
+        registry.remove_connection("u1", "a");
+        assert_eq!(recipients(&registry, "c1"), ["b", "d"]);
+        registry.leave("u2", "c1");
+        assert_eq!(recipients(&registry, "c1"), ["b"]);
+        assert!(!registry.is_member("u2", "c1"));
+        registry.remove_connection("u1", "b");
+        assert!(!registry.has_feed("c1"), "a chat without local members loses its feed");
+        assert_eq!(recipients(&registry, "c2"), ["d"]);
+        assert!(!registry.join("nobody", "c1", &mut start));
+        assert_eq!(started, ["c1", "c2"]);
+    }
+
+    #[test]
+    fn watchers_are_replaced_and_removed_with_their_connection() {
+        let registry = Registry::new(10);
+        let mut start = |_: &str, _: Arc<ChatSockets>| -> AbortOnDrop { panic!("no chats here") };
+        registry.add_connection("u1", conn("a"), vec![], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        registry.watch("u1", "a", vec!["x".into(), "y".into()]);
+        assert_eq!(registry.watchers_of("x").len(), 1);
+        registry.watch("u1", "a", vec!["y".into()]);
+        assert!(registry.watchers_of("x").is_empty());
+        registry.remove_connection("u1", "a");
+        assert!(registry.watchers_of("y").is_empty());
+    }
+}
