@@ -20,11 +20,11 @@ pub mod user_events;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::serve::ListenerExt;
 use chat_core::{
     StartupError,
     auth::TokenVerifier,
-    config::{AdminArgs, JwtArgs, LogArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs},
+    config::{AdminArgs, HttpArgs, JwtArgs, LogArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs},
+    http_server::HttpSettings,
     probes::Probe,
 };
 use chat_nats::{
@@ -63,6 +63,9 @@ pub struct Config {
     /// Shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
+    /// HTTP connections (until the upgrade).
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Where `/ws` listens.
     #[arg(long = "listen-addr", env = "CHAT_LISTEN_ADDR", default_value = "0.0.0.0:8082")]
     pub listen_addr: SocketAddr,
@@ -221,6 +224,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
     let admin_addr = config.admin.admin_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9082)));
     let grace = Duration::from_secs(config.shutdown.shutdown_grace_s);
+    let http_settings = HttpSettings { nodelay: true, drain_timeout: grace, ..HttpSettings::from(&config.http) };
     let edge = EdgeState {
         config: Arc::new(config),
         hub: hub.clone(),
@@ -232,14 +236,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     };
     let edge_for_heartbeat = edge.clone();
     let app = upgrade::router(edge);
-    let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        if let Err(error) =
-            axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await
-        {
-            tracing::error!(%error, "WebSocket server failed");
-        }
-    });
+    let http = tokio::spawn(chat_core::http_server::serve(listener, app, http_settings, shutdown.clone()));
     let drain = tokio::spawn(drain_on_shutdown(hub, shutdown.clone(), grace, nats.clone()));
     let heartbeat = tokio::spawn(heartbeat_connections(edge_for_heartbeat, shutdown.clone()));
     let probes = vec![Probe::nats(nats), Probe::lazy_redis(redis, false)];
@@ -285,11 +282,4 @@ async fn drain_on_shutdown(hub: Hub, shutdown: CancellationToken, grace: Duratio
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = nats.flush().await;
-}
-
-/// Replies are small frames: send them at once instead of waiting for Nagle's timer.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
-    }
 }
