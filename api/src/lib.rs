@@ -23,11 +23,11 @@ pub mod state;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::serve::ListenerExt;
 use chat_core::{
     StartupError,
     auth::TokenVerifier,
-    config::{AdminArgs, JwtArgs, LogArgs, MongoArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs},
+    config::{AdminArgs, HttpArgs, JwtArgs, LogArgs, MongoArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs},
+    http_server::HttpSettings,
     probes::Probe,
 };
 use chat_nats::streams::{self, StreamSettings};
@@ -61,6 +61,9 @@ pub struct Config {
     /// Shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
+    /// HTTP connections.
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Where the REST API listens.
     #[arg(long = "listen-addr", env = "CHAT_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
@@ -131,25 +134,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let listen_addr =
         listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
     let app = routes::router(state, &config.allowed_origins)?;
-    let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        if let Err(error) =
-            axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await
-        {
-            tracing::error!(%error, "REST server failed");
-        }
-    });
+    // Replies are small: send them at once instead of waiting for Nagle's timer.
+    let settings = HttpSettings {
+        nodelay: true,
+        drain_timeout: Duration::from_secs(config.shutdown.shutdown_grace_s),
+        ..HttpSettings::from(&config.http)
+    };
+    let http = tokio::spawn(chat_core::http_server::serve(listener, app, settings, shutdown.clone()));
 
     let admin_addr = config.admin.admin_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9080)));
     let probes = vec![Probe::nats(nats), Probe::mongodb(db), Probe::lazy_redis(redis, false)];
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, shutdown).await?;
     tracing::info!(%listen_addr, %admin_addr, "api started");
     Ok(Running { listen_addr, admin_addr, tasks: vec![http, admin, rpc_task] })
-}
-
-/// Replies are small frames: send them at once instead of waiting for Nagle's timer.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
-    }
 }

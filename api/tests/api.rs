@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chat_core::{
     auth::{DEV_SECRET, dev_claims, dev_jwt_args, mint_hs256},
-    config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs},
+    config::{AdminArgs, HttpArgs, LogArgs, LogFormat, ShutdownArgs},
 };
 use chat_nats::{model::Role, rpc::MembershipsReply, subjects};
 use chat_store::{
@@ -39,6 +39,7 @@ impl Harness {
             jwt: dev_jwt_args(),
             admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
             shutdown: ShutdownArgs { shutdown_grace_s: 5 },
+            http: HttpArgs { header_read_timeout_ms: 10_000 },
             listen_addr: ([127, 0, 0, 1], 0).into(),
             limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 3 },
             allowed_origins: vec!["https://school.example".into()],

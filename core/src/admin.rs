@@ -15,9 +15,13 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::probes::{Probe, Readiness, check_all};
+use crate::{
+    http_server::HttpSettings,
+    probes::{Probe, Readiness, check_all},
+};
 
-/// Binds the admin port and serves it until `shutdown` is cancelled. Returns the bound
+/// Binds the admin port and serves it until `shutdown` is cancelled, with the default
+/// [`HttpSettings`] (the port is internal: probes and scrapes). Returns the bound
 /// address (useful when the configured port is 0).
 pub async fn serve(
     addr: SocketAddr,
@@ -28,11 +32,7 @@ pub async fn serve(
         TcpListener::bind(addr).await.map_err(|source| crate::StartupError::Bind { addr: addr.to_string(), source })?;
     let bound = listener.local_addr().map_err(|source| crate::StartupError::Bind { addr: addr.to_string(), source })?;
     let app = router(probes);
-    let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
-            tracing::error!(%error, "admin server failed");
-        }
-    });
+    let task = tokio::spawn(crate::http_server::serve(listener, app, HttpSettings::default(), shutdown));
     Ok((bound, task))
 }
 

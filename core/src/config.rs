@@ -97,10 +97,50 @@ pub struct ShutdownArgs {
     pub shutdown_grace_s: u64,
 }
 
+/// Default of `CHAT_HTTP_HEADER_READ_TIMEOUT_MS`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// The public HTTP listeners (the api's REST port, the edge's `/ws`).
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Milliseconds a client has to send a request's line and headers, and the longest a
+    /// kept-alive connection may stay idle; then the connection is closed (slowloris).
+    #[arg(
+        long = "http-header-read-timeout-ms",
+        env = "CHAT_HTTP_HEADER_READ_TIMEOUT_MS",
+        default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_read_timeout_ms: u64,
+}
+
 /// Limits shared by the edge and the api.
 #[derive(Debug, Clone, Args)]
 pub struct UserLimitArgs {
     /// Messages per user per second across all connections and the REST API (0: off).
     #[arg(long = "messages-per-user-per-s", env = "CHAT_MESSAGES_PER_USER_PER_S", default_value_t = 10)]
     pub messages_per_user_per_s: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        http: HttpArgs,
+    }
+
+    #[test]
+    fn the_header_read_timeout_defaults_to_ten_seconds_and_cannot_be_zero() {
+        let cli = Cli::try_parse_from(["cli"]).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(cli.http.header_read_timeout_ms, 10_000);
+        let cli = Cli::try_parse_from(["cli", "--http-header-read-timeout-ms", "2500"])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(cli.http.header_read_timeout_ms, 2500);
+        assert!(Cli::try_parse_from(["cli", "--http-header-read-timeout-ms", "0"]).is_err());
+    }
 }

@@ -6,6 +6,8 @@
 //! - [`telemetry`]: JSON or pretty logs;
 //! - [`trace`]: W3C `traceparent` handling;
 //! - [`admin`]: the admin port with `/healthz`, `/readyz` and `/metrics`;
+//! - [`http_server`]: the HTTP/1 serving loop of every port (header read timeout,
+//!   upgrades, graceful shutdown);
 //! - [`probes`]: readiness checks for NATS, MongoDB and Redis;
 //! - [`redis_keys`]: every Redis key name;
 //! - [`rate_limit`]: the per-user message budget shared through Redis;
@@ -18,6 +20,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod connect;
+pub mod http_server;
 pub mod ids;
 pub mod presence_state;
 pub mod probes;

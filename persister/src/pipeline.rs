@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use async_nats::jetstream::{
+    self, AckKind,
+    consumer::{PullConsumer, pull},
+};
 use chat_nats::{
     commands::{Command, CommandEnvelope},
     publish,
@@ -14,6 +17,9 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::{commands, effects::Effects, metrics};
+
+/// How long a stopping persister waits for more of what it had fetched.
+const QUIET: Duration = Duration::from_millis(50);
 
 /// How long a command waits before redelivery after a transient failure.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -85,20 +91,14 @@ impl Pipeline {
                 _ = shutdown.cancelled() => break,
                 next = messages.next() => next,
             };
-            let mut batch = match first {
-                Some(Ok(message)) => vec![message],
+            let batch = match first {
+                Some(Ok(message)) => self.fill_batch(message, &mut messages),
                 Some(Err(error)) => {
                     tracing::warn!(%error, "consumer stream error; continuing");
                     continue;
                 }
                 None => return Err(PipelineError::Consume("consumer stream ended".into())),
             };
-            while batch.len() < self.batch_max {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
-                    _ => break,
-                }
-            }
             // A batch runs to the end however long MongoDB makes it wait, except at
             // shutdown, where it gets the grace period and is otherwise left to be
             // redelivered to another replica.
@@ -112,12 +112,46 @@ impl Pipeline {
                 () = &mut work => {}
                 () = deadline => {
                     tracing::error!("batch did not finish within the grace period; it will be redelivered");
-                    break;
+                    return Ok(());
                 }
             }
         }
-        tracing::info!("persister drained");
+        let finished = self.finish_fetched(&mut messages, tokio::time::Instant::now() + grace).await;
+        tracing::info!(finished, "persister drained");
         Ok(())
+    }
+
+    /// The batch that starts with `first`: whatever else is already fetched, up to the
+    /// batch size.
+    fn fill_batch(&self, first: jetstream::Message, messages: &mut pull::Stream) -> Vec<jetstream::Message> {
+        let mut batch = vec![first];
+        while batch.len() < self.batch_max {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(message),
+                _ => break,
+            }
+        }
+        batch
+    }
+
+    /// At shutdown, handles what this replica had already fetched (until the stream is
+    /// quiet for [`QUIET`], or `stop_by`). Dropped instead, those commands would wait
+    /// out the ack wait while the next replica stored newer ones of the same chats.
+    async fn finish_fetched(&self, messages: &mut pull::Stream, stop_by: tokio::time::Instant) -> usize {
+        let mut finished = 0;
+        loop {
+            let quiet_until = stop_by.min(tokio::time::Instant::now() + QUIET);
+            let batch = match tokio::time::timeout_at(quiet_until, messages.next()).await {
+                Ok(Some(Ok(message))) => self.fill_batch(message, messages),
+                Ok(Some(Err(_))) => continue,
+                Ok(None) | Err(_) => return finished,
+            };
+            finished += batch.len();
+            if tokio::time::timeout_at(stop_by, self.handle_batch(batch)).await.is_err() {
+                tracing::error!("batch did not finish within the grace period; it will be redelivered");
+                return finished;
+            }
+        }
     }
 
     /// Handles one batch in stream order and acks what was done.

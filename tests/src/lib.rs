@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use chat_core::{
     auth::{DEV_SECRET, dev_claims, dev_jwt_args, mint_hs256},
-    config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs},
+    config::{AdminArgs, HttpArgs, LogArgs, LogFormat, ShutdownArgs},
 };
 use chat_testkit::Servers;
 use clap::Parser;
@@ -34,6 +34,11 @@ mod settings {
     /// A short grace period.
     pub fn grace() -> ShutdownArgs {
         ShutdownArgs { shutdown_grace_s: 5 }
+    }
+
+    /// The default header read timeout.
+    pub fn http() -> HttpArgs {
+        HttpArgs { header_read_timeout_ms: chat_core::config::DEFAULT_HEADER_READ_TIMEOUT_MS }
     }
 
     /// `127.0.0.1:0`.
@@ -83,6 +88,7 @@ impl Stack {
                 jwt: dev_jwt_args(),
                 admin: admin(),
                 shutdown: grace(),
+                http: http(),
                 listen_addr: any_port(),
                 limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
                 allowed_origins: vec!["http://localhost:3000".into()],
@@ -130,6 +136,7 @@ impl Stack {
                 jwt: dev_jwt_args(),
                 admin: admin(),
                 shutdown: grace(),
+                http: http(),
                 listen_addr: any_port(),
                 allowed_origins: vec!["http://localhost:3000".into()],
                 heartbeat_ms: 25_000,

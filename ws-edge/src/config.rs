@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use chat_core::config::{AdminArgs, JwtArgs, LogArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs};
+use chat_core::config::{AdminArgs, HttpArgs, JwtArgs, LogArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs};
 use clap::Parser;
 
 /// The edge's configuration.
@@ -30,6 +30,9 @@ pub struct Config {
     /// Shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
+    /// HTTP connections (until the upgrade).
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Where `/ws` listens.
     #[arg(long = "listen-addr", env = "CHAT_LISTEN_ADDR", default_value = "0.0.0.0:8082")]
     pub listen_addr: SocketAddr,

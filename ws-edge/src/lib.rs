@@ -35,8 +35,7 @@ pub mod user_events;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::serve::ListenerExt;
-use chat_core::{StartupError, auth::TokenVerifier, probes::Probe};
+use chat_core::{StartupError, auth::TokenVerifier, http_server::HttpSettings, probes::Probe};
 use chat_nats::streams::{self, StreamSettings};
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -98,6 +97,7 @@ pub async fn start_with_hook(
         listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
     let admin_addr = config.admin.admin_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9082)));
     let grace = Duration::from_secs(config.shutdown.shutdown_grace_s);
+    let http_settings = HttpSettings { nodelay: true, drain_timeout: grace, ..HttpSettings::from(&config.http) };
     let upgrades = Arc::new(Semaphore::new(config.max_pending_upgrades.max(1)));
     let edge = EdgeState {
         config: Arc::new(config),
@@ -112,14 +112,7 @@ pub async fn start_with_hook(
     };
     let edge_for_heartbeat = edge.clone();
     let app = upgrade::router(edge);
-    let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        if let Err(error) =
-            axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(http_shutdown.cancelled_owned()).await
-        {
-            tracing::error!(%error, "WebSocket server failed");
-        }
-    });
+    let http = tokio::spawn(chat_core::http_server::serve(listener, app, http_settings, shutdown.clone()));
     let drain = tokio::spawn({
         let shutdown = shutdown.clone();
         let nats = nats.clone();
@@ -133,11 +126,4 @@ pub async fn start_with_hook(
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, shutdown).await?;
     tracing::info!(%listen_addr, %admin_addr, "ws-edge started");
     Ok(Running { listen_addr, admin_addr, tasks: vec![http, drain, heartbeat, admin] })
-}
-
-/// Replies are small frames: send them at once instead of waiting for Nagle's timer.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
-    }
 }

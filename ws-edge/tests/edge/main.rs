@@ -14,7 +14,7 @@ use std::{
 
 use chat_core::{
     auth::{DEV_SECRET, dev_claims, dev_jwt_args, mint_hs256},
-    config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs},
+    config::{AdminArgs, HttpArgs, LogArgs, LogFormat, ShutdownArgs},
 };
 use chat_nats::{
     model::Role,
@@ -51,6 +51,7 @@ fn config(nats_url: String) -> ws_edge::Config {
         jwt: dev_jwt_args(),
         admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
         shutdown: ShutdownArgs { shutdown_grace_s: 5 },
+        http: HttpArgs { header_read_timeout_ms: 10_000 },
         listen_addr: ([127, 0, 0, 1], 0).into(),
         allowed_origins: vec![],
         heartbeat_ms: 25_000,
