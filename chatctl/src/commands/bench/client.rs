@@ -167,17 +167,23 @@ pub async fn run(
     let mut next = 0;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer for the next send, moved only when the next send changes.
+    let wake = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(wake);
+    let mut armed: Option<(u32, u64)> = None;
     loop {
         let due = match (&plan.sends, &current) {
             (Some(sends), Some(step)) if next < step.messages_of(sends.sender) => {
-                Some(sends.sender + next * step.senders)
+                Some((step.id, sends.sender + next * step.senders))
             }
             _ => None,
         };
-        let wake = match (&current, due) {
-            (Some(step), Some(k)) => step.due(k),
-            _ => Instant::now() + Duration::from_secs(3600),
-        };
+        if due != armed {
+            if let (Some(step), Some((_, k))) = (&current, due) {
+                wake.as_mut().reset(step.due(k).into());
+            }
+            armed = due;
+        }
         tokio::select! {
             changed = phase.changed() => {
                 if changed.is_err() {
@@ -198,13 +204,14 @@ pub async fn run(
                 }
                 Some(Ok(_)) => {}
             },
-            () = tokio::time::sleep_until(wake.into()), if due.is_some() => {
-                if let (Some(step), Some(sends), Some(k)) = (&current, &plan.sends, due) {
+            () = &mut wake, if due.is_some() => {
+                if let (Some(step), Some(sends), Some((_, k))) = (&current, &plan.sends, due) {
+                    let lag = Instant::now().saturating_duration_since(step.due(k));
                     if send(&mut socket, step, sends, k).await.is_err() {
                         shared.closed.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
-                    step.record_send(plan.index, Instant::now().saturating_duration_since(step.due(k)));
+                    step.record_send(plan.index, lag);
                 }
                 next += 1;
             }
@@ -222,7 +229,8 @@ pub async fn run(
 /// Opens the socket with small buffers and reads `hello`; returns the ping interval.
 async fn connect(ws_url: &str, token: &str) -> Result<(Socket, Duration), String> {
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES).write_buffer_size(0);
-    let url = format!("{ws_url}?access_token={token}");
+    let separator = if ws_url.contains('?') { '&' } else { '?' };
+    let url = format!("{ws_url}{separator}access_token={token}");
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|error| error.to_string())?;

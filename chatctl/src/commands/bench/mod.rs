@@ -328,7 +328,23 @@ pub async fn run_scenario(
             population.fleet.stop().await;
             report::Figures::Sweep(figures)
         }
-        Scenario::Idle(spec) => report::Figures::Idle(idle::run(settings, &sampler, spec, progress).await?),
+        Scenario::Idle(spec) => {
+            let figures = idle::run(settings, &sampler, spec, progress).await?;
+            for point in figures.points.iter().filter(|point| point.connected < point.connections) {
+                let warning = format!(
+                    "only {} of {} idle connections were accepted; the first refusal: {}",
+                    point.connected,
+                    point.connections,
+                    point.first_error.as_deref().unwrap_or("unknown")
+                );
+                eprintln!("warning: {warning}");
+                warnings.push(warning);
+            }
+            if sampler.edge_rss().is_none() {
+                warnings.push("no --pid ws-edge=PID: the edge's memory was not measured".into());
+            }
+            report::Figures::Idle(figures)
+        }
         Scenario::History(spec) => report::Figures::History(history::run(settings, spec, progress).await?),
     };
     Ok(ScenarioReport { scenario: scenario.name().to_owned(), figures, warnings })
