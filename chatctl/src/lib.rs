@@ -104,4 +104,32 @@ mod tests {
         assert!(Cli::try_parse_from(["chatctl", "backup", "import"]).is_err(), "--in is required");
         assert!(Cli::try_parse_from(["chatctl", "backup", "export"]).is_err(), "--out is required");
     }
+
+    #[test]
+    fn bench_takes_repeated_pids_a_scenario_and_a_duration() {
+        let cli = Cli::try_parse_from([
+            "chatctl",
+            "bench",
+            "--only",
+            "A",
+            "--duration",
+            "5",
+            "--pid",
+            "ws-edge=10",
+            "--pid",
+            "api=11",
+        ]);
+        match cli.map(|cli| cli.command) {
+            Ok(Command::Bench(args)) => {
+                assert_eq!(args.only.as_deref(), Some("A"));
+                assert_eq!(args.duration, Some(5.0));
+                let pids: Vec<(&str, u32)> = args.pids.iter().map(|p| (p.name.as_str(), p.pid)).collect();
+                assert_eq!(pids, [("ws-edge", 10), ("api", 11)]);
+                assert_eq!(args.connect_concurrency, 64);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = Cli::try_parse_from(["chatctl", "bench", "--pid", "edge"]);
+        assert!(bad.map_err(|e| e.to_string()).err().is_some_and(|e| e.contains("NAME=PID")));
+    }
 }

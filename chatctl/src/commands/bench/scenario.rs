@@ -343,6 +343,8 @@ mod tests {
         let file = ScenarioFile::read(&path).unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<&str> = file.scenarios.iter().map(Scenario::name).collect();
         assert_eq!(names, ["A", "B", "sweep", "idle", "history"]);
+        let smoke = ScenarioFile::read(&path.with_file_name("smoke.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(smoke.scenarios.len(), 4);
     }
 
     #[test]
