@@ -72,7 +72,9 @@ async fn seed_and_read(
     let bar = progress.bar("history", spec.requests);
     let token = &users[0].token;
     let started = Instant::now();
+    let max = Duration::from_secs_f64(spec.max_s);
     let outcomes: Vec<Option<Duration>> = futures::stream::iter(cursors)
+        .take_while(|_| std::future::ready(started.elapsed() < max))
         .map(|before_seq| {
             let url = format!(
                 "{}/api/chats/{}/messages?limit={}&before_seq={before_seq}",
@@ -100,11 +102,12 @@ async fn seed_and_read(
     Ok(HistoryFigures {
         messages: spec.messages,
         seed_s,
-        requests: spec.requests,
+        requests_planned: spec.requests,
+        requests: outcomes.len() as u64,
         parallel: spec.parallel,
         limit: spec.limit,
         latency_ms: Percentiles::of(&latency),
-        requests_per_s: if elapsed > 0.0 { spec.requests as f64 / elapsed } else { 0.0 },
+        requests_per_s: if elapsed > 0.0 { outcomes.len() as f64 / elapsed } else { 0.0 },
         errors: outcomes.iter().filter(|outcome| outcome.is_none()).count() as u64,
     })
 }

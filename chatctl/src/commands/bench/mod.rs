@@ -345,7 +345,18 @@ pub async fn run_scenario(
             }
             report::Figures::Idle(figures)
         }
-        Scenario::History(spec) => report::Figures::History(history::run(settings, spec, progress).await?),
+        Scenario::History(spec) => {
+            let figures = history::run(settings, spec, progress).await?;
+            if figures.requests < figures.requests_planned {
+                let warning = format!(
+                    "only {} of {} history requests were made within max_s = {} s",
+                    figures.requests, figures.requests_planned, spec.max_s
+                );
+                eprintln!("warning: {warning}");
+                warnings.push(warning);
+            }
+            report::Figures::History(figures)
+        }
     };
     Ok(ScenarioReport { scenario: scenario.name().to_owned(), figures, warnings })
 }

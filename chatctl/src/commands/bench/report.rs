@@ -127,7 +127,9 @@ pub struct HistoryFigures {
     pub messages: u64,
     /// Seconds spent writing them.
     pub seed_s: f64,
-    /// Requests measured.
+    /// Requests the scenario asked for.
+    pub requests_planned: u64,
+    /// Requests made (fewer when `max_s` ran out).
     pub requests: u64,
     /// Requests in flight at once.
     pub parallel: usize,

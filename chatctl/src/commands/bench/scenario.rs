@@ -147,6 +147,14 @@ pub struct HistorySpec {
     /// Page size (`limit`).
     #[serde(default = "default_page")]
     pub limit: u32,
+    /// No request starts after this many seconds of measuring (a slow server must not
+    /// make the run endless); the report says how many were made.
+    #[serde(default = "default_history_max_s")]
+    pub max_s: f64,
+}
+
+fn default_history_max_s() -> f64 {
+    600.0
 }
 
 fn default_parallel() -> usize {
@@ -222,7 +230,7 @@ impl Scenario {
                 if spec.requests == 0 || spec.parallel == 0 {
                     return Err(invalid("requests and parallel must be at least 1".into()));
                 }
-                Ok(())
+                positive("max_s", spec.max_s).map_err(invalid)
             }
         }
     }
