@@ -1,5 +1,6 @@
 //! The `idle` scenario: connect N authenticated clients that do nothing, let the edge
-//! settle, and compare its resident memory with the figure before they connected.
+//! settle, and compare its resident memory with the figure before they connected (the
+//! generator's own memory per client is reported beside it).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use super::{
     fleet::Fleet,
     population,
     report::{IdleFigures, IdlePoint},
-    resources::Sampler,
+    resources::{Sampler, rss_bytes},
     scenario::IdleSpec,
 };
 use crate::progress::Progress;
@@ -32,22 +33,26 @@ pub async fn run(
         let users = population::users(settings, &super::run_tag(), connections)?;
         let plans =
             users.into_iter().enumerate().map(|(index, user)| Plan { index, token: user.token, sends: None }).collect();
-        let before = sampler.edge_rss();
+        let own = std::process::id();
+        let (before, own_before) = (sampler.edge_rss(), rss_bytes(own));
         let fleet = Fleet::connect(settings, plans, progress).await?;
         tokio::time::sleep(Duration::from_secs_f64(spec.settle_s)).await;
-        let after = sampler.edge_rss();
+        let (after, own_after) = (sampler.edge_rss(), rss_bytes(own));
         let connected = fleet.connected;
-        let bytes_per_connection = before
-            .zip(after)
-            .filter(|_| connected > 0)
-            .map(|(before, after)| (after as f64 - before as f64) / connected as f64);
+        let per_connection = |before: Option<u64>, after: Option<u64>| {
+            before
+                .zip(after)
+                .filter(|_| connected > 0)
+                .map(|(before, after)| (after as f64 - before as f64) / connected as f64)
+        };
         points.push(IdlePoint {
             connections,
             connected,
             first_error: fleet.first_error.clone(),
             edge_rss_before_bytes: before,
             edge_rss_after_bytes: after,
-            bytes_per_connection,
+            bytes_per_connection: per_connection(before, after),
+            client_bytes_per_connection: per_connection(own_before, own_after),
             connections_closed: fleet.closed(),
         });
         fleet.stop().await;

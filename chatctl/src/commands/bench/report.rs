@@ -116,6 +116,8 @@ pub struct IdlePoint {
     pub edge_rss_after_bytes: Option<u64>,
     /// (after − before) / connected.
     pub bytes_per_connection: Option<f64>,
+    /// The same for the generator's own RSS: what one simulated client costs it.
+    pub client_bytes_per_connection: Option<f64>,
     /// Connections the server closed while they were idle.
     pub connections_closed: u64,
 }
@@ -199,12 +201,13 @@ pub fn markdown(reports: &[ScenarioReport]) -> String {
                 for point in &figures.points {
                     let _ = writeln!(
                         idle,
-                        "| {name} | {} | {} | {} | {} | {} | {} |",
+                        "| {name} | {} | {} | {} | {} | {} | {} | {} |",
                         point.connections,
                         point.connected,
                         point.edge_rss_before_bytes.map_or("–".into(), |b| b.to_string()),
                         point.edge_rss_after_bytes.map_or("–".into(), |b| b.to_string()),
                         opt(point.bytes_per_connection, 0),
+                        opt(point.client_bytes_per_connection, 0),
                         point.connections_closed,
                     );
                 }
@@ -237,7 +240,7 @@ pub fn markdown(reports: &[ScenarioReport]) -> String {
     if !idle.is_empty() {
         let _ = write!(
             out,
-            "### Idle connections\n\n| scenario | connections | connected | edge RSS before | edge RSS after | bytes/connection | closed |\n|---|---|---|---|---|---|---|\n{idle}\n"
+            "### Idle connections\n\n| scenario | connections | connected | edge RSS before | edge RSS after | edge bytes/connection | client bytes/connection | closed |\n|---|---|---|---|---|---|---|---|\n{idle}\n"
         );
     }
     if !history.is_empty() {
