@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! - [`Cli`] and [`run`]: the command line and its dispatch;
-//! - [`commands`]: one module per command (`token`, `backup_export`, `backup_import`);
+//! - [`commands`]: one module per command (`token`, `backup_export`, `backup_import`,
+//!   and the `bench` load generator in a folder of its own);
 //! - [`backup`]: the backup file format (header, document lines, reader) and its errors;
 //! - [`progress`]: progress bars on stderr, drawn only on a terminal.
 
@@ -33,6 +34,8 @@ pub enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// Load a deployment with simulated clients and report latency, loss and CPU.
+    Bench(Box<commands::bench::BenchArgs>),
 }
 
 /// `chatctl backup …`.
@@ -53,6 +56,9 @@ pub enum Error {
     /// `chatctl backup …` failed.
     #[error(transparent)]
     Backup(#[from] backup::BackupError),
+    /// `chatctl bench` failed.
+    #[error(transparent)]
+    Bench(#[from] commands::bench::BenchError),
 }
 
 /// Runs one command, printing its result on stdout and progress on stderr.
@@ -66,6 +72,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Backup { command: BackupCommand::Import(args) } => {
             let summary = commands::backup_import::run(&args, &progress::Progress::auto()).await?;
             println!("{summary}");
+        }
+        Command::Bench(args) => {
+            commands::bench::run(&args, &progress::Progress::auto()).await?;
         }
     }
     Ok(())
@@ -94,5 +103,33 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["chatctl", "backup", "import"]).is_err(), "--in is required");
         assert!(Cli::try_parse_from(["chatctl", "backup", "export"]).is_err(), "--out is required");
+    }
+
+    #[test]
+    fn bench_takes_repeated_pids_a_scenario_and_a_duration() {
+        let cli = Cli::try_parse_from([
+            "chatctl",
+            "bench",
+            "--only",
+            "A",
+            "--duration",
+            "5",
+            "--pid",
+            "ws-edge=10",
+            "--pid",
+            "api=11",
+        ]);
+        match cli.map(|cli| cli.command) {
+            Ok(Command::Bench(args)) => {
+                assert_eq!(args.only.as_deref(), Some("A"));
+                assert_eq!(args.duration, Some(5.0));
+                let pids: Vec<(&str, u32)> = args.pids.iter().map(|p| (p.name.as_str(), p.pid)).collect();
+                assert_eq!(pids, [("ws-edge", 10), ("api", 11)]);
+                assert_eq!(args.connect_concurrency, 64);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = Cli::try_parse_from(["chatctl", "bench", "--pid", "edge"]);
+        assert!(bad.map_err(|e| e.to_string()).err().is_some_and(|e| e.contains("NAME=PID")));
     }
 }

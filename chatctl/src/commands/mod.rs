@@ -3,6 +3,7 @@
 
 pub mod backup_export;
 pub mod backup_import;
+pub mod bench;
 pub mod token;
 
 use std::time::Duration;

@@ -1,0 +1,8 @@
+//! Every end-to-end test in one binary, one module per area: each extra test binary
+//! would link the whole stack again, which makes the test command slow on small boxes.
+
+mod authorization;
+mod bench;
+mod features;
+mod operations;
+mod pipeline;
