@@ -4,9 +4,11 @@
 //! A send must not wait for Redis: each replica decides locally, from the count Redis
 //! last reported for the window plus what it admitted since, and a background task
 //! adds its admissions to Redis a few milliseconds later (one pipeline for all users)
-//! and reads the window's total back. Within one replica the limit is exact; across
-//! replicas a user can exceed it by what the other replicas admitted in the last
-//! [`SYNC_DELAY`]. Redis being down must not stop chat: then each replica enforces the
+//! and reads the window's total back. Within one replica the limit is exact; a replica
+//! learns the other replicas' count for a window when it reports its own first
+//! admission of that window, so across replicas a user can exceed the budget by what
+//! they sent to each further replica within [`SYNC_DELAY`] of their first message
+//! there. Redis being down must not stop chat: then each replica enforces the
 //! budget on its own counts only, and each edge's per-connection limit still applies.
 
 use std::{

@@ -11,6 +11,7 @@
 //! it like any disconnect.
 
 use std::{
+    collections::VecDeque,
     panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
@@ -32,6 +33,10 @@ use crate::{
 /// Commands refused for rate in a row after which the client counts as abusive and is
 /// closed with 4008: a client that honours `retry_after_ms` never gets near it.
 pub const ABUSE_THRESHOLD: u32 = 50;
+
+/// Frames of queue storage a connection keeps between bursts; a larger burst's storage
+/// is given back.
+const SPARE_KEPT: usize = 16;
 
 /// How a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,7 @@ pub async fn serve(mut socket: WebSocket, edge: EdgeState, session: Session, cha
         edge: &edge,
         session: &session,
         conn: &conn,
+        spare: VecDeque::new(),
         bucket: TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst),
         typing: commands::typing::TypingThrottle::default(),
         refused_in_a_row: 0,
@@ -130,6 +136,8 @@ struct Connection<'a> {
     edge: &'a EdgeState,
     session: &'a Session,
     conn: &'a ConnHandle,
+    /// The drained queue's storage, swapped with the outbox's at every drain.
+    spare: VecDeque<Outbound>,
     bucket: TokenBucket,
     typing: commands::typing::TypingThrottle,
     refused_in_a_row: u32,
@@ -146,6 +154,10 @@ impl Connection<'_> {
         let mut warned = false;
         loop {
             tokio::select! {
+                // Queued frames first: a wake-up for a delivery then does not also poll
+                // the socket's read side. Each write drains the whole queue, so reads
+                // get their turn as soon as nothing new was queued meanwhile.
+                biased;
                 _ = self.conn.outbox.ready() => {
                     if let Some(ending) = self.write_queued().await {
                         return ending;
@@ -178,12 +190,12 @@ impl Connection<'_> {
     /// Writes everything queued with one flush; ends the connection when asked to or
     /// when the socket fails or stays blocked past the write timeout.
     async fn write_queued(&mut self) -> Option<Ending> {
-        let drained = self.conn.outbox.drain();
-        if !drained.frames.is_empty() {
+        let closing = self.conn.outbox.drain_into(&mut self.spare);
+        if !self.spare.is_empty() {
             let mut timed = Vec::new();
-            let socket = &mut self.socket;
+            let (socket, frames) = (&mut self.socket, &mut self.spare);
             let write = async {
-                for outbound in drained.frames {
+                for outbound in frames.drain(..) {
                     let frame = match outbound {
                         Outbound::Frame(frame) => frame,
                         Outbound::Event { frame, persisted_at_micros, .. } => {
@@ -209,8 +221,11 @@ impl Connection<'_> {
                     metrics::DELIVERY_SECONDS.observe((now - persisted_at).max(0) as f64 / 1e6);
                 }
             }
+            if self.spare.capacity() > SPARE_KEPT {
+                self.spare.shrink_to(SPARE_KEPT);
+            }
         }
-        drained.closing.map(Ending::Close)
+        closing.map(Ending::Close)
     }
 
     async fn on_frame(&mut self, next: Option<Result<Message, axum::Error>>) -> Step {

@@ -4,8 +4,8 @@
 //! It is bounded in frames and in bytes. When a frame does not fit, queued typing and
 //! presence frames are dropped first; if it still does not fit, the connection is
 //! marked for closing with 4009 (slow consumer) and its queue is freed at once. The
-//! queue starts empty and gives its memory back when drained, so an idle connection
-//! holds no queue storage.
+//! queue starts empty; the connection task swaps it with a spare one to drain it and
+//! shrinks the spare after a large burst, so an idle connection holds little storage.
 
 use std::{
     collections::VecDeque,
@@ -64,15 +64,6 @@ struct Queue {
     bytes: usize,
     /// Set once: the close code the connection is to be closed with.
     closing: Option<u16>,
-}
-
-/// What the connection task takes out of the queue.
-#[derive(Debug, Default)]
-pub struct Drained {
-    /// Frames to write, oldest first.
-    pub frames: VecDeque<Outbound>,
-    /// Close after writing them, with this code.
-    pub closing: Option<u16>,
 }
 
 /// One connection's queue.
@@ -153,11 +144,14 @@ impl Outbox {
         self.lock().closing.is_some()
     }
 
-    /// Takes everything queued.
-    pub fn drain(&self) -> Drained {
+    /// Takes everything queued by swapping it with `spare`, an empty queue of the
+    /// connection's whose storage is reused, so a delivery allocates nothing. Returns
+    /// the close code when a close was asked for.
+    pub fn drain_into(&self, spare: &mut VecDeque<Outbound>) -> Option<u16> {
         let mut queue = self.lock();
         queue.bytes = 0;
-        Drained { frames: std::mem::take(&mut queue.frames), closing: queue.closing }
+        std::mem::swap(&mut queue.frames, spare);
+        queue.closing
     }
 
     /// Resolves when something was queued or a close asked for since the last drain.
@@ -195,6 +189,12 @@ mod tests {
         Outbound::Event { frame: text.to_owned().into(), persisted_at_micros: None, droppable }
     }
 
+    fn drain(outbox: &Outbox) -> (VecDeque<Outbound>, Option<u16>) {
+        let mut frames = VecDeque::new();
+        let closing = outbox.drain_into(&mut frames);
+        (frames, closing)
+    }
+
     #[test]
     fn the_queue_is_bounded_in_bytes_as_well_as_frames() {
         let outbox = Outbox::new(QueueLimits { max_frames: 1000, max_bytes: 100 });
@@ -203,9 +203,9 @@ mod tests {
         assert!(outbox.offer(event(&forty, false)));
         assert!(!outbox.is_closing());
         assert!(!outbox.offer(event(&forty, false)), "120 bytes do not fit in 100");
-        let drained = outbox.drain();
-        assert_eq!(drained.closing, Some(close::SLOW_CONSUMER));
-        assert!(drained.frames.is_empty(), "a closing connection's queue is freed at once");
+        let (frames, closing) = drain(&outbox);
+        assert_eq!(closing, Some(close::SLOW_CONSUMER));
+        assert!(frames.is_empty(), "a closing connection's queue is freed at once");
         assert!(!outbox.offer(event("late", false)), "nothing is queued after the close");
     }
 
@@ -217,10 +217,10 @@ mod tests {
         assert!(outbox.offer(event("presence", true)));
         assert!(!outbox.offer(event("typing again", true)), "a droppable frame is dropped when full");
         assert!(outbox.offer(event("m2", false)), "room is made by dropping typing and presence");
-        let drained = outbox.drain();
-        let texts: Vec<&str> = drained.frames.iter().map(|f| f.text().as_str()).collect();
+        let (frames, closing) = drain(&outbox);
+        let texts: Vec<&str> = frames.iter().map(|f| f.text().as_str()).collect();
         assert_eq!(texts, ["m1", "m2"]);
-        assert_eq!(drained.closing, None);
+        assert_eq!(closing, None);
     }
 
     #[test]
@@ -228,7 +228,7 @@ mod tests {
         let outbox = Outbox::new(QueueLimits { max_frames: 10, max_bytes: 10 });
         assert!(outbox.offer(Outbound::Frame("a sync.result bigger than the budget".into())));
         assert!(!outbox.offer(event("next", false)));
-        assert_eq!(outbox.drain().closing, Some(close::SLOW_CONSUMER));
+        assert_eq!(drain(&outbox).1, Some(close::SLOW_CONSUMER));
     }
 
     #[test]
@@ -237,7 +237,7 @@ mod tests {
         assert!(outbox.offer(event("1", false)));
         assert!(outbox.offer(event("2", false)));
         assert!(!outbox.offer(event("3", false)));
-        assert_eq!(outbox.drain().closing, Some(close::SLOW_CONSUMER));
+        assert_eq!(drain(&outbox).1, Some(close::SLOW_CONSUMER));
     }
 
     #[tokio::test]
@@ -247,7 +247,7 @@ mod tests {
             let outbox = outbox.clone();
             async move {
                 outbox.ready().await;
-                outbox.drain().frames.len()
+                drain(&outbox).0.len()
             }
         });
         tokio::task::yield_now().await;

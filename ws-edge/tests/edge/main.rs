@@ -2,8 +2,10 @@
 //! small responder on the real bus, and events are published the way the persister
 //! and notifier publish them.
 //!
-//! One binary: [`isolation`] holds the tests that one bad client cannot hurt others.
+//! One binary: [`isolation`] holds the tests that one bad client cannot hurt others,
+//! [`budget`] those of the per-user message budget across replicas.
 
+mod budget;
 mod isolation;
 
 use std::{

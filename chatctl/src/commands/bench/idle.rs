@@ -1,6 +1,6 @@
 //! The `idle` scenario: connect N authenticated clients that do nothing, let the edge
-//! settle, and compare its resident memory with the figure before they connected (the
-//! generator's own memory per client is reported beside it).
+//! settle, and compare its resident memory with the figure before the scenario's first
+//! client connected (the generator's own memory per client is reported beside it).
 
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<IdleFigures, BenchError> {
     let mut points = Vec::new();
+    // Every count is measured against the edge's memory before the first one: the
+    // allocator keeps what an earlier count freed, which would flatter later counts.
+    let edge_before = sampler.edge_rss();
     for (index, &connections) in spec.connections.iter().enumerate() {
         if index > 0 {
             tokio::time::sleep(BETWEEN_COUNTS).await;
@@ -34,7 +37,7 @@ pub async fn run(
         let plans =
             users.into_iter().enumerate().map(|(index, user)| Plan { index, token: user.token, sends: None }).collect();
         let own = std::process::id();
-        let (before, own_before) = (sampler.edge_rss(), rss_bytes(own));
+        let (before, own_before) = (edge_before, rss_bytes(own));
         let fleet = Fleet::connect(settings, plans, progress).await?;
         tokio::time::sleep(Duration::from_secs_f64(spec.settle_s)).await;
         let (after, own_after) = (sampler.edge_rss(), rss_bytes(own));
