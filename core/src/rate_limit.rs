@@ -191,43 +191,39 @@ fn record_totals(shared: &Shared, batch: &[(String, u64, u64)], totals: Option<&
 mod tests {
     use super::*;
 
-    fn shared(per_second: u32) -> Shared {
+    /// A budget state holding one window of user `u` in the current second.
+    fn with_window(reported: u64, unsent: u64) -> (Shared, u64) {
         let redis = LazyRedis::new(&crate::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() })
             .unwrap_or_else(|error| panic!("{error}"));
-        Shared { redis, per_second, windows: Mutex::default(), pending: Arc::new(Notify::new()) }
+        let shared = Shared { redis, per_second: 10, windows: Mutex::default(), pending: Arc::new(Notify::new()) };
+        let second = unix_millis() / 1000;
+        let window = Window { second, reported, unsent, in_flight: 0 };
+        shared.windows.lock().unwrap_or_else(PoisonError::into_inner).insert("u".into(), window);
+        (shared, second)
+    }
+
+    fn window(shared: &Shared) -> Window {
+        shared.windows.lock().unwrap_or_else(PoisonError::into_inner)["u"]
     }
 
     #[test]
     fn totals_from_redis_include_other_replicas() {
-        let shared = shared(10);
-        let second = unix_millis() / 1000;
-        shared
-            .windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert("u".into(), Window { second, reported: 0, unsent: 3, in_flight: 0 });
+        let (shared, second) = with_window(0, 3);
         let batch = take_unsent(&shared);
         assert_eq!(batch, vec![("u".to_owned(), second, 3)]);
-        let window = shared.windows.lock().unwrap_or_else(PoisonError::into_inner)["u"];
-        assert_eq!((window.unsent, window.in_flight, window.count()), (0, 3, 3));
+        let sent = window(&shared);
+        assert_eq!((sent.unsent, sent.in_flight, sent.count()), (0, 3, 3));
         // Another replica admitted 5 in the same window: Redis answers 8.
         record_totals(&shared, &batch, Some(&[8]));
-        let window = shared.windows.lock().unwrap_or_else(PoisonError::into_inner)["u"];
-        assert_eq!((window.reported, window.in_flight, window.count()), (8, 0, 8));
+        let answered = window(&shared);
+        assert_eq!((answered.reported, answered.in_flight, answered.count()), (8, 0, 8));
     }
 
     #[test]
     fn without_redis_the_local_count_still_holds() {
-        let shared = shared(10);
-        let second = unix_millis() / 1000;
-        shared
-            .windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert("u".into(), Window { second, reported: 2, unsent: 4, in_flight: 0 });
+        let (shared, _) = with_window(2, 4);
         let batch = take_unsent(&shared);
         record_totals(&shared, &batch, None);
-        let window = shared.windows.lock().unwrap_or_else(PoisonError::into_inner)["u"];
-        assert_eq!(window.count(), 6);
+        assert_eq!(window(&shared).count(), 6);
     }
 }

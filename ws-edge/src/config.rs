@@ -61,7 +61,7 @@ pub struct Config {
     #[arg(long = "close-timeout-ms", env = "CHAT_WS_CLOSE_TIMEOUT_MS", default_value_t = 2_000)]
     pub close_timeout_ms: u64,
     /// Initial read buffer per connection, bytes (it grows for larger frames).
-    #[arg(long = "read-buffer-bytes", env = "CHAT_WS_READ_BUFFER_BYTES", default_value_t = 1024)]
+    #[arg(long = "read-buffer-bytes", env = "CHAT_WS_READ_BUFFER_BYTES", default_value_t = 512)]
     pub read_buffer_bytes: usize,
     /// Bytes a burst of frames may collect before they are written out ahead of the
     /// burst's single flush.

@@ -1,6 +1,6 @@
 //! One client cannot hurt the others: a client that stops reading is dropped within a
-//! bounded time, its queue is bounded in bytes, and a panic closes only its own
-//! connection.
+//! bounded time, its queue is bounded in bytes, a panic closes only its own
+//! connection, and upgrades in progress are capped.
 
 use std::sync::Arc;
 
@@ -147,4 +147,47 @@ async fn a_panic_closes_only_its_connection_with_1011() {
     let mut again = h.connect("victim").await;
     again.send(Message::text(r#"{"type":"ping","ref":"p"}"#)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(next(&mut again).await["type"], "pong", "the user can connect again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_past_the_cap_get_503_at_once() {
+    // A memberships service that takes 1.5 s: an upgrade waits for it, holding its place.
+    let nats_server = chat_testkit::start_nats().await;
+    let nats = async_nats::connect(format!("nats://127.0.0.1:{}", nats_server.port()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut requests = nats.subscribe(subjects::rpc("memberships")).await.unwrap_or_else(|e| panic!("{e}"));
+    nats.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let reply = serde_json::to_vec(&MembershipsReply { chats: Vec::new() }).unwrap_or_default();
+            if let Some(inbox) = request.reply {
+                let _ = nats.publish(inbox, reply.into()).await;
+            }
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let mut settings = config(format!("nats://127.0.0.1:{}", nats_server.port()));
+    settings.max_pending_upgrades = 1;
+    let running = ws_edge::start(settings, shutdown.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("ws://{}/ws?access_token={}", running.listen_addr, token("u1", 600));
+    let waiting = tokio::spawn(tokio_tungstenite::connect_async(url.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = tokio::time::timeout(Duration::from_secs(2), tokio_tungstenite::connect_async(url)).await;
+    match refused {
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("too many connections opening"), "{body}");
+        }
+        other => panic!("expected an immediate 503: {other:?}"),
+    }
+    let (mut first, _) = waiting
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("the upgrade in progress was refused: {e}"));
+    assert_eq!(next(&mut first).await["type"], "hello", "the upgrade in progress went through");
+    shutdown.cancel();
 }
