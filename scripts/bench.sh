@@ -12,7 +12,8 @@
 # Results (JSON lines, Markdown, the sweep's SVG) and logs stay in the temporary
 # directory, whose path is printed; the servers' data is deleted at the end.
 # CHAT_BENCH_TIMEOUT_S bounds the benchmark (default 3600); CHAT_BENCH_NO_BUILD=1 skips
-# the build.
+# the build; CHAT_BENCH_INJECT=1 publishes the load scenarios' messages straight to the
+# stack's NATS (`--inject-nats-url`), measuring the edge's fan-out without the write path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -126,6 +127,8 @@ for port in "$persister_admin" "$api_port" "$notifier_admin" "$presence_admin" "
   wait_port "$port" service
 done
 echo "stack up: api http://127.0.0.1:$api_port, edge ws://127.0.0.1:$edge_port/ws (PIDs in $work/pids)"
+
+[ "${CHAT_BENCH_INJECT:-0}" = 1 ] && export CHAT_BENCH_INJECT_NATS_URL="$CHAT_NATS_URL"
 
 outputs=()
 case " $* " in *" --markdown "*) ;; *) outputs+=(--markdown "$work/results.md") ;; esac

@@ -64,6 +64,7 @@ fn settings(stack: &Stack) -> Settings {
         watched: vec![Watched { name: "ws-edge".into(), pid: std::process::id() }],
         mongodb_uri: Some(mongo.mongodb_uri),
         mongodb_db: mongo.mongodb_db,
+        inject_nats_url: None,
     }
 }
 

@@ -153,9 +153,8 @@ async fn a_panic_closes_only_its_connection_with_1011() {
 async fn upgrades_past_the_cap_get_503_at_once() {
     // A memberships service that takes 1.5 s: an upgrade waits for it, holding its place.
     let nats_server = chat_testkit::start_nats().await;
-    let nats = async_nats::connect(format!("nats://127.0.0.1:{}", nats_server.port()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let nats =
+        async_nats::connect(format!("nats://127.0.0.1:{}", nats_server.port())).await.unwrap_or_else(|e| panic!("{e}"));
     let mut requests = nats.subscribe(subjects::rpc("memberships")).await.unwrap_or_else(|e| panic!("{e}"));
     nats.flush().await.unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(async move {

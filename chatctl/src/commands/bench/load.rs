@@ -41,6 +41,8 @@ pub struct Population {
     pub clients: usize,
     /// The connected clients.
     pub fleet: Fleet,
+    /// Where messages are published directly, when the edge's fan-out is measured alone.
+    pub injector: Option<async_nats::Client>,
 }
 
 impl Population {
@@ -58,7 +60,17 @@ impl Population {
         let groups = population::create_chats(settings, &http, &users, chats, progress).await?;
         let mut plans: Vec<Plan> =
             users.into_iter().enumerate().map(|(index, user)| Plan { index, token: user.token, sends: None }).collect();
-        for sender in 0..senders {
+        let injector = match &settings.inject_nats_url {
+            Some(url) => Some(
+                async_nats::connect(url.as_str())
+                    .await
+                    .map_err(|error| BenchError::Flag(format!("--inject-nats-url {url}: {error}")))?,
+            ),
+            None => None,
+        };
+        // Injected messages are published by the generator, not sent by clients.
+        let client_senders = if injector.is_some() { 0 } else { senders };
+        for sender in 0..client_senders {
             let chat = &groups[sender % chats];
             let client = chat.members.start + sender / chats;
             plans[client].sends = Some(Sends { sender: sender as u64, chat_id: chat.id.clone() });
@@ -70,7 +82,7 @@ impl Population {
             fleet.stop().await;
             return Err(BenchError::Connect { failed, total: clients, first });
         }
-        Ok(Population { tag, chats: groups, senders, clients, fleet })
+        Ok(Population { tag, chats: groups, senders, clients, fleet, injector })
     }
 
     /// Deliveries a step should produce: each message reaches every member of its chat.
@@ -95,6 +107,10 @@ impl Population {
         let step = Arc::new(Step::new(&self.tag, id, start, rate, seconds, self.senders, shards));
         let expected = self.expected(&step);
         self.fleet.set_phase(Phase::Step(step.clone()));
+        if let Some(nats) = &self.injector {
+            let chats = self.chats.iter().map(|chat| chat.id.clone()).collect();
+            tokio::spawn(inject(nats.clone(), step.clone(), chats));
+        }
         tokio::time::sleep_until(start.into()).await;
         let closed_before = self.fleet.closed();
         let before = sampler.sample();
@@ -136,6 +152,28 @@ impl Population {
             resources: usage,
         }
     }
+}
+
+/// Publishes a step's messages on schedule as `msg.created`-shaped frames on each
+/// chat's live subject, which edges forward to every local member unchanged. Message
+/// `k` goes to the chat its sender `k % senders` would have sent to.
+async fn inject(nats: async_nats::Client, step: Arc<Step>, chats: Vec<String>) {
+    for k in 0..step.total {
+        let due = step.due(k);
+        tokio::time::sleep_until(due.into()).await;
+        let lag = Instant::now().saturating_duration_since(due);
+        let chat = &chats[((k % step.senders) as usize) % chats.len()];
+        let frame = format!(
+            r#"{{"type":"msg.created","chat_id":"{chat}","message":{{"chat_id":"{chat}","text":"{}"}}}}"#,
+            step.text(k)
+        );
+        if let Err(error) = nats.publish(chat_nats::subjects::live(chat, "bench"), frame.into()).await {
+            eprintln!("warning: injecting message {k} failed: {error}");
+            return;
+        }
+        step.record_send(0, lag);
+    }
+    let _ = nats.flush().await;
 }
 
 /// The warning for a saturated generator, if it was.

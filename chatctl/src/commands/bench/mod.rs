@@ -92,6 +92,11 @@ pub struct BenchArgs {
     /// Its database.
     #[arg(long, env = "CHAT_MONGODB_DB", default_value = "chat")]
     pub mongodb_db: String,
+    /// Publish each load message straight to `chat.live.<chat_id>.bench` on this NATS
+    /// server instead of sending it over WebSocket: measures the edge's fan-out alone,
+    /// without the write path (nothing is persisted).
+    #[arg(long, env = "CHAT_BENCH_INJECT_NATS_URL", value_name = "URL")]
+    pub inject_nats_url: Option<String>,
     /// Write the Markdown tables here instead of stderr.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
@@ -126,6 +131,8 @@ pub struct Settings {
     pub mongodb_uri: Option<String>,
     /// Its database.
     pub mongodb_db: String,
+    /// NATS to publish load messages to directly (the edge's fan-out alone), if any.
+    pub inject_nats_url: Option<String>,
 }
 
 /// Why a benchmark could not run.
@@ -249,6 +256,7 @@ impl Settings {
             watched,
             mongodb_uri: args.mongodb_uri.clone(),
             mongodb_db: args.mongodb_db.clone(),
+            inject_nats_url: args.inject_nats_url.clone(),
         })
     }
 }
