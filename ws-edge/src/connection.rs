@@ -97,6 +97,7 @@ pub async fn serve(mut socket: WebSocket, edge: EdgeState, session: Session, cha
             Ending::Close(close::INTERNAL)
         }
     };
+    // Nothing more is queued for a connection that is ending (the code is not sent).
     conn.outbox.close(close::GOING_AWAY);
     Box::pin(finish(&mut connection.socket, ending, close_timeout)).await;
     drop(connection);

@@ -139,8 +139,8 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// True once a close was asked for.
-    pub fn is_closing(&self) -> bool {
+    #[cfg(test)]
+    fn is_closing(&self) -> bool {
         self.lock().closing.is_some()
     }
 

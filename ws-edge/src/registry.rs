@@ -229,6 +229,11 @@ impl Registry {
         self.read().users.get(user_id).is_some_and(|user| user.chats.contains(chat_id))
     }
 
+    /// True when the user has a connection here.
+    pub fn has_user(&self, user_id: &str) -> bool {
+        self.read().users.contains_key(user_id)
+    }
+
     /// The connections of one user.
     pub fn connections_of(&self, user_id: &str) -> Vec<ConnHandle> {
         self.read().users.get(user_id).map(|user| user.conns.clone()).unwrap_or_default()
@@ -290,11 +295,6 @@ impl Registry {
     /// Every local connection, for shutdown.
     pub fn all_connections(&self) -> Vec<ConnHandle> {
         self.read().users.values().flat_map(|user| user.conns.iter().cloned()).collect()
-    }
-
-    /// Chats with a feed on this edge.
-    pub fn chat_count(&self) -> usize {
-        self.read().chats.len()
     }
 }
 

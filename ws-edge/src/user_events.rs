@@ -23,7 +23,7 @@ pub async fn start(nats: &async_nats::Client, hub: Hub) -> Result<AbortOnDrop, a
             else {
                 continue;
             };
-            if hub.registry().connections_of(user_id).is_empty() {
+            if !hub.registry().has_user(user_id) {
                 continue;
             }
             handle(&hub, user_id, event, message.payload).await;
