@@ -30,7 +30,7 @@ use chat_core::{
     http_server::HttpSettings,
     probes::Probe,
 };
-use chat_nats::streams::{self, StreamSettings};
+use chat_nats::streams;
 use chat_store::Store;
 use clap::Parser;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -106,8 +106,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     store.ensure_indexes().await.map_err(|error| StartupError::dependency("creating MongoDB indexes", error))?;
     let redis = chat_core::connect::LazyRedis::new(&config.redis)?;
     let js = async_nats::jetstream::new(nats.clone());
-    let settings = StreamSettings { replicas: config.nats.stream_replicas, ..Default::default() };
-    streams::ensure_all_streams(&js, settings)
+    let settings = config.nats.stream_settings();
+    streams::ensure_streams_exist(&js, settings)
         .await
         .map_err(|error| StartupError::dependency("creating streams", error))?;
 

@@ -34,6 +34,26 @@ pub struct NatsArgs {
     /// Replicas of each JetStream stream (3 in a production cluster).
     #[arg(long = "stream-replicas", env = "CHAT_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Partitions of `CHAT_CMD`: the most persister replicas that can share the work.
+    /// Changed only while `CHAT_CMD` is empty (see docs/operations.md).
+    #[arg(
+        long = "command-partitions",
+        env = "CHAT_CMD_PARTITIONS",
+        default_value_t = chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+        value_parser = clap::value_parser!(u32).range(1..=1024)
+    )]
+    pub command_partitions: u32,
+}
+
+impl NatsArgs {
+    /// The stream settings these arguments name.
+    pub fn stream_settings(&self) -> chat_nats::streams::StreamSettings {
+        chat_nats::streams::StreamSettings {
+            replicas: self.stream_replicas,
+            command_partitions: self.command_partitions,
+            ..Default::default()
+        }
+    }
 }
 
 /// MongoDB.

@@ -48,7 +48,7 @@ PORTS = {
     "presence": (None, 9103),
 }
 HPA_SCALED = {"api", "ws-edge", "presence"}
-KEDA_SCALED = {"persister": ("CHAT_CMD", "persister"), "notifier": ("CHAT_EVT", "notifier")}
+KEDA_SCALED = {"persister": ("CHAT_CMD", "persister-"), "notifier": ("CHAT_EVT", "notifier")}
 ALL_BINARIES = set(PORTS) | {"chatctl"}
 REQUIRED_CONFIG = [
     "CHAT_NATS_URL",
@@ -212,6 +212,14 @@ def rust_env_vars() -> set[str]:
 def rust_consumers() -> dict[str, str]:
     text = (REPO / "nats/src/streams.rs").read_text()
     return dict(re.findall(r'pub const ([A-Z_]+): &str = "([^"]+)";', text))
+
+
+def rust_partitions() -> int:
+    text = (REPO / "nats/src/streams.rs").read_text()
+    found = re.search(r"pub const DEFAULT_COMMAND_PARTITIONS: u32 = (\d+);", text)
+    if not found:
+        raise Failed("nats/src/streams.rs names no DEFAULT_COMMAND_PARTITIONS")
+    return int(found.group(1))
 
 
 def workspace_members() -> list[str]:
@@ -609,9 +617,10 @@ def check_keda() -> str:
     problems = []
     consumers = rust_consumers()
     code_pairs = {
-        "persister": (consumers.get("CMD_STREAM"), consumers.get("PERSISTER_CONSUMER")),
+        "persister": (consumers.get("CMD_STREAM"), consumers.get("PARTITION_CONSUMER_PREFIX")),
         "notifier": (consumers.get("EVT_STREAM"), consumers.get("NOTIFIER_CONSUMER")),
     }
+    partitions = rust_partitions()
     count = 0
     for overlay, resources in RENDERED.items():
         deployments = by_kind(resources, "Deployment")
@@ -632,23 +641,32 @@ def check_keda() -> str:
             low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
             if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
                 problems.append(f"{where}: need 1 <= minReplicaCount <= maxReplicaCount (never scale to zero)")
-            if name == "persister" and high != 1:
-                problems.append(f"{where}: the unpartitioned persister consumer allows one replica only")
-            triggers = spec.get("triggers", [])
-            if len(triggers) != 1 or triggers[0].get("type") != "nats-jetstream":
-                problems.append(f"{where}: expected one nats-jetstream trigger")
-                continue
-            meta = triggers[0].get("metadata", {})
-            for key in ("natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"):
-                if not isinstance(meta.get(key), str) or not meta.get(key):
-                    problems.append(f"{where}: trigger metadata {key} must be a non-empty string")
-            if not str(meta.get("lagThreshold", "")).isdigit():
-                problems.append(f"{where}: lagThreshold must be an integer string")
+            if name == "persister" and high > partitions:
+                problems.append(f"{where}: more replicas than the {partitions} CHAT_CMD partitions would sit idle")
             expected = KEDA_SCALED.get(name)
-            if (meta.get("stream"), meta.get("consumer")) != expected:
-                problems.append(f"{where}: stream/consumer {meta.get('stream')}/{meta.get('consumer')}, expected {expected}")
             if expected and code_pairs.get(name) != expected:
                 problems.append(f"{where}: nats/src/streams.rs now names {code_pairs.get(name)}")
+            # The persister has one consumer per partition, and one trigger each.
+            wanted = (
+                [(expected[0], f"{expected[1]}{n}") for n in range(partitions)]
+                if name == "persister" and expected
+                else [expected]
+            )
+            triggers = spec.get("triggers", [])
+            if len(triggers) != len(wanted) or any(t.get("type") != "nats-jetstream" for t in triggers):
+                problems.append(f"{where}: expected {len(wanted)} nats-jetstream trigger(s)")
+                continue
+            for trigger, pair in zip(triggers, wanted):
+                meta = trigger.get("metadata", {})
+                for key in ("natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"):
+                    if not isinstance(meta.get(key), str) or not meta.get(key):
+                        problems.append(f"{where}: trigger metadata {key} must be a non-empty string")
+                if not str(meta.get("lagThreshold", "")).isdigit():
+                    problems.append(f"{where}: lagThreshold must be an integer string")
+                if (meta.get("stream"), meta.get("consumer")) != pair:
+                    problems.append(
+                        f"{where}: stream/consumer {meta.get('stream')}/{meta.get('consumer')}, expected {pair}"
+                    )
     if count == 0:
         raise Failed("no ScaledObject rendered")
     collect(problems)

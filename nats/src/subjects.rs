@@ -6,6 +6,8 @@
 
 /// Wildcard for every command in `CHAT_CMD`.
 pub const CMD_ALL: &str = "chat.cmd.>";
+/// What edges and the api publish commands on: `chat.cmd.<chat_id>.<command>`.
+pub const CMD_PUBLISHED: &str = "chat.cmd.*.>";
 /// Wildcard for every persisted event in `CHAT_EVT`.
 pub const EVT_ALL: &str = "chat.evt.>";
 /// Wildcard for every push request in `PUSH`.
@@ -28,6 +30,23 @@ pub const RPC_PREFIX: &str = "chat.rpc";
 /// `chat.cmd.<chat_id>.<command>`: a command for the persister.
 pub fn command(chat_id: &str, command: &str) -> String {
     format!("chat.cmd.{chat_id}.{command}")
+}
+
+/// How `CHAT_CMD` stores a command: its chat's partition (a hash of the chat id) goes in
+/// front of the chat id.
+pub fn cmd_partition_transform(partitions: u32) -> String {
+    format!("chat.cmd.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}.>")
+}
+
+/// The partition count a transform made by [`cmd_partition_transform`] names.
+pub fn partitions_in_transform(destination: &str) -> Option<u32> {
+    let count = destination.split("partition(").nth(1)?.split(',').next()?;
+    count.trim().parse().ok()
+}
+
+/// `chat.cmd.<partition>.>`: the commands of one partition, as `CHAT_CMD` stores them.
+pub fn cmd_partition(partition: u32) -> String {
+    format!("chat.cmd.{partition}.>")
 }
 
 /// `chat.evt.<chat_id>.<event>`: a persisted event.
@@ -132,6 +151,10 @@ mod tests {
     #[test]
     fn builders_spell_the_pinned_subjects() {
         assert_eq!(command("c1", "msg.send"), "chat.cmd.c1.msg.send");
+        assert_eq!(cmd_partition_transform(16), "chat.cmd.{{partition(16,1)}}.{{wildcard(1)}}.>");
+        assert_eq!(partitions_in_transform(&cmd_partition_transform(16)), Some(16));
+        assert_eq!(partitions_in_transform("chat.cmd.{{wildcard(1)}}.>"), None);
+        assert_eq!(cmd_partition(3), "chat.cmd.3.>");
         assert_eq!(event("c1", "msg.created"), "chat.evt.c1.msg.created");
         assert_eq!(chat_events("c1"), "chat.evt.c1.>");
         assert_eq!(live("c1", "typing"), "chat.live.c1.typing");

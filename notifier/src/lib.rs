@@ -21,7 +21,7 @@ use chat_core::{
 };
 use chat_nats::{
     events::{ChatEvent, EventBody},
-    streams::{self, StreamSettings},
+    streams,
 };
 use chat_store::Store;
 use clap::Parser;
@@ -77,11 +77,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let store = Store::new(db.clone());
     let redis = LazyRedis::new(&config.redis)?;
     let js = jetstream::new(nats.clone());
-    let settings = StreamSettings { replicas: config.nats.stream_replicas, ..Default::default() };
-    streams::ensure_all_streams(&js, settings)
+    let settings = config.nats.stream_settings();
+    streams::ensure_streams_exist(&js, settings)
         .await
         .map_err(|error| StartupError::dependency("creating streams", error))?;
-    let stream = streams::ensure_stream(&js, streams::event_stream(settings))
+    // The notifier owns PUSH; CHAT_EVT belongs to the persister.
+    streams::ensure_stream(&js, streams::push_stream(settings))
+        .await
+        .map_err(|error| StartupError::dependency("updating PUSH", error))?;
+    let stream = js
+        .get_stream(streams::EVT_STREAM)
         .await
         .map_err(|error| StartupError::dependency("opening CHAT_EVT", error))?;
     let consumer = streams::ensure_consumer(&stream, streams::notifier_consumer_config())

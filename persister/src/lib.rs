@@ -1,18 +1,24 @@
 //! The persister: the only writer of `chats`, `messages` and `participants`.
 //!
-//! It pulls commands from `CHAT_CMD` in batches, authorises each one, assigns per-chat
+//! Replicas share the partitions of `CHAT_CMD` ([`partitions`]); for each partition it
+//! owns, a replica pulls commands in batches, authorises each one, assigns per-chat
 //! sequence numbers, writes MongoDB with as few round trips as it can, publishes the
 //! resulting events to `CHAT_EVT` (awaiting their acks together), answers the issuer,
-//! and only then acks the commands. A crash anywhere leads to a redelivery that finds
-//! the stored documents and republishes the same event ids.
+//! and only then acks the commands. A crash anywhere leads to a replay that finds the
+//! stored documents and republishes the same event ids.
 //!
-//! Layout: [`pipeline`] (fetching, batching, acking), [`commands`] (one file per
-//! command), [`effects`] (what a batch publishes), [`metrics`].
+//! Layout: [`partitions`] (leases, shares, one pipeline per owned partition),
+//! [`pipeline`] (fetching, batching, retrying, acking), [`fence`] (when a pipeline
+//! must stop), [`commands`] (one file per command), [`effects`] (what a batch
+//! publishes), [`metrics`], [`setup`] (streams and consumers this binary owns).
 
 pub mod commands;
 pub mod effects;
+pub mod fence;
 pub mod metrics;
+pub mod partitions;
 pub mod pipeline;
+pub mod setup;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -21,11 +27,12 @@ use chat_core::{
     config::{AdminArgs, LogArgs, MongoArgs, NatsArgs, ShutdownArgs},
     probes::Probe,
 };
-use chat_nats::streams::{self, StreamSettings};
 use chat_store::Store;
 use clap::Parser;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::partitions::{coordinator::Coordinator, leases::Leases};
 
 /// Default admin port.
 pub const DEFAULT_ADMIN_ADDR: &str = "0.0.0.0:9101";
@@ -52,6 +59,16 @@ pub struct Config {
     /// Most commands handled in one batch.
     #[arg(long = "batch-max", env = "CHAT_PERSISTER_BATCH_MAX", default_value_t = 500)]
     pub batch_max: usize,
+    /// Partition leases live this long without renewal (a dead replica's partitions
+    /// are taken over within about this plus a third of it). Read from the lease
+    /// bucket when it exists already.
+    #[arg(long = "lease-ttl-ms", env = "CHAT_PERSISTER_LEASE_TTL_MS", default_value_t = 2500,
+          value_parser = clap::value_parser!(u64).range(300..=60_000))]
+    pub lease_ttl_ms: u64,
+    /// A name for this replica in the lease bucket (a random suffix keeps two replicas
+    /// with one name apart); the pod name in Kubernetes.
+    #[arg(long = "replica-name", env = "CHAT_PERSISTER_REPLICA_NAME", default_value = "persister")]
+    pub replica_name: String,
 }
 
 /// A started persister.
@@ -71,7 +88,8 @@ impl Running {
     }
 }
 
-/// Connects, creates indexes, streams and the consumer, and starts consuming.
+/// Connects, creates indexes, streams and the lease bucket, and starts serving
+/// partitions.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartupError> {
     metrics::register();
     let nats = chat_core::connect::nats(&config.nats, "persister").await?;
@@ -79,16 +97,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let store = Store::new(db.clone());
     store.ensure_indexes().await.map_err(|error| StartupError::dependency("creating MongoDB indexes", error))?;
     let js = async_nats::jetstream::new(nats.clone());
-    let settings = StreamSettings { replicas: config.nats.stream_replicas, ..Default::default() };
-    streams::ensure_all_streams(&js, settings)
+    let settings = config.nats.stream_settings();
+    let stream = setup::command_stream(&js, settings).await?;
+    let replica_id = format!("{}-{}", config.replica_name, chat_core::ids::new_id());
+    let leases = Leases::open(&js, settings, Duration::from_millis(config.lease_ttl_ms), replica_id.clone())
         .await
-        .map_err(|error| StartupError::dependency("creating streams", error))?;
-    let stream = streams::ensure_stream(&js, streams::command_stream(settings))
-        .await
-        .map_err(|error| StartupError::dependency("opening CHAT_CMD", error))?;
-    let consumer = streams::ensure_consumer(&stream, streams::persister_consumer_config())
-        .await
-        .map_err(|error| StartupError::dependency("creating the persister consumer", error))?;
+        .map_err(|error| StartupError::dependency("opening the lease bucket", error))?;
 
     let admin_addr = config
         .admin
@@ -98,14 +112,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let admin_shutdown = CancellationToken::new();
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
 
-    let pipeline = pipeline::Pipeline { store, nats: nats.clone(), js, batch_max: config.batch_max.max(1) };
+    let pipeline = pipeline::Pipeline { store, nats: nats.clone(), js: js.clone(), batch_max: config.batch_max.max(1) };
     let grace = Duration::from_secs(config.shutdown.shutdown_grace_s);
+    let coordinator = Coordinator { pipeline, stream, leases, partitions: settings.command_partitions, grace };
     let task = tokio::spawn(async move {
-        let result = pipeline.run(consumer, shutdown, grace).await;
+        coordinator.run(shutdown).await;
         let _ = nats.flush().await;
         admin_shutdown.cancel();
-        result
+        Ok(())
     });
-    tracing::info!(%admin_addr, "persister started");
+    tracing::info!(%admin_addr, replica = %replica_id, "persister started");
     Ok(Running { admin_addr, task, admin })
 }

@@ -3,7 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, Opts, exponential_buckets, register_histogram, register_int_counter_vec,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, exponential_buckets, register_histogram,
+    register_int_counter, register_int_counter_vec, register_int_gauge,
 };
 
 /// Commands handled, by command and outcome (`stored`, `duplicate`, `rejected`, `malformed`, `retried`).
@@ -33,9 +34,30 @@ pub static PERSIST_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     .unwrap_or_else(|error| panic!("metric registration: {error}"))
 });
 
+/// Partitions of `CHAT_CMD` this replica serves now.
+pub static PARTITIONS_OWNED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("chat_persister_partitions_owned", "CHAT_CMD partitions this persister replica serves")
+        .unwrap_or_else(|error| panic!("metric registration: {error}"))
+});
+
+/// Partitions this replica claimed (at start, after another replica died or left).
+pub static PARTITION_CLAIMS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("chat_persister_partition_claims_total", "CHAT_CMD partitions claimed by this replica")
+        .unwrap_or_else(|error| panic!("metric registration: {error}"))
+});
+
+/// Leases this replica lost without handing them over (a pause, a network split).
+pub static PARTITION_LOSSES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("chat_persister_partition_losses_total", "CHAT_CMD partition leases this replica lost")
+        .unwrap_or_else(|error| panic!("metric registration: {error}"))
+});
+
 /// Registers every metric so that `/metrics` lists them before the first command.
 pub fn register() {
     LazyLock::force(&COMMANDS);
     LazyLock::force(&BATCH_SIZE);
     LazyLock::force(&PERSIST_SECONDS);
+    LazyLock::force(&PARTITIONS_OWNED);
+    LazyLock::force(&PARTITION_CLAIMS);
+    LazyLock::force(&PARTITION_LOSSES);
 }

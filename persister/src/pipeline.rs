@@ -1,6 +1,9 @@
-//! Fetching, batching and acking. Consecutive `msg.send` commands are handled together
-//! (one MongoDB round trip per step for the whole run); any other command is a barrier
-//! handled on its own, so per-chat order is exactly the stream's order.
+//! Fetching, batching and acking one partition. Consecutive `msg.send` commands are
+//! handled together (one MongoDB round trip per step for the whole run); any other
+//! command is a barrier handled on its own, so per-chat order is exactly the stream's
+//! order. A failed step is retried here, in order, until it succeeds or the partition
+//! is lost: handing it back to JetStream for redelivery would let newer commands of
+//! the same chats overtake it.
 
 use std::time::Duration;
 
@@ -16,13 +19,12 @@ use chat_store::{Store, StoreError};
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::{commands, effects::Effects, metrics};
+use crate::{commands, effects::Effects, fence::Fence, metrics};
 
-/// How long a stopping persister waits for more of what it had fetched.
-const QUIET: Duration = Duration::from_millis(50);
-
-/// How long a command waits before redelivery after a transient failure.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
+/// The first pause before a failed step is tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two tries of a failed step.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Why the pipeline stopped.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,8 @@ pub enum HandleError {
     Publish(#[from] publish::PublishError),
 }
 
-/// The consuming side of the persister.
+/// The consuming side of the persister, shared by every partition it serves.
+#[derive(Clone)]
 pub struct Pipeline {
     /// MongoDB.
     pub store: Store,
@@ -58,26 +61,47 @@ pub struct Pipeline {
     pub batch_max: usize,
 }
 
+/// How far a batch got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Every command was handled and acked.
+    All,
+    /// The partition's lease stopped being trusted: the rest is left unacked.
+    Abandoned,
+}
+
+/// What one pipeline serves, and how far a previous owner may have got.
+pub struct Assignment {
+    /// The partition's consumer.
+    pub consumer: PullConsumer,
+    /// Commands up to this stream sequence may have been delivered to a previous
+    /// owner: the fresh consumer delivers them as new, so they are treated as
+    /// redeliveries.
+    pub replay_through: u64,
+    /// Asks the pipeline to finish what it fetched and stop.
+    pub stop: CancellationToken,
+    /// Revoked when the partition is lost.
+    pub fence: Fence,
+}
+
 /// A parsed command with the NATS message to ack.
 pub struct Incoming {
     /// The command.
     pub envelope: CommandEnvelope,
     /// Its trace context.
     pub traceparent: Option<String>,
-    /// True when JetStream delivered it before (a crash or timeout happened).
+    /// True when it may have reached a previous owner or an earlier try (a crash, a
+    /// timeout, a takeover, a failed step): its writes may be partly done.
     pub redelivered: bool,
     message: jetstream::Message,
 }
 
 impl Pipeline {
-    /// Consumes until `shutdown`; the batch in flight is finished (or left unacked for
-    /// redelivery) within `grace`.
-    pub async fn run(
-        self,
-        consumer: PullConsumer,
-        shutdown: CancellationToken,
-        grace: Duration,
-    ) -> Result<(), PipelineError> {
+    /// Consumes until `stop`; the batch in flight is finished (or left unacked for
+    /// redelivery) within `grace`. Stops at once, acking nothing more, when `fence`
+    /// is revoked.
+    pub async fn run(&self, assignment: Assignment, grace: Duration) -> Result<(), PipelineError> {
+        let Assignment { consumer, replay_through, stop, fence } = assignment;
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(self.batch_max)
@@ -88,7 +112,9 @@ impl Pipeline {
             .map_err(|error| PipelineError::Consume(error.to_string()))?;
         loop {
             let first = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                biased;
+                () = fence.revoked() => return Ok(()),
+                _ = stop.cancelled() => break,
                 next = messages.next() => next,
             };
             let batch = match first {
@@ -101,23 +127,33 @@ impl Pipeline {
             };
             // A batch runs to the end however long MongoDB makes it wait, except at
             // shutdown, where it gets the grace period and is otherwise left to be
-            // redelivered to another replica.
-            let work = self.handle_batch(batch);
+            // replayed by the next owner, and when the partition is lost.
+            let work = async {
+                if self.handle_batch(batch, &fence, replay_through).await == Handled::Abandoned {
+                    // Commands left unacked must not be overtaken: the partition goes
+                    // back and its next owner replays them first.
+                    tracing::warn!("partition lease no longer trusted; stopping before the next batch");
+                    return false;
+                }
+                true
+            };
             tokio::pin!(work);
             let deadline = async {
-                shutdown.cancelled().await;
+                stop.cancelled().await;
                 tokio::time::sleep(grace).await;
             };
             tokio::select! {
-                () = &mut work => {}
+                go_on = &mut work => if !go_on { return Ok(()) },
+                () = fence.revoked() => return Ok(()),
                 () = deadline => {
-                    tracing::error!("batch did not finish within the grace period; it will be redelivered");
+                    tracing::error!("batch did not finish within the grace period; it will be replayed");
                     return Ok(());
                 }
             }
         }
-        let finished = self.finish_fetched(&mut messages, tokio::time::Instant::now() + grace).await;
-        tracing::info!(finished, "persister drained");
+        // What was fetched but not started stays unacknowledged: the next owner's fresh
+        // consumer delivers it first.
+        tracing::info!("partition pipeline stopped");
         Ok(())
     }
 
@@ -134,55 +170,41 @@ impl Pipeline {
         batch
     }
 
-    /// At shutdown, handles what this replica had already fetched (until the stream is
-    /// quiet for [`QUIET`], or `stop_by`). Dropped instead, those commands would wait
-    /// out the ack wait while the next replica stored newer ones of the same chats.
-    async fn finish_fetched(&self, messages: &mut pull::Stream, stop_by: tokio::time::Instant) -> usize {
-        let mut finished = 0;
-        loop {
-            let quiet_until = stop_by.min(tokio::time::Instant::now() + QUIET);
-            let batch = match tokio::time::timeout_at(quiet_until, messages.next()).await {
-                Ok(Some(Ok(message))) => self.fill_batch(message, messages),
-                Ok(Some(Err(_))) => continue,
-                Ok(None) | Err(_) => return finished,
-            };
-            finished += batch.len();
-            if tokio::time::timeout_at(stop_by, self.handle_batch(batch)).await.is_err() {
-                tracing::error!("batch did not finish within the grace period; it will be redelivered");
-                return finished;
-            }
-        }
-    }
-
-    /// Handles one batch in stream order and acks what was done.
-    pub async fn handle_batch(&self, batch: Vec<jetstream::Message>) {
+    /// Handles one batch in stream order and acks what was done. A failed segment is
+    /// tried again after a pause, with the commands after it kept from redelivery,
+    /// until it succeeds or `fence` no longer holds. Commands up to `replay_through`
+    /// count as redelivered.
+    pub async fn handle_batch(&self, batch: Vec<jetstream::Message>, fence: &Fence, replay_through: u64) -> Handled {
         metrics::BATCH_SIZE.observe(batch.len() as f64);
         let mut incoming = Vec::with_capacity(batch.len());
         for message in batch {
-            match parse(message).await {
-                Some(parsed) => incoming.push(parsed),
-                None => continue,
+            if let Some(parsed) = parse(message, replay_through).await {
+                incoming.push(parsed);
             }
         }
-        let mut rest = incoming.into_iter().peekable();
-        while rest.peek().is_some() {
-            let mut segment = Vec::new();
-            while let Some(next) = rest.next_if(|next| matches!(next.envelope.command, Command::MsgSend { .. })) {
-                segment.push(next);
-            }
-            if segment.is_empty() {
-                segment.extend(rest.next());
-            }
-            if let Err(error) = self.handle_segment(&segment).await {
-                tracing::warn!(%error, "batch failed; its commands will be redelivered");
-                let remaining: Vec<Incoming> = rest.collect();
-                for command in segment.iter().chain(remaining.iter()) {
-                    metrics::COMMANDS.with_label_values(&[command.envelope.command.name(), "retried"]).inc();
-                    let _ = command.message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
+        let mut segments = segments(incoming);
+        for index in 0..segments.len() {
+            let mut pause = RETRY_FIRST;
+            loop {
+                if !fence.holds() {
+                    return Handled::Abandoned;
                 }
-                return;
+                let Err(error) = self.handle_segment(&segments[index]).await else { break };
+                tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "batch step failed; retrying in order");
+                for command in segments[index..].iter_mut().flatten() {
+                    metrics::COMMANDS.with_label_values(&[command.envelope.command.name(), "retried"]).inc();
+                    // The step may have written part of its work: the retry must look.
+                    command.redelivered = true;
+                    let _ = command.message.ack_with(AckKind::Progress).await;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = fence.revoked() => return Handled::Abandoned,
+                }
+                pause = (pause * 2).min(RETRY_MAX);
             }
         }
+        Handled::All
     }
 
     async fn handle_segment(&self, segment: &[Incoming]) -> Result<(), HandleError> {
@@ -226,10 +248,29 @@ impl Pipeline {
     }
 }
 
-async fn parse(message: jetstream::Message) -> Option<Incoming> {
+/// Splits a batch into runs of consecutive sends and single other commands.
+fn segments(incoming: Vec<Incoming>) -> Vec<Vec<Incoming>> {
+    let mut segments: Vec<Vec<Incoming>> = Vec::new();
+    for command in incoming {
+        let is_send = matches!(command.envelope.command, Command::MsgSend { .. });
+        match segments.last_mut() {
+            Some(run)
+                if is_send
+                    && run.last().is_some_and(|last| matches!(last.envelope.command, Command::MsgSend { .. })) =>
+            {
+                run.push(command)
+            }
+            _ => segments.push(vec![command]),
+        }
+    }
+    segments
+}
+
+async fn parse(message: jetstream::Message, replay_through: u64) -> Option<Incoming> {
     match serde_json::from_slice::<CommandEnvelope>(&message.payload) {
         Ok(envelope) => {
-            let redelivered = message.info().map(|info| info.delivered > 1).unwrap_or(false);
+            let redelivered =
+                message.info().map(|info| info.delivered > 1 || info.stream_sequence <= replay_through).unwrap_or(true);
             let traceparent = crate::effects::traceparent(message.headers.as_ref());
             Some(Incoming { envelope, traceparent, redelivered, message })
         }

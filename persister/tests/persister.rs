@@ -39,6 +39,8 @@ impl Harness {
             admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
             shutdown: ShutdownArgs { shutdown_grace_s: 5 },
             batch_max: 500,
+            lease_ttl_ms: 3000,
+            replica_name: "persister".into(),
         };
         persister::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("persister: {e}"));
         let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("nats: {e}"));

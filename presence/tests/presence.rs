@@ -72,7 +72,11 @@ impl Harness {
         for _ in 0..replicas {
             let config = Config {
                 log: LogArgs { log: "warn".into(), log_format: LogFormat::Pretty },
-                nats: chat_core::config::NatsArgs { nats_url: nats_url.clone(), stream_replicas: 1 },
+                nats: chat_core::config::NatsArgs {
+                    nats_url: nats_url.clone(),
+                    stream_replicas: 1,
+                    command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+                },
                 redis: redis_args.clone(),
                 admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
                 presence: timing.clone(),

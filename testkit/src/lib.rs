@@ -60,7 +60,11 @@ impl Servers {
 
     /// NATS settings for a service under test.
     pub fn nats_args(&self) -> NatsArgs {
-        NatsArgs { nats_url: self.nats_url(), stream_replicas: 1 }
+        NatsArgs {
+            nats_url: self.nats_url(),
+            stream_replicas: 1,
+            command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+        }
     }
 
     /// MongoDB settings for a service under test.

@@ -243,6 +243,8 @@ async fn start_persister(servers: &Servers) -> PersisterHandle {
             admin: admin(),
             shutdown: grace(),
             batch_max: 500,
+            lease_ttl_ms: 3000,
+            replica_name: "persister".into(),
         },
         shutdown.clone(),
     )

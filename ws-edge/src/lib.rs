@@ -36,7 +36,7 @@ pub mod user_events;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use chat_core::{StartupError, auth::TokenVerifier, http_server::HttpSettings, probes::Probe};
-use chat_nats::streams::{self, StreamSettings};
+use chat_nats::streams;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -76,8 +76,8 @@ pub async fn start_with_hook(
     let verifier = TokenVerifier::from_args(&config.jwt).map_err(|error| StartupError::Config(error.to_string()))?;
     let nats = chat_core::connect::nats(&config.nats, "ws-edge").await?;
     let js = async_nats::jetstream::new(nats.clone());
-    let settings = StreamSettings { replicas: config.nats.stream_replicas, ..Default::default() };
-    streams::ensure_all_streams(&js, settings)
+    let settings = config.nats.stream_settings();
+    streams::ensure_streams_exist(&js, settings)
         .await
         .map_err(|error| StartupError::dependency("creating streams", error))?;
     let hub = Hub::new(nats.clone(), config.max_connections_per_user);

@@ -47,7 +47,11 @@ struct Harness {
 fn config(nats_url: String) -> ws_edge::Config {
     ws_edge::Config {
         log: LogArgs { log: "warn".into(), log_format: LogFormat::Pretty },
-        nats: chat_core::config::NatsArgs { nats_url, stream_replicas: 1 },
+        nats: chat_core::config::NatsArgs {
+            nats_url,
+            stream_replicas: 1,
+            command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+        },
         redis: chat_core::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() },
         limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 10 },
         jwt: dev_jwt_args(),
@@ -226,7 +230,8 @@ async fn sends_are_acked_after_jetstream_and_events_reach_members_verbatim() {
     assert_eq!(next(&mut u1).await, json!({"type": "ack", "ref": "r1"}));
     let js = async_nats::jetstream::new(h.nats.clone());
     let mut stream = js.get_stream("CHAT_CMD").await.unwrap_or_else(|e| panic!("{e}"));
-    let stored = stream.get_last_raw_message_by_subject("chat.cmd.c1.msg.send").await.unwrap_or_else(|e| panic!("{e}"));
+    let stored =
+        stream.get_last_raw_message_by_subject("chat.cmd.*.c1.msg.send").await.unwrap_or_else(|e| panic!("{e}"));
     let command: Value = serde_json::from_slice(&stored.payload).unwrap_or_default();
     assert_eq!(command["actor"]["user_id"], "u1", "the actor comes from the token, not the frame");
     assert_eq!(command["ref"], "r1");

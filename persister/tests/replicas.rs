@@ -1,0 +1,274 @@
+//! Three persister processes share `CHAT_CMD` under steady traffic while one of them is
+//! killed with SIGKILL at random moments, twenty times: every command JetStream
+//! accepted is stored exactly once, each chat's seq order is the order in which the
+//! stream accepted its sends, and after every kill the survivors take the dead
+//! replica's partitions over and storing resumes by itself.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_nats::jetstream;
+use bson::doc;
+use chat_nats::{
+    commands::{Actor, Command, CommandEnvelope, CommandOutcome},
+    model::ChatKind,
+    subjects,
+};
+use chat_store::Store;
+use chat_testkit::{ServerProcess, Servers};
+use futures::{StreamExt, TryStreamExt};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use tokio_util::sync::CancellationToken;
+
+const REPLICAS: usize = 3;
+const KILLS: usize = 20;
+const CHATS: usize = 12;
+/// Short leases keep the test short; the takeover bound below holds for the default
+/// 3 s as well (time to live plus one tick).
+const LEASE_TTL_MS: u64 = 1000;
+const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
+
+fn envelope(command: Command, reply: Option<String>) -> CommandEnvelope {
+    CommandEnvelope {
+        v: 1,
+        id: chat_core::ids::new_id(),
+        actor: Actor { user_id: "sender".into(), roles: vec![] },
+        reference: None,
+        conn_id: None,
+        reply,
+        issued_at: chrono::Utc::now(),
+        command,
+    }
+}
+
+async fn start_replica(servers: &Servers, index: usize) -> ServerProcess {
+    let (nats_url, mongo) = (servers.nats_url(), servers.mongo_args());
+    ServerProcess::start(
+        "persister",
+        env!("CARGO_BIN_EXE_persister").into(),
+        move |port: u16, _dir: &Path| {
+            [
+                "--log",
+                "info",
+                "--nats-url",
+                &nats_url,
+                "--mongodb-uri",
+                &mongo.mongodb_uri,
+                "--mongodb-db",
+                &mongo.mongodb_db,
+                "--admin-addr",
+                &format!("127.0.0.1:{port}"),
+                "--lease-ttl-ms",
+                &LEASE_TTL_MS.to_string(),
+                "--replica-name",
+                &format!("replica{index}"),
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        },
+        "persister started",
+        Duration::from_secs(20),
+    )
+    .await
+}
+
+async fn create_chat(nats: &async_nats::Client, js: &jetstream::Context) -> String {
+    let chat_id = chat_core::ids::new_id();
+    let command = Command::ChatCreate {
+        chat_id: chat_id.clone(),
+        kind: ChatKind::Group,
+        title: Some("crash test".into()),
+        member_ids: vec![],
+        external_id: None,
+    };
+    let reply = nats.new_inbox();
+    let mut answers = nats.subscribe(reply.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let envelope = envelope(command, Some(reply));
+    let payload = serde_json::to_vec(&envelope).unwrap_or_default();
+    js.publish(subjects::command(&chat_id, "chat.create"), payload.into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = tokio::time::timeout(Duration::from_secs(20), answers.next())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no answer to chat.create"));
+    let outcome: CommandOutcome = serde_json::from_slice(&answer.payload).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(outcome, CommandOutcome::Done { .. }), "{outcome:?}");
+    chat_id
+}
+
+/// The stream sequence of every accepted send, by chat, in publication order.
+type Accepted = Arc<Mutex<HashMap<String, Vec<(u64, String)>>>>;
+
+/// Publishes sends round-robin over the chats until `stop`, each awaited until the
+/// stream accepted it; returns how many were accepted.
+async fn publish_steadily(js: jetstream::Context, chats: Vec<String>, accepted: Accepted, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(3));
+    let mut index = 0usize;
+    while !stop.is_cancelled() {
+        tick.tick().await;
+        let chat_id = &chats[index % chats.len()];
+        let key = format!("k{index}");
+        let command = Command::MsgSend {
+            chat_id: chat_id.clone(),
+            client_msg_id: key.clone(),
+            text: key.clone(),
+            reply_to: None,
+        };
+        let payload = serde_json::to_vec(&envelope(command, None)).unwrap_or_default();
+        let ack = async { js.publish(subjects::command(chat_id, "msg.send"), payload.into()).await?.await };
+        if let Ok(ack) = ack.await {
+            let mut accepted = accepted.lock().unwrap_or_else(|poison| poison.into_inner());
+            accepted.entry(chat_id.clone()).or_default().push((ack.sequence, key));
+        }
+        index += 1;
+    }
+}
+
+async fn stored_keys(store: &Store, chat_id: &str) -> Vec<String> {
+    let messages: Vec<chat_store::docs::MessageDoc> = store
+        .messages()
+        .find(doc! { "chat_id": chat_id })
+        .sort(doc! { "seq": 1 })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    messages.into_iter().map(|m| m.client_msg_id).collect()
+}
+
+/// Waits until every chat has stored a send accepted after `mark` (its count of
+/// accepted sends then); returns how long that took, or the chats that did not move.
+async fn wait_until_every_chat_moves(
+    store: &Store,
+    accepted: &Accepted,
+    since: Instant,
+) -> Result<Duration, Vec<String>> {
+    let marks: HashMap<String, usize> = accepted
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .iter()
+        .map(|(chat, sends)| (chat.clone(), sends.len()))
+        .collect();
+    loop {
+        let mut stuck = Vec::new();
+        for (chat, mark) in &marks {
+            let later_key = {
+                let accepted = accepted.lock().unwrap_or_else(|poison| poison.into_inner());
+                accepted.get(chat).and_then(|sends| sends.get(*mark)).map(|(_, key)| key.clone())
+            };
+            let moved = match later_key {
+                Some(key) => {
+                    store.messages().count_documents(doc! { "chat_id": chat, "client_msg_id": key }).await.unwrap_or(0)
+                        > 0
+                }
+                None => false,
+            };
+            if !moved {
+                stuck.push(chat.clone());
+            }
+        }
+        if stuck.is_empty() {
+            return Ok(since.elapsed());
+        }
+        if since.elapsed() > TAKEOVER_BOUND {
+            return Err(stuck);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn print_logs(replica: &ServerProcess) {
+    let Ok(entries) = std::fs::read_dir(replica.dir()) else { return };
+    for entry in entries.flatten() {
+        let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        println!("--- {}\n{}", entry.path().display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_killed_at_random_lose_nothing_and_keep_each_chats_order() {
+    let servers = Servers::start().await;
+    let mut replicas = Vec::new();
+    for index in 0..REPLICAS {
+        replicas.push(start_replica(&servers, index).await);
+    }
+    let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
+    let js = jetstream::new(nats.clone());
+    let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::new(db);
+    let mut chats = Vec::new();
+    for _ in 0..CHATS {
+        chats.push(create_chat(&nats, &js).await);
+    }
+
+    let accepted: Accepted = Arc::default();
+    let stop = CancellationToken::new();
+    let publisher = tokio::spawn(publish_steadily(js.clone(), chats.clone(), accepted.clone(), stop.clone()));
+    let seed: u64 = rand::rng().random();
+    println!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut takeovers = Vec::new();
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;
+        let victim = rng.random_range(0..REPLICAS);
+        replicas[victim].kill();
+        let killed_at = Instant::now();
+        match wait_until_every_chat_moves(&store, &accepted, killed_at).await {
+            Ok(took) => takeovers.push(took),
+            Err(stuck) => {
+                for replica in &replicas {
+                    print_logs(replica);
+                }
+                panic!(
+                    "kill {}: chats {stuck:?} did not store anything new within {TAKEOVER_BOUND:?}",
+                    takeovers.len() + 1
+                );
+            }
+        }
+        replicas[victim].restart().await;
+    }
+    stop.cancel();
+    publisher.await.unwrap_or_else(|e| panic!("{e}"));
+    takeovers.sort();
+    println!(
+        "resumed after a kill: median {:?}, max {:?}",
+        takeovers[takeovers.len() / 2],
+        takeovers[takeovers.len() - 1]
+    );
+
+    let accepted = accepted.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for chat in &chats {
+        let mut expected = accepted.get(chat).cloned().unwrap_or_default();
+        expected.sort();
+        let expected: Vec<String> = expected.into_iter().map(|(_, key)| key).collect();
+        let mut stored = stored_keys(&store, chat).await;
+        while stored.len() < expected.len() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stored = stored_keys(&store, chat).await;
+        }
+        assert!(!expected.is_empty());
+        if stored != expected {
+            let first =
+                stored.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(stored.len().min(expected.len()));
+            let around = first.saturating_sub(3)..(first + 4);
+            panic!(
+                "chat {chat}: {} stored, {} accepted; first difference at {first}: stored {:?}, accepted {:?}",
+                stored.len(),
+                expected.len(),
+                stored.get(around.clone()),
+                expected.get(around),
+            );
+        }
+    }
+}
