@@ -16,7 +16,9 @@
 //! and failovers by itself) for a cluster. Both are cheap to clone and speak
 //! [`redis::aio::ConnectionLike`], so commands, scripts and pipelines are written once.
 //! In a cluster, a command, a script and a `MULTI` block must touch keys of one slot
-//! (the keys in [`crate::redis_keys`] carry hash tags for that); a plain pipeline may
+//! (the keys in [`crate::redis_keys`] carry hash tags for that); a `MULTI` block that
+//! reaches a node which lost its slot in a failover is sent again once the client
+//! follows the move; a plain pipeline may
 //! span slots: it is split per slot, the parts go to their nodes concurrently, and the
 //! replies come back in the pipeline's order. Commands of different slots are then not
 //! ordered with respect to each other, so a caller that needs one step to happen before
@@ -25,7 +27,7 @@
 use std::{num::NonZeroUsize, time::Duration};
 
 use redis::{
-    Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value,
+    Arg, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
@@ -147,7 +149,7 @@ impl RedisConnection {
                 cluster.route_command(redis::cmd("CLUSTER").arg("INFO").clone(), random).await?,
             )?;
             if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
-                return Err((redis::ErrorKind::Io, "cluster state is not ok (a slot is not served)").into());
+                return Err((ErrorKind::Io, "cluster state is not ok (a slot is not served)").into());
             }
         }
         Ok(())
@@ -171,6 +173,9 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Server(connection) => connection.req_packed_commands(pipeline, offset, count),
             RedisConnection::Cluster(connection) => {
+                if pipeline.is_transaction() {
+                    return Box::pin(transaction(connection, pipeline, offset, count));
+                }
                 let whole = offset == 0 && count == pipeline.len();
                 match split_by_slot(pipeline).filter(|_| whole) {
                     Some(parts) => Box::pin(query_parts(connection.clone(), parts, pipeline.len())),
@@ -186,6 +191,37 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Cluster(connection) => connection.get_db(),
         }
     }
+}
+
+/// A `MULTI` block on a cluster. A block sent to a node that no longer serves its slot
+/// (a failover the client has not noticed yet) is aborted with `MOVED` for each of its
+/// commands, which the cluster client does not follow inside a transaction: then a read
+/// of the block's first key follows the redirection and refreshes the client's slot
+/// map, and the block is sent once more.
+async fn transaction(
+    connection: &mut ClusterConnection,
+    pipeline: &Pipeline,
+    offset: usize,
+    count: usize,
+) -> RedisResult<Vec<Value>> {
+    match connection.req_packed_commands(pipeline, offset, count).await {
+        Err(error) if moved_inside(&error) => {
+            if let Some(key) = pipeline.cmd_iter().find_map(key_of) {
+                // Only the redirection it follows matters, not its answer.
+                let _: RedisResult<Value> = redis::cmd("EXISTS").arg(key).query_async(connection).await;
+            }
+            connection.req_packed_commands(pipeline, offset, count).await
+        }
+        other => other,
+    }
+}
+
+/// Whether a transaction was aborted because its slot is served elsewhere.
+fn moved_inside(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort)
+        && error.clone().into_server_errors().is_some_and(|errors| {
+            errors.iter().any(|(_, error)| matches!(error.kind(), Some(ServerErrorKind::Moved | ServerErrorKind::Ask)))
+        })
 }
 
 /// One part of a split pipeline: its commands and their positions in the whole.
@@ -249,7 +285,7 @@ async fn query_parts(connection: ClusterConnection, parts: Vec<Part>, len: usize
     let mut values = vec![Value::Nil; len];
     for ((_, positions), reply) in parts.iter().zip(replies) {
         if reply.len() != positions.len() {
-            return Err((redis::ErrorKind::Client, "a pipeline part got the wrong number of replies").into());
+            return Err((ErrorKind::Client, "a pipeline part got the wrong number of replies").into());
         }
         for (position, value) in positions.iter().zip(reply) {
             values[*position] = value;
