@@ -15,14 +15,17 @@
 //! `ConnectionManager` for one server, a `ClusterConnection` (which follows slot moves
 //! and failovers by itself) for a cluster. Both are cheap to clone and speak
 //! [`redis::aio::ConnectionLike`], so commands, scripts and pipelines are written once.
-//! In a cluster, a command, a script and a `MULTI` block must touch keys of one slot
-//! (the keys in [`crate::redis_keys`] carry hash tags for that); a `MULTI` block that
-//! reaches a node which lost its slot in a failover is sent again once the client
-//! follows the move; a plain pipeline may
-//! span slots: it is split per slot, the parts go to their nodes concurrently, and the
-//! replies come back in the pipeline's order. Commands of different slots are then not
-//! ordered with respect to each other, so a caller that needs one step to happen before
-//! another on different slots must await them one after the other.
+//!
+//! In a cluster:
+//! - a command, a script and a `MULTI` block must touch keys of one slot (the keys in
+//!   [`crate::redis_keys`] carry hash tags for that); a `MULTI` block that reaches a
+//!   node which lost its slot in a failover is sent again once the client follows the
+//!   move;
+//! - a plain pipeline may span slots: it is split per slot, the parts go to their nodes
+//!   concurrently, and the replies come back in the pipeline's order. Commands of
+//!   different slots are then not ordered with respect to each other, so a caller that
+//!   needs one step to happen before another on different slots awaits them one by one;
+//! - nothing here uses pub/sub (the service's fan-out is NATS).
 
 use std::{num::NonZeroUsize, time::Duration};
 

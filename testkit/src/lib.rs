@@ -6,7 +6,8 @@
 //! Which binaries run:
 //! - `CHAT_TEST_NATS_SERVER`, else `~/.cache/edu-chat/venv/bin/nats-server` (what the
 //!   test command installs), else `nats-server` on the `PATH`;
-//! - `CHAT_TEST_REDIS_SERVER`, else `redis-server`;
+//! - `CHAT_TEST_REDIS_SERVER`, else `redis-server`; for a cluster also
+//!   `CHAT_TEST_REDIS_CLI`, else the `redis-cli` beside that `redis-server`;
 //! - `CHAT_TEST_SECANTUSD`, else `secantusd-rs`; or no process at all when
 //!   `CHAT_TEST_MONGODB_URI` names a real MongoDB.
 //!
