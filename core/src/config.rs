@@ -70,7 +70,9 @@ pub struct MongoArgs {
 /// Redis.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
-    /// Redis URL.
+    /// Redis: one server (`redis://[:password@]host:port[/db]`) or a Redis Cluster by seed
+    /// nodes (`redis+cluster://[:password@]host1:port1,host2:port2,...`, or a
+    /// comma-separated list of `redis://` URLs).
     #[arg(long = "redis-url", env = "CHAT_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
 }

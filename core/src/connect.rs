@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::{
     StartupError,
     config::{MongoArgs, NatsArgs, RedisArgs},
+    redis_conn::{RedisConnection, RedisTarget},
 };
 
 /// Connects to NATS, retrying forever in the background after the first connection.
@@ -48,42 +49,32 @@ pub async fn mongodb(args: &MongoArgs, app_name: &str) -> Result<mongodb::Databa
     Ok(client.database(&args.mongodb_db))
 }
 
-/// Connects to Redis with a manager that reconnects by itself.
-pub async fn redis(args: &RedisArgs) -> Result<redis::aio::ConnectionManager, StartupError> {
-    let client = redis::Client::open(args.redis_url.as_str())
-        .map_err(|error| StartupError::Config(format!("CHAT_REDIS_URL: {error}")))?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    redis::aio::ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(|error| StartupError::dependency("connecting to Redis", error))
+/// Connects to Redis (one server or a cluster, see [`crate::redis_conn`]) with a
+/// connection that reconnects by itself.
+pub async fn redis(args: &RedisArgs) -> Result<RedisConnection, StartupError> {
+    redis_target(args)?.connect().await.map_err(|error| StartupError::dependency("connecting to Redis", error))
+}
+
+fn redis_target(args: &RedisArgs) -> Result<RedisTarget, StartupError> {
+    RedisTarget::parse(&args.redis_url).map_err(|error| StartupError::Config(format!("CHAT_REDIS_URL: {error}")))
 }
 
 /// A Redis connection made on first use and remade after a failed attempt, so a binary
 /// for which Redis is optional starts and serves while Redis is down.
 #[derive(Clone)]
 pub struct LazyRedis {
-    client: redis::Client,
-    manager: std::sync::Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    target: RedisTarget,
+    connection: std::sync::Arc<tokio::sync::OnceCell<RedisConnection>>,
 }
 
 impl LazyRedis {
     /// Checks the URL; does not connect yet.
     pub fn new(args: &RedisArgs) -> Result<Self, StartupError> {
-        let client = redis::Client::open(args.redis_url.as_str())
-            .map_err(|error| StartupError::Config(format!("CHAT_REDIS_URL: {error}")))?;
-        Ok(LazyRedis { client, manager: std::sync::Arc::default() })
+        Ok(LazyRedis { target: redis_target(args)?, connection: std::sync::Arc::default() })
     }
 
     /// The connection, connecting now if needed.
-    pub async fn get(&self) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        self.manager
-            .get_or_try_init(|| redis::aio::ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
+    pub async fn get(&self) -> Result<RedisConnection, redis::RedisError> {
+        self.connection.get_or_try_init(|| self.target.connect()).await.cloned()
     }
 }

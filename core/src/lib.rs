@@ -9,7 +9,8 @@
 //! - [`http_server`]: the HTTP/1 serving loop of every port (header read timeout,
 //!   upgrades, graceful shutdown);
 //! - [`probes`]: readiness checks for NATS, MongoDB and Redis;
-//! - [`redis_keys`]: every Redis key name;
+//! - [`redis_conn`]: one Redis server or a Redis Cluster behind one connection type;
+//! - [`redis_keys`]: every Redis key name and which keys share a slot;
 //! - [`rate_limit`]: the per-user message budget shared through Redis;
 //! - [`presence_state`]: reading users' presence from Redis (the api's presence queries);
 //! - [`shutdown`]: SIGINT/SIGTERM turned into a cancellation token;
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod presence_state;
 pub mod probes;
 pub mod rate_limit;
+pub mod redis_conn;
 pub mod redis_keys;
 pub mod shutdown;
 pub mod telemetry;

@@ -17,10 +17,11 @@ use crate::redis_keys;
 /// what makes the online/offline transitions happen once. Not a valid connection id.
 pub const ANNOUNCED_MEMBER: &str = "~announced";
 
-/// The presence of each user, in the order asked, in one round trip: online iff a
+/// The presence of each user, in the order asked, in one pipeline (one round trip to a
+/// server; one per node holding some of the users in a cluster): online iff a
 /// connection has not expired; `last_seen` is now when online, else the stored value.
 pub async fn read(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::redis_conn::RedisConnection,
     user_ids: &[String],
 ) -> Result<Vec<Presence>, redis::RedisError> {
     if user_ids.is_empty() {

@@ -58,11 +58,12 @@ impl Probe {
         })
     }
 
-    /// Redis: the server answers `PING`.
-    pub fn redis(connection: redis::aio::ConnectionManager, critical: bool) -> Self {
+    /// Redis: the server, or every master of the cluster, answers `PING` (see
+    /// [`crate::redis_conn::RedisConnection::check`]).
+    pub fn redis(connection: crate::redis_conn::RedisConnection, critical: bool) -> Self {
         Probe::new("redis", critical, move || {
             let mut connection = connection.clone();
-            async move { ping(&mut connection).await }
+            async move { connection.check().await.map_err(|error| error.to_string()) }
         })
     }
 
@@ -72,7 +73,7 @@ impl Probe {
             let redis = redis.clone();
             async move {
                 let mut connection = redis.get().await.map_err(|error| error.to_string())?;
-                ping(&mut connection).await
+                connection.check().await.map_err(|error| error.to_string())
             }
         })
     }
@@ -107,8 +108,4 @@ pub async fn check_all(probes: &[Probe]) -> (Readiness, Vec<(&'static str, Resul
         }
     }
     (state, results.into_iter().map(|(name, _, result)| (name, result)).collect())
-}
-
-async fn ping(connection: &mut redis::aio::ConnectionManager) -> Result<(), String> {
-    redis::cmd("PING").query_async::<String>(connection).await.map(|_| ()).map_err(|error| error.to_string())
 }

@@ -1,5 +1,17 @@
 //! Redis key names, in one place. Keys that one operation touches together share a
-//! hash tag (`{…}`), so they stay on one shard of a Redis Cluster.
+//! hash tag (`{…}`), so they stay in one slot, on one shard of a Redis Cluster.
+//!
+//! | key | tag | touched together by |
+//! |---|---|---|
+//! | [`conns`], [`last_seen`] | the user | presence: the `MULTI` of a connection report, the sweep script |
+//! | [`typing_throttle`], [`typing`] | the chat | presence: the typing script |
+//! | [`message_budget`] | the user | edge and api: `INCRBY` + `EXPIRE` of one window |
+//! | [`ONLINE`] | none (one key) | presence: `SADD`, `SREM`, `SSCAN`, `SCARD`, each alone |
+//!
+//! Steps that span users (the api's presence read, the budget's report of every user's
+//! admissions) are plain pipelines: in a cluster they are split per slot
+//! ([`crate::redis_conn`]), so they need no common tag. The one step that touches
+//! [`ONLINE`] and a user's key and depends on their order awaits them one by one.
 
 /// Sorted set of a user's open connections: member `conn_id`, score = expiry (ms since
 /// the epoch), refreshed by the edges' heartbeats.
@@ -28,4 +40,22 @@ pub fn typing(chat_id: &str, user_id: &str) -> String {
 /// A user's message count in one one-second window.
 pub fn message_budget(user_id: &str, window_s: u64) -> String {
     format!("rate:{{{user_id}}}:msg:{window_s}")
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::cluster_routing::Slot;
+
+    use super::*;
+
+    #[test]
+    fn keys_used_together_share_a_slot_and_users_and_chats_spread() {
+        for id in ["u1", "a-much-longer-user-id_42", "x"] {
+            assert_eq!(Slot::for_key(conns(id)), Slot::for_key(last_seen(id)), "{id}");
+            assert_eq!(Slot::for_key(message_budget(id, 1)), Slot::for_key(message_budget(id, 2)), "{id}");
+            assert_eq!(Slot::for_key(typing_throttle(id, "u1")), Slot::for_key(typing(id, "u2")), "{id}");
+        }
+        assert_ne!(Slot::for_key(conns("u1")), Slot::for_key(conns("u2")), "each user has a slot of their own");
+        assert_ne!(Slot::for_key(typing("c1", "u")), Slot::for_key(typing("c2", "u")), "so does each chat");
+    }
 }

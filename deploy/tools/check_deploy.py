@@ -839,7 +839,8 @@ def check_redis() -> str:
     if not binary or not cli:
         raise Failed("redis-server / redis-cli are not installed")
     problems = []
-    for name in ("redis-primary.conf", "redis-replica.conf"):
+    # The single server (dev) and a node of the production Redis Cluster.
+    for name in ("redis-primary.conf", "redis-cluster.conf"):
         text = (DEPLOY / "redis" / name).read_text()
         with tempfile.TemporaryDirectory() as scratch:
             # Redis has no dry run: start it on a unix socket only (port 0), with
@@ -862,9 +863,11 @@ def check_redis() -> str:
                     problems.append(f"{name}: redis-server did not start: {output.strip()[-300:]}")
                     continue
                 role = run([cli, "-s", str(socket), "role"]).stdout.split()[:1]
-                expected = "slave" if "replica" in name else "master"
-                if role != [expected]:
-                    problems.append(f"{name}: role {role}, expected {expected}")
+                if role != ["master"]:
+                    problems.append(f"{name}: role {role}, expected master")
+                cluster = "cluster_enabled:1" in run([cli, "-s", str(socket), "info", "cluster"]).stdout
+                if cluster != ("cluster" in name):
+                    problems.append(f"{name}: cluster mode is {'on' if cluster else 'off'}")
                 run([cli, "-s", str(socket), "shutdown", "nosave"])
                 process.wait(timeout=10)
             finally:
@@ -872,7 +875,7 @@ def check_redis() -> str:
                     process.kill()
                     process.wait()
     collect(problems)
-    return run([binary, "--version"]).stdout.split(" sha")[0] + ": both configs start (primary, replica)"
+    return run([binary, "--version"]).stdout.split(" sha")[0] + ": both configs start (single server, cluster node)"
 
 
 def check_mongodb() -> str:

@@ -6,8 +6,9 @@
 //! (in a Lua script, once no connection is left and the grace has passed). The online
 //! set is kept beside, as the sweeper's index and the gauge's source.
 
+use chat_core::redis_conn::RedisConnection;
 use chat_core::{presence_state::ANNOUNCED_MEMBER, redis_keys};
-use redis::{AsyncCommands, RedisResult, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, RedisResult, Script};
 
 /// Drops expired connections; if none is left, the user is announced online and the
 /// grace since the last connection has passed, removes the marker. Returns
@@ -71,7 +72,7 @@ impl ConnState {
     /// when it made the user online, which the caller then announces.
     pub async fn connected(
         &self,
-        redis: &mut ConnectionManager,
+        redis: &mut RedisConnection,
         user_id: &str,
         conn_id: &str,
         now_ms: i64,
@@ -106,7 +107,7 @@ impl ConnState {
     /// so a reconnect within the grace is no offline/online flap.
     pub async fn disconnected(
         &self,
-        redis: &mut ConnectionManager,
+        redis: &mut RedisConnection,
         user_id: &str,
         conn_id: &str,
         now_ms: i64,
@@ -125,7 +126,7 @@ impl ConnState {
     /// grace has passed, turns them offline.
     pub async fn sweep(
         &self,
-        redis: &mut ConnectionManager,
+        redis: &mut RedisConnection,
         user_id: &str,
         now_ms: i64,
         grace_ms: i64,
@@ -145,13 +146,12 @@ impl ConnState {
     /// Removes a user who is not online from the online set. A connection that made
     /// them online in the meantime put the marker back before its own `SADD`; seeing
     /// the marker after the `SREM`, this adds them back, so an online user is never
-    /// left out of the sweeps.
-    pub async fn forget_online(&self, redis: &mut ConnectionManager, user_id: &str) -> RedisResult<()> {
-        let (_, marker): (i64, Option<f64>) = redis::pipe()
-            .srem(redis_keys::ONLINE, user_id)
-            .zscore(redis_keys::conns(user_id), ANNOUNCED_MEMBER)
-            .query_async(redis)
-            .await?;
+    /// left out of the sweeps. The two keys are in different slots, so the `SREM` is
+    /// awaited before the marker is read (in a cluster, one pipeline would send them to
+    /// their nodes concurrently, and the read could see the state before the `SREM`).
+    pub async fn forget_online(&self, redis: &mut RedisConnection, user_id: &str) -> RedisResult<()> {
+        let _: i64 = redis.srem(redis_keys::ONLINE, user_id).await?;
+        let marker: Option<f64> = redis.zscore(redis_keys::conns(user_id), ANNOUNCED_MEMBER).await?;
         if marker.is_some() {
             let _: i64 = redis.sadd(redis_keys::ONLINE, user_id).await?;
         }
@@ -159,12 +159,12 @@ impl ConnState {
     }
 
     /// One page of the online set (`SSCAN`): the next cursor (0 when done) and users.
-    pub async fn online_page(&self, redis: &mut ConnectionManager, cursor: u64) -> RedisResult<(u64, Vec<String>)> {
+    pub async fn online_page(&self, redis: &mut RedisConnection, cursor: u64) -> RedisResult<(u64, Vec<String>)> {
         redis::cmd("SSCAN").arg(redis_keys::ONLINE).arg(cursor).arg("COUNT").arg(500).query_async(redis).await
     }
 
     /// How many users are online.
-    pub async fn online_count(&self, redis: &mut ConnectionManager) -> RedisResult<i64> {
+    pub async fn online_count(&self, redis: &mut RedisConnection) -> RedisResult<i64> {
         redis.scard(redis_keys::ONLINE).await
     }
 }

@@ -10,7 +10,8 @@ use std::{
 };
 
 use chat_core::connect::LazyRedis;
-use redis::{RedisResult, aio::ConnectionManager};
+use chat_core::redis_conn::RedisConnection;
+use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
 
 /// How long one step may take (a healthy Redis answers in well under a millisecond).
@@ -35,7 +36,7 @@ impl RedisLink {
     /// Runs one step on Redis; `None` when Redis is down, fails or is too slow.
     pub async fn call<T, F, Fut>(&self, step: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         if !self.up.load(Ordering::Relaxed) {
@@ -77,12 +78,10 @@ impl RedisLink {
         }
     }
 
-    /// Pings Redis (connecting if needed); marks it up when it answers. Returns whether it did.
+    /// Checks Redis (connecting if needed; in a cluster, every master and the cluster's
+    /// state); marks it up when it answers. Returns whether it did.
     pub async fn check(&self) -> bool {
-        let ping = async {
-            let mut connection = self.redis.get().await?;
-            redis::cmd("PING").query_async::<String>(&mut connection).await
-        };
+        let ping = async { self.redis.get().await?.check().await };
         let answered = matches!(tokio::time::timeout(CHECK_TIMEOUT, ping).await, Ok(Ok(_)));
         if answered && !self.up.swap(true, Ordering::Relaxed) {
             tracing::info!("redis available");

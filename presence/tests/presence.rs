@@ -14,7 +14,9 @@ use std::{
 
 use chat_core::{
     config::{AdminArgs, LogArgs, LogFormat, RedisArgs},
-    presence_state, redis_keys,
+    presence_state,
+    redis_conn::RedisConnection,
+    redis_keys,
 };
 use chat_nats::{
     events::TYPING_TTL_S,
@@ -25,7 +27,7 @@ use chat_testkit::ServerProcess;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use presence::{Config, PresenceArgs};
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +47,7 @@ struct Harness {
     _nats_server: ServerProcess,
     redis_server: ServerProcess,
     nats: async_nats::Client,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     admin: Vec<SocketAddr>,
     running: Vec<presence::Running>,
     shutdown: CancellationToken,

@@ -6,19 +6,23 @@
 //! Which binaries run:
 //! - `CHAT_TEST_NATS_SERVER`, else `~/.cache/edu-chat/venv/bin/nats-server` (what the
 //!   test command installs), else `nats-server` on the `PATH`;
-//! - `CHAT_TEST_REDIS_SERVER`, else `redis-server`;
+//! - `CHAT_TEST_REDIS_SERVER`, else `redis-server`; for a cluster also
+//!   `CHAT_TEST_REDIS_CLI`, else the `redis-cli` beside that `redis-server`;
 //! - `CHAT_TEST_SECANTUSD`, else `secantusd-rs`; or no process at all when
 //!   `CHAT_TEST_MONGODB_URI` names a real MongoDB.
 //!
 //! Each call to [`Servers::start`] gets its own database name, so tests may share a
-//! MongoDB and run in parallel.
+//! MongoDB and run in parallel. [`RedisCluster`] starts a Redis Cluster (masters and
+//! replicas) for the tests that need one.
 
 mod process;
+mod redis_cluster;
 
 use std::{path::PathBuf, time::Duration};
 
 use chat_core::config::{MongoArgs, NatsArgs, RedisArgs};
 pub use process::ServerProcess;
+pub use redis_cluster::{NODE_TIMEOUT_MS, NodeView, RedisCluster};
 
 /// How long a server may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);

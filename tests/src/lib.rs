@@ -77,14 +77,21 @@ pub struct Stack {
 impl Stack {
     /// Starts everything.
     pub async fn start() -> Stack {
+        Stack::start_with_redis(None).await
+    }
+
+    /// Starts everything, with the binaries on `redis` (a Redis Cluster, say) instead of
+    /// the test's own `redis-server` when given.
+    pub async fn start_with_redis(redis: Option<chat_core::config::RedisArgs>) -> Stack {
         let servers = Servers::start().await;
+        let redis = redis.unwrap_or_else(|| servers.redis_args());
         let shutdown = CancellationToken::new();
         let api = api::start(
             api::Config {
                 log: log(),
                 nats: servers.nats_args(),
                 mongo: servers.mongo_args(),
-                redis: servers.redis_args(),
+                redis: redis.clone(),
                 jwt: dev_jwt_args(),
                 admin: admin(),
                 shutdown: grace(),
@@ -104,7 +111,7 @@ impl Stack {
                 log: log(),
                 nats: servers.nats_args(),
                 mongo: servers.mongo_args(),
-                redis: servers.redis_args(),
+                redis: redis.clone(),
                 admin: admin(),
                 shutdown: grace(),
             },
@@ -119,7 +126,7 @@ impl Stack {
             "--nats-url",
             &servers.nats_url(),
             "--redis-url",
-            &servers.redis_args().redis_url,
+            &redis.redis_url,
             "--admin-addr",
             "127.0.0.1:0",
         ])
@@ -131,7 +138,7 @@ impl Stack {
             ws_edge::Config {
                 log: log(),
                 nats: servers.nats_args(),
-                redis: servers.redis_args(),
+                redis: redis.clone(),
                 limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
                 jwt: dev_jwt_args(),
                 admin: admin(),

@@ -6,3 +6,4 @@ mod bench;
 mod features;
 mod operations;
 mod pipeline;
+mod redis_cluster;

@@ -63,14 +63,16 @@ async fn a_client_that_stops_reading_is_dropped_within_15_s_and_others_get_every
     let _stuck = connect_small_buffer(&h, "stuck").await;
     let mut fine = h.connect("fine").await;
     // 300 events of 30 KB, 9 MB, far more than the stuck client's buffers and queue,
-    // published ten at a time as fast as the reading client takes them.
+    // published five at a time as fast as the reading client takes them: 150 KB stays
+    // under the reading client's 256 KiB queue even if none was written yet, so a slow
+    // box cannot make it look like a slow consumer.
     let mut seqs = Vec::new();
     for seq in 1..=300u64 {
         h.nats
             .publish(subjects::event("c1", "msg.created"), big_event(seq, 30_000).into())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        if seq % 10 == 0 {
+        if seq % 5 == 0 {
             while seqs.len() < seq as usize {
                 let frame = next(&mut fine).await;
                 if frame["type"] == "msg.created" {
