@@ -26,6 +26,9 @@ pub const PUSH_STREAM: &str = "PUSH";
 /// The single persister consumer of versions before partitioning; a persister that
 /// finds it drains it before it serves partitions (see `docs/bus.md`).
 pub const LEGACY_PERSISTER_CONSUMER: &str = "persister";
+/// The consumer through which one persister replica drains what the legacy consumer
+/// left, once, when upgrading to partitions.
+pub const LEGACY_DRAIN_CONSUMER: &str = "persister-upgrade";
 /// The durable consumer of partition `n` is named this prefix and `n`.
 pub const PARTITION_CONSUMER_PREFIX: &str = "persister-";
 /// The key-value bucket where persister replicas hold partition leases.
@@ -136,6 +139,21 @@ pub fn partition_consumer_config(partition: u32) -> pull::Config {
         deliver_policy: DeliverPolicy::All,
         max_ack_pending: 2_000,
         max_deliver: -1,
+        ..Default::default()
+    }
+}
+
+/// The upgrade drain: every command still in the stream, oldest first; gone by itself
+/// if the replica draining it dies, so that another one starts over.
+pub fn legacy_drain_config() -> pull::Config {
+    pull::Config {
+        durable_name: Some(LEGACY_DRAIN_CONSUMER.to_owned()),
+        description: Some("drains commands stored before CHAT_CMD was partitioned".into()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        deliver_policy: DeliverPolicy::All,
+        max_deliver: -1,
+        inactive_threshold: Duration::from_secs(10),
         ..Default::default()
     }
 }

@@ -272,3 +272,88 @@ async fn replicas_killed_at_random_lose_nothing_and_keep_each_chats_order() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_drains_the_single_consumer_in_order_before_partitions_start() {
+    let servers = Servers::start().await;
+    let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
+    let js = jetstream::new(nats.clone());
+    // CHAT_CMD as versions before partitioning made it, with its single consumer.
+    let settings = chat_nats::streams::StreamSettings::default();
+    let old_stream =
+        jetstream::stream::Config { subject_transform: None, ..chat_nats::streams::command_stream(settings) };
+    let stream = js.create_stream(old_stream).await.unwrap_or_else(|e| panic!("{e}"));
+    let old_consumer: jetstream::consumer::PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(chat_nats::streams::LEGACY_PERSISTER_CONSUMER.into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let chat_id = chat_core::ids::new_id();
+    let create = Command::ChatCreate {
+        chat_id: chat_id.clone(),
+        kind: ChatKind::Group,
+        title: Some("upgrade".into()),
+        member_ids: vec![],
+        external_id: None,
+    };
+    let publish = |command: Command| {
+        let js = js.clone();
+        let subject = subjects::command(command.chat_id(), command.name());
+        async move {
+            let payload = serde_json::to_vec(&envelope(command, None)).unwrap_or_default();
+            js.publish(subject, payload.into())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    publish(create).await;
+    let send = |index: usize| Command::MsgSend {
+        chat_id: chat_id.clone(),
+        client_msg_id: format!("k{index:03}"),
+        text: format!("m{index}"),
+        reply_to: None,
+    };
+    for index in 0..40 {
+        publish(send(index)).await;
+    }
+    // The old persister fetched the first commands and died before acking them.
+    let mut held = old_consumer.fetch().max_messages(10).messages().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut held_count = 0;
+    while let Some(message) = held.next().await {
+        message.unwrap_or_else(|e| panic!("{e}"));
+        held_count += 1;
+    }
+    assert_eq!(held_count, 10);
+
+    let _replica = start_replica(&servers, 0).await;
+    for index in 40..80 {
+        publish(send(index)).await;
+    }
+    let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::new(db);
+    let expected: Vec<String> = (0..80).map(|index| format!("k{index:03}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stored = stored_keys(&store, &chat_id).await;
+    while stored.len() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stored = stored_keys(&store, &chat_id).await;
+    }
+    assert_eq!(stored, expected, "old and new commands stored once each, in stream order");
+    let mut stream = js.get_stream(chat_nats::streams::CMD_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut names = Vec::new();
+    let mut consumers = stream.consumer_names();
+    while let Some(name) = consumers.next().await {
+        names.push(name.unwrap_or_else(|e| panic!("{e}")));
+    }
+    assert!(!names.iter().any(|n| n == "persister" || n == "persister-upgrade"), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("persister-")), "{names:?}");
+    assert_eq!(
+        chat_nats::streams::command_partitions_of(&stream.info().await.unwrap_or_else(|e| panic!("{e}")).config),
+        Some(16)
+    );
+}

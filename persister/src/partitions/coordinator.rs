@@ -63,6 +63,7 @@ impl Coordinator {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
+        super::legacy::drain(&self.stream, &self.pipeline, &shutdown, tick).await;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
