@@ -54,11 +54,15 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     // Members this very command added before a crash are republished, not re-added;
     // existing members named with another role have their role changed.
     let mut added = Vec::new();
+    let mut replayed = Vec::new();
     let mut fresh: Vec<String> = Vec::new();
     let mut changed = Vec::new();
     for user_id in user_ids {
         match store.participant(chat_id, user_id).await? {
-            Some(existing) if existing.added_by.as_deref() == Some(envelope.id.as_str()) => added.push(existing),
+            Some(existing) if existing.added_by.as_deref() == Some(envelope.id.as_str()) => {
+                replayed.push(MemberDoc { user_id: existing.user_id.clone(), role: existing.role });
+                added.push(existing);
+            }
             Some(existing) if existing.role != *role => {
                 if existing.role >= actor_role {
                     return reject(
@@ -74,6 +78,14 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
             Some(_) => {}
             None if !fresh.contains(user_id) => fresh.push(user_id.clone()),
             None => {}
+        }
+    }
+    // The membership this command wrote is the record of a replay; the run before may
+    // have crashed before the chat document followed it.
+    if !replayed.is_empty() {
+        store.add_chat_members(chat_id, &replayed, chrono::Utc::now()).await?;
+        for member in &replayed {
+            store.set_chat_member_role(chat_id, &member.user_id, member.role).await?;
         }
     }
     let count = (fresh.len() + changed.len()) as u64;

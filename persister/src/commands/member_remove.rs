@@ -30,8 +30,11 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     };
     let Some(chat) = store.chat(chat_id).await? else { return reject(effects, ErrorCode::NotFound, "no such chat") };
     if let Some(mark) = chat.last_removal.as_ref().filter(|mark| mark.command_id == envelope.id) {
+        // A replay: the run before may have crashed between the chat and the
+        // membership write. The chat document is the record; the membership follows.
         let seq = u64::try_from(mark.seq).unwrap_or(0);
         let (user_id, role) = (mark.user_id.clone(), mark.role);
+        store.delete_participant(chat_id, &user_id).await?;
         return finish(command, chat.into(), seq, user_id, role, false, effects);
     }
     let Some(actor_role) = super::role_in(&chat, actor) else {

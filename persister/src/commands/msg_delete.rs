@@ -34,6 +34,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
     if message.last_command.as_deref() == Some(envelope.id.as_str()) {
+        // A replay: the run before may have crashed before the preview refresh.
+        store.refresh_last_message_text(chat_id, message_id, "").await?;
         return finish(command, message.into(), false, effects);
     }
     let allowed = &message.sender_id == actor || role.is_some_and(|r| r.can_manage()) || platform_admin;

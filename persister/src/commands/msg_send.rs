@@ -124,8 +124,14 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
     }
     store.insert_messages(&fresh).await?;
 
+    // A replayed send may have been stored by a run that crashed before the preview
+    // update: it competes for the preview too (the update keeps the newest seq).
+    let replayed = accepted
+        .iter()
+        .filter(|send| send.command.redelivered && !fresh_keys.contains(&send.key))
+        .filter_map(|send| stored.get(&send.key));
     let mut newest: HashMap<&str, &MessageDoc> = HashMap::new();
-    for doc in &fresh {
+    for doc in fresh.iter().chain(replayed) {
         let entry = newest.entry(doc.chat_id.as_str()).or_insert(doc);
         if doc.seq > entry.seq {
             *entry = doc;
