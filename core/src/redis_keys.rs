@@ -6,6 +6,7 @@
 //! | [`conns`], [`last_seen`] | the user | presence: the `MULTI` of a connection report, the sweep script |
 //! | [`typing_throttle`], [`typing`] | the chat | presence: the typing script |
 //! | [`message_budget`] | the user | edge and api: `INCRBY` + `EXPIRE` of one window |
+//! | [`push_sent`] | the message | notifier: `SMISMEMBER`, then `SADD` + `EXPIRE` |
 //! | [`ONLINE`] | none (one key) | presence: `SADD`, `SREM`, `SSCAN`, `SCARD`, each alone |
 //!
 //! Steps that span users (the api's presence read, the budget's report of every user's
@@ -40,6 +41,13 @@ pub fn typing(chat_id: &str, user_id: &str) -> String {
 /// A user's message count in one one-second window.
 pub fn message_budget(user_id: &str, window_s: u64) -> String {
     format!("rate:{{{user_id}}}:msg:{window_s}")
+}
+
+/// Set of the users a push request for this message was published for; kept as long
+/// as the `PUSH` stream keeps requests, so a redelivered event never makes a second
+/// one, however late it comes.
+pub fn push_sent(message_id: &str) -> String {
+    format!("push:{{{message_id}}}:sent")
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
 //! Push requests: every member who is offline when a message arrives (and has not
-//! muted the chat) gets one on `push.<user_id>`, deduplicated per message and user.
+//! muted the chat) gets one on `push.<user_id>`, deduplicated per message and user:
+//! JetStream drops a request published again under its `Nats-Msg-Id` within two
+//! minutes, and a Redis set per message (`push:{<message_id>}:sent`, kept a day like
+//! the requests) remembers whom a request was published for, so an event redelivered
+//! later, to this notifier or another replica, makes none again. Without Redis only
+//! the two-minute window holds.
 
 use chat_core::connect::LazyRedis;
 use chat_nats::{
@@ -44,8 +49,11 @@ pub async fn for_message(
         ChatKind::Direct => sender_name.clone(),
         ChatKind::Group => chat.title.clone().unwrap_or_default(),
     };
+    let wanted: Vec<String> = offline.into_iter().filter(|u| !muted.contains(u)).collect();
+    let already = already_pushed(redis, &message.id, &wanted).await;
     let mut outgoing = Vec::new();
-    for user_id in offline.into_iter().filter(|u| !muted.contains(u)) {
+    let mut pushed_to = Vec::new();
+    for user_id in wanted.into_iter().filter(|u| !already.contains(u)) {
         let request = PushRequest {
             v: chat_nats::PAYLOAD_VERSION,
             user_id: user_id.clone(),
@@ -61,10 +69,63 @@ pub async fn for_message(
         let Ok(body) = serde_json::to_vec(&request) else { continue };
         let msg_id = format!("push:{}:{user_id}", message.id);
         outgoing.push(Outgoing::new(subjects::push(&user_id), msg_id, body.into()));
+        pushed_to.push(user_id);
     }
     let count = outgoing.len();
     publish_all(js, outgoing).await?;
+    remember_pushed(redis, &message.id, &pushed_to).await;
     Ok(count)
+}
+
+/// How long the record of a message's push requests is kept: as long as `PUSH` keeps
+/// the requests.
+const PUSH_RECORD_TTL_S: i64 = 24 * 3600;
+
+/// The users among `user_ids` a request for this message was already published for
+/// (none when Redis cannot tell).
+async fn already_pushed(redis: &LazyRedis, message_id: &str, user_ids: &[String]) -> Vec<String> {
+    if user_ids.is_empty() {
+        return Vec::new();
+    }
+    let answer: Result<Vec<bool>, redis::RedisError> = async {
+        let mut connection = redis.get().await?;
+        redis::cmd("SMISMEMBER")
+            .arg(chat_core::redis_keys::push_sent(message_id))
+            .arg(user_ids)
+            .query_async(&mut connection)
+            .await
+    }
+    .await;
+    match answer {
+        Ok(flags) => user_ids.iter().zip(flags).filter(|(_, sent)| *sent).map(|(id, _)| id.clone()).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read which push requests were made; relying on the stream's dedupe");
+            Vec::new()
+        }
+    }
+}
+
+/// Records that requests for this message were published for `user_ids`.
+async fn remember_pushed(redis: &LazyRedis, message_id: &str, user_ids: &[String]) {
+    if user_ids.is_empty() {
+        return;
+    }
+    let key = chat_core::redis_keys::push_sent(message_id);
+    let result: Result<(), redis::RedisError> = async {
+        let mut connection = redis.get().await?;
+        redis::pipe()
+            .atomic()
+            .sadd(&key, user_ids)
+            .ignore()
+            .expire(&key, PUSH_RECORD_TTL_S)
+            .ignore()
+            .query_async(&mut connection)
+            .await
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "cannot record the push requests made; a late redelivery may repeat them");
+    }
 }
 
 /// The users among `user_ids` who are offline. Without Redis nobody's presence is
