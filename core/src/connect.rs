@@ -22,9 +22,15 @@ pub async fn nats(args: &NatsArgs, name: &str) -> Result<async_nats::Client, Sta
                 other => tracing::info!(event = %other, "nats event"),
             }
         })
-        .connect(args.nats_url.as_str())
+        .connect(nats_servers(&args.nats_url))
         .await
         .map_err(|error| StartupError::dependency("connecting to NATS", error))
+}
+
+/// The servers a comma-separated `CHAT_NATS_URL` names: async-nats reads a string as one
+/// URL, so a cluster's list is handed over as a list.
+fn nats_servers(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|server| !server.is_empty()).collect()
 }
 
 /// Opens the MongoDB database. The driver connects lazily and reconnects by itself.
@@ -76,5 +82,25 @@ impl LazyRedis {
     /// The connection, connecting now if needed.
     pub async fn get(&self) -> Result<RedisConnection, redis::RedisError> {
         self.connection.get_or_try_init(|| self.target.connect()).await.cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nats_url_list_names_every_server() {
+        assert_eq!(nats_servers("nats://127.0.0.1:4222"), ["nats://127.0.0.1:4222"]);
+        assert_eq!(nats_servers("nats://a:1, nats://b:2,nats://c:3,"), ["nats://a:1", "nats://b:2", "nats://c:3"]);
+    }
+
+    #[test]
+    fn each_server_of_a_list_is_a_url_async_nats_reads() {
+        let list = "nats://127.0.0.1:4222,nats://127.0.0.1:4223";
+        assert!(list.parse::<async_nats::ServerAddr>().is_err(), "async-nats reads a string as one URL");
+        for server in nats_servers(list) {
+            assert!(server.parse::<async_nats::ServerAddr>().is_ok(), "{server}");
+        }
     }
 }

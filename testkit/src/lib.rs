@@ -13,14 +13,17 @@
 //!
 //! Each call to [`Servers::start`] gets its own database name, so tests may share a
 //! MongoDB and run in parallel. [`RedisCluster`] starts a Redis Cluster (masters and
-//! replicas) for the tests that need one.
+//! replicas) and [`NatsCluster`] a three-node JetStream cluster for the tests that need
+//! one.
 
+mod nats_cluster;
 mod process;
 mod redis_cluster;
 
 use std::{path::PathBuf, time::Duration};
 
 use chat_core::config::{MongoArgs, NatsArgs, RedisArgs};
+pub use nats_cluster::NatsCluster;
 pub use process::ServerProcess;
 pub use redis_cluster::{NODE_TIMEOUT_MS, NodeView, RedisCluster};
 
@@ -95,13 +98,16 @@ fn home() -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
 }
 
+/// The `nats-server` binary the tests run.
+fn nats_server() -> PathBuf {
+    binary("CHAT_TEST_NATS_SERVER", &[home().join(".cache/edu-chat/venv/bin/nats-server")], "nats-server")
+}
+
 /// Starts `nats-server` with JetStream on a random port.
 pub async fn start_nats() -> ServerProcess {
-    let program =
-        binary("CHAT_TEST_NATS_SERVER", &[home().join(".cache/edu-chat/venv/bin/nats-server")], "nats-server");
     ServerProcess::start(
         "nats-server",
-        program,
+        nats_server(),
         |port, dir| {
             vec![
                 "-a".into(),

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use chat_core::{
     auth::{DEV_SECRET, dev_claims, dev_jwt_args, mint_hs256},
-    config::{AdminArgs, HttpArgs, LogArgs, LogFormat, ShutdownArgs},
+    config::{AdminArgs, HttpArgs, LogArgs, LogFormat, NatsArgs, RedisArgs, ShutdownArgs},
 };
 use chat_testkit::Servers;
 use clap::Parser;
@@ -56,10 +56,23 @@ pub struct PersisterHandle {
     running: Option<persister::Running>,
 }
 
+/// What a test may run the stack on instead of the servers [`Servers`] starts.
+#[derive(Default)]
+pub struct StackOptions {
+    /// NATS for every binary (a JetStream cluster, say) instead of the test's own
+    /// `nats-server`.
+    pub nats: Option<NatsArgs>,
+    /// Redis for every binary (a Redis Cluster, say) instead of the test's own
+    /// `redis-server`.
+    pub redis: Option<RedisArgs>,
+}
+
 /// Servers plus every binary.
 pub struct Stack {
     /// The servers.
     pub servers: Servers,
+    /// The NATS settings every binary runs with.
+    pub nats: NatsArgs,
     /// REST base URL.
     pub api_url: String,
     /// WebSocket URL.
@@ -68,6 +81,10 @@ pub struct Stack {
     pub edge_admin_url: String,
     /// Api admin URL.
     pub api_admin_url: String,
+    /// Notifier admin URL.
+    pub notifier_admin_url: String,
+    /// Presence admin URL.
+    pub presence_admin_url: String,
     /// The persister.
     pub persister: PersisterHandle,
     shutdown: CancellationToken,
@@ -82,14 +99,20 @@ impl Stack {
 
     /// Starts everything, with the binaries on `redis` (a Redis Cluster, say) instead of
     /// the test's own `redis-server` when given.
-    pub async fn start_with_redis(redis: Option<chat_core::config::RedisArgs>) -> Stack {
+    pub async fn start_with_redis(redis: Option<RedisArgs>) -> Stack {
+        Stack::start_with(StackOptions { redis, ..StackOptions::default() }).await
+    }
+
+    /// Starts everything, on the NATS and Redis of `options` where given.
+    pub async fn start_with(options: StackOptions) -> Stack {
         let servers = Servers::start().await;
-        let redis = redis.unwrap_or_else(|| servers.redis_args());
+        let redis = options.redis.unwrap_or_else(|| servers.redis_args());
+        let nats = options.nats.unwrap_or_else(|| servers.nats_args());
         let shutdown = CancellationToken::new();
         let api = api::start(
             api::Config {
                 log: log(),
-                nats: servers.nats_args(),
+                nats: nats.clone(),
                 mongo: servers.mongo_args(),
                 redis: redis.clone(),
                 jwt: dev_jwt_args(),
@@ -105,11 +128,11 @@ impl Stack {
         )
         .await
         .unwrap_or_else(|error| panic!("api did not start: {error}"));
-        let persister = start_persister(&servers).await;
-        notifier::start(
+        let persister = start_persister(&servers, &nats).await;
+        let notifier = notifier::start(
             notifier::Config {
                 log: log(),
-                nats: servers.nats_args(),
+                nats: nats.clone(),
                 mongo: servers.mongo_args(),
                 redis: redis.clone(),
                 admin: admin(),
@@ -124,20 +147,22 @@ impl Stack {
             "--log",
             "warn",
             "--nats-url",
-            &servers.nats_url(),
+            &nats.nats_url,
+            "--stream-replicas",
+            &nats.stream_replicas.to_string(),
             "--redis-url",
             &redis.redis_url,
             "--admin-addr",
             "127.0.0.1:0",
         ])
         .unwrap_or_else(|error| panic!("presence settings: {error}"));
-        presence::start(presence_config, shutdown.clone())
+        let presence = presence::start(presence_config, shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("presence did not start: {error}"));
         let edge = ws_edge::start(
             ws_edge::Config {
                 log: log(),
-                nats: servers.nats_args(),
+                nats: nats.clone(),
                 redis: redis.clone(),
                 limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
                 jwt: dev_jwt_args(),
@@ -169,7 +194,10 @@ impl Stack {
             ws_url: format!("ws://{}/ws", edge.listen_addr),
             edge_admin_url: format!("http://{}", edge.admin_addr),
             api_admin_url: format!("http://{}", api.admin_addr),
+            notifier_admin_url: format!("http://{}", notifier.admin_addr),
+            presence_admin_url: format!("http://{}", presence.admin_addr),
             servers,
+            nats,
             persister,
             shutdown,
             http: reqwest::Client::new(),
@@ -186,7 +214,12 @@ impl Stack {
 
     /// Starts the persister again.
     pub async fn start_persister(&mut self) {
-        self.persister = start_persister(&self.servers).await;
+        self.persister = start_persister(&self.servers, &self.nats).await;
+    }
+
+    /// The persister's admin URL, while it runs.
+    pub fn persister_admin_url(&self) -> Option<String> {
+        self.persister.running.as_ref().map(|running| format!("http://{}", running.admin_addr))
     }
 
     /// A request with a user's token.
@@ -207,7 +240,7 @@ impl Stack {
 
     /// A client connected to NATS, for watching subjects.
     pub async fn bus(&self) -> async_nats::Client {
-        async_nats::connect(self.servers.nats_url()).await.unwrap_or_else(|error| panic!("NATS: {error}"))
+        chat_core::connect::nats(&self.nats, "test-bus").await.unwrap_or_else(|error| panic!("NATS: {error}"))
     }
 
     /// Creates a chat over REST; returns its id.
@@ -240,12 +273,12 @@ impl Drop for Stack {
     }
 }
 
-async fn start_persister(servers: &Servers) -> PersisterHandle {
+async fn start_persister(servers: &Servers, nats: &NatsArgs) -> PersisterHandle {
     let shutdown = CancellationToken::new();
     let running = persister::start(
         persister::Config {
             log: log(),
-            nats: servers.nats_args(),
+            nats: nats.clone(),
             mongo: servers.mongo_args(),
             admin: admin(),
             shutdown: grace(),

@@ -55,6 +55,7 @@ pub fn start_chat_feed(
 
 async fn chat_feed(sockets: &ChatSockets, (events, live): ChatSubscribers) {
     let mut both = futures::stream::select(events, live);
+    let mut last_seq = 0;
     while let Some(message) = both.next().await {
         let Some(frame) = utf8(message.payload.clone()) else { continue };
         let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("other");
@@ -63,6 +64,17 @@ async fn chat_feed(sockets: &ChatSockets, (events, live): ChatSubscribers) {
             fan_out(sockets, &frame, kind, None, delivery.skip_user.as_deref(), delivery.droppable);
             continue;
         }
+        // Every publish reaches core subscribers, also a retried one that JetStream
+        // stores once: a persister that retries a publish after a lost ack, or replays a
+        // command, sends an event again. Events of a chat are published in seq order, so
+        // one at or below the last seq delivered is such a copy.
+        if let Some(seq) = event_seq(&message) {
+            if seq <= last_seq {
+                metrics::DROPPED_REPUBLISHED.inc();
+                continue;
+            }
+            last_seq = seq;
+        }
         let persisted_at = message
             .headers
             .as_ref()
@@ -70,6 +82,12 @@ async fn chat_feed(sockets: &ChatSockets, (events, live): ChatSubscribers) {
             .and_then(|v| v.as_str().parse::<i64>().ok());
         fan_out(sockets, &frame, kind, persisted_at, None, false);
     }
+}
+
+/// The seq of a persisted event, from its `Nats-Msg-Id` (`<chat_id>:<seq>`).
+fn event_seq(message: &async_nats::Message) -> Option<u64> {
+    let id = message.headers.as_ref()?.get(async_nats::header::NATS_MESSAGE_ID)?;
+    id.as_str().rsplit_once(':')?.1.parse().ok()
 }
 
 /// Queues the same bytes to every socket of the chat (but `skip_user`'s). The last

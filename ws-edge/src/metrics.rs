@@ -34,6 +34,10 @@ pub static DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// Frames dropped because the queue was full (typing and presence only).
 pub static DROPPED_QUEUE_FULL: LazyLock<IntCounter> = LazyLock::new(|| DROPPED.with_label_values(&["queue_full"]));
 
+/// Chat events dropped because the feed had delivered their seq already (a publish the
+/// persister retried or replayed, which JetStream stored once but NATS delivered again).
+pub static DROPPED_REPUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| DROPPED.with_label_values(&["republished"]));
+
 /// Frames dropped because their connection was closed as a slow consumer.
 pub static DROPPED_SLOW_CONSUMER: LazyLock<IntCounter> =
     LazyLock::new(|| DROPPED.with_label_values(&["slow_consumer"]));

@@ -4,6 +4,7 @@
 mod authorization;
 mod bench;
 mod features;
+mod nats_cluster;
 mod operations;
 mod pipeline;
 mod redis_cluster;
