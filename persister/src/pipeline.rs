@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{commands, effects::Effects, fence::Fence, metrics};
 
+/// How often an idle pull hears from the server; two missed make the pipeline start
+/// over.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// The first pause before a failed step is tried again; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 /// The longest pause between two tries of a failed step.
@@ -105,8 +109,8 @@ impl Pipeline {
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(self.batch_max)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+            .heartbeat(HEARTBEAT)
+            .expires(HEARTBEAT * 5)
             .messages()
             .await
             .map_err(|error| PipelineError::Consume(error.to_string()))?;
@@ -119,10 +123,10 @@ impl Pipeline {
             };
             let batch = match first {
                 Some(Ok(message)) => self.fill_batch(message, &mut messages),
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "consumer stream error; continuing");
-                    continue;
-                }
+                // A missed heartbeat (a NATS node or the consumer's leader gone) leaves
+                // the pull unanswered until it expires: start over with a fresh
+                // consumer instead, which also replays what was in flight first.
+                Some(Err(error)) => return Err(PipelineError::Consume(format!("consumer stream: {error}"))),
                 None => return Err(PipelineError::Consume("consumer stream ended".into())),
             };
             // A batch runs to the end however long MongoDB makes it wait, except at

@@ -194,6 +194,20 @@ async fn fresh_consumer(
     stream: &Stream,
     partition: u32,
 ) -> Result<(async_nats::jetstream::consumer::PullConsumer, u64), PipelineError> {
+    // While a NATS cluster elects leaders these requests wait out their whole timeout;
+    // giving up sooner lets the next tick try again.
+    tokio::time::timeout(SETUP_TIMEOUT, reset_consumer(stream, partition))
+        .await
+        .map_err(|_| PipelineError::Consume(format!("resetting partition {partition}'s consumer timed out")))?
+}
+
+/// How long resetting a partition's consumer may take before the claim is retried.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn reset_consumer(
+    stream: &Stream,
+    partition: u32,
+) -> Result<(async_nats::jetstream::consumer::PullConsumer, u64), PipelineError> {
     let name = streams::partition_consumer_name(partition);
     // Reusing the old consumer would deliver the dead owner's commands after the ack
     // wait, behind newer ones: only "it does not exist" lets the claim go on.
