@@ -194,13 +194,27 @@ impl Store {
         Ok(page)
     }
 
-    /// Messages others sent after `after_seq` that are not deleted: the unread count.
-    pub async fn count_unread(&self, chat_id: &str, user_id: &str, after_seq: u64) -> Result<u64, StoreError> {
+    /// Messages others sent after `after_seq` up to the chat's `last_seq` that are not
+    /// deleted: the unread count.
+    ///
+    /// The seq range sits in a one-branch `$or`: with the range and the other conditions
+    /// side by side the MongoDB-compatible store walks the whole chat (4.5 s in a chat of a
+    /// million messages for five unread), with the range in its own branch it scans the
+    /// range alone (about a millisecond); MongoDB reads both forms the same way.
+    pub async fn count_unread(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        after_seq: u64,
+        last_seq: u64,
+    ) -> Result<u64, StoreError> {
+        if after_seq >= last_seq {
+            return Ok(0);
+        }
         Ok(self
             .messages()
             .count_documents(doc! {
-                "chat_id": chat_id,
-                "seq": { "$gt": bson_seq(after_seq) },
+                "$or": [ { "chat_id": chat_id, "seq": { "$gt": bson_seq(after_seq), "$lte": bson_seq(last_seq) } } ],
                 "sender_id": { "$ne": user_id },
                 "deleted_at": null,
             })
@@ -254,7 +268,10 @@ impl Store {
 }
 
 impl Store {
-    /// A user's unread messages across all their chats: the push badge.
+    /// A user's unread messages across all their chats: the push badge. Each chat's
+    /// range is a branch of the `$or`, which the MongoDB-compatible store scans alone (see
+    /// [`Store::count_unread`]); an upper bound at each chat's `last_seq` was measured to
+    /// save nothing here and would cost a read of the chats.
     pub async fn count_unread_total(&self, user_id: &str) -> Result<u64, StoreError> {
         let memberships = self.memberships(user_id).await?;
         if memberships.is_empty() {

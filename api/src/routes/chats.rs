@@ -158,7 +158,8 @@ pub async fn list(
         let last_read_seq = mark.map(|p| u64::try_from(p.last_read_seq).unwrap_or(0)).unwrap_or(0);
         let my_role = mark.map(|p| p.role).unwrap_or(Role::Member);
         async move {
-            let unread_count = store.count_unread(&chat.id, user_id, last_read_seq).await?;
+            let last_seq = u64::try_from(chat.last_seq).unwrap_or(0);
+            let unread_count = store.count_unread(&chat.id, user_id, last_read_seq, last_seq).await?;
             Ok::<_, chat_store::StoreError>(ChatListItem { chat: chat.into(), unread_count, last_read_seq, my_role })
         }
     }))
