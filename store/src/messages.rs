@@ -36,10 +36,11 @@ impl SendKey {
 ///
 /// The MongoDB-compatible store walks the whole index range of a query bounded on one
 /// side only, even under a limit (`{chat_id, seq: {$lt: X}}` sorted by seq: seconds in a
-/// chat of a million messages), while the same query bounded on both sides costs what
-/// it returns. So a page is read as windows bounded on both sides: the first `2 × limit`
-/// seqs wide (edits, deletes and membership events consume seqs too, so `limit` seqs
-/// rarely hold `limit` messages), each next one twice as wide as the one before, the
+/// chat of a million messages), and scans all of a range bounded on both sides even
+/// under a limit, so it costs what the range spans. So a page is read as windows about
+/// the size of the page, bounded on both sides: the first `2 × limit` seqs wide (edits,
+/// deletes and membership events consume seqs too, so `limit` seqs rarely hold `limit`
+/// messages), each next one twice as wide as the one before, the
 /// last one cut at the end of the range: seq 1 going back, the chat's `last_seq` going
 /// forward. A page of a chat without gaps is one query; a gap of `g` seqs costs about
 /// `log2(g / limit)` more; the seqs visited are never more than about twice those the
