@@ -121,7 +121,9 @@ pub async fn sync(state: AppState, request: SyncRequest) -> Result<SyncResult, R
             result.new_chats.push(chat.into());
             continue;
         };
-        let mut docs = store.changes_since(&chat.id, since, rpc::SYNC_MAX_MESSAGES + 1).await.map_err(storage)?;
+        let last_seq = u64::try_from(chat.last_seq).unwrap_or(0);
+        let mut docs =
+            store.changes_since(&chat.id, since, last_seq, rpc::SYNC_MAX_MESSAGES + 1).await.map_err(storage)?;
         let has_more = docs.len() > rpc::SYNC_MAX_MESSAGES as usize;
         docs.truncate(rpc::SYNC_MAX_MESSAGES as usize);
         let chat: chat_nats::model::Chat = chat.into();

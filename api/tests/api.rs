@@ -360,6 +360,8 @@ async fn sync_pages_at_500_changes_with_has_more() {
         })
         .collect();
     h.store.insert_messages(&messages).await.unwrap_or_else(|e| panic!("{e}"));
+    // The persister reserves seqs before it writes what uses them.
+    h.store.reserve_seqs("c1", 601).await.unwrap_or_else(|e| panic!("{e}"));
     let nats = async_nats::connect(h.servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
     let ask = |since: u64| {
         let nats = nats.clone();
@@ -378,4 +380,83 @@ async fn sync_pages_at_500_changes_with_has_more() {
     let second = ask(last).await;
     assert_eq!(second["chats"]["c1"]["messages"].as_array().map(Vec::len), Some(101));
     assert_eq!(second["chats"]["c1"]["has_more"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_walk_the_whole_chat_across_seq_gaps_both_ways() {
+    let h = Harness::start().await;
+    h.seed_group("c1", "u1", &["u2"]).await;
+    let at = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+    // 130 messages: the first at seq 10, then every third seq (edits, deletes and
+    // membership events took the others), a gap of 5,000 seqs after the 60th, every
+    // 7th one deleted, and 400 seqs of membership events after the last.
+    let mut seq = 7;
+    let messages: Vec<chat_store::docs::MessageDoc> = (0..130)
+        .map(|i| {
+            seq += if i == 60 { 5_000 } else { 3 };
+            let deleted = i % 7 == 0;
+            chat_store::docs::MessageDoc {
+                id: format!("m{seq}"),
+                chat_id: "c1".into(),
+                seq,
+                updated_seq: seq + 1,
+                sender_id: "u1".into(),
+                client_msg_id: format!("k{seq}"),
+                text: if deleted { String::new() } else { format!("text {seq}") },
+                reply_to: None,
+                created_at: at,
+                edited_at: None,
+                deleted_at: deleted.then_some(at),
+                last_command: None,
+            }
+        })
+        .collect();
+    h.store.insert_messages(&messages).await.unwrap_or_else(|e| panic!("{e}"));
+    let last_seq = seq + 400;
+    h.store.reserve_seqs("c1", u64::try_from(last_seq - 1).unwrap_or(0)).await.unwrap_or_else(|e| panic!("{e}"));
+    let every: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+    let t = token("u2");
+
+    let walk = |first: String| {
+        let (h, t) = (&h, &t);
+        async move {
+            let mut seqs = Vec::new();
+            let mut path = first;
+            loop {
+                let (status, page) = h.call(Method::GET, &path, Some(t), None).await;
+                assert_eq!(status, StatusCode::OK, "{path}: {page}");
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                assert!(items.len() <= 50, "{path}");
+                seqs.extend(items.iter().map(|m| m["seq"].as_i64().unwrap_or(0)));
+                match page["next_cursor"].as_str() {
+                    Some(cursor) => path = format!("/api/chats/c1/messages?limit=50&cursor={cursor}"),
+                    None => return seqs,
+                }
+            }
+        }
+    };
+    let newest_first = walk("/api/chats/c1/messages?limit=50".into()).await;
+    assert_eq!(newest_first, every.iter().rev().copied().collect::<Vec<_>>(), "newest first, from the first page");
+    let oldest_first = walk("/api/chats/c1/messages?limit=50&after_seq=0".into()).await;
+    assert_eq!(oldest_first, every, "oldest first, to the newest");
+
+    // A page below a cursor inside the big gap, and the ends of the chat.
+    let (_, page) = h.call(Method::GET, "/api/chats/c1/messages?limit=5&before_seq=3000", Some(&t), None).await;
+    let seqs: Vec<i64> =
+        page["items"].as_array().into_iter().flatten().map(|m| m["seq"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(seqs, every[55..60].iter().rev().copied().collect::<Vec<_>>());
+    for path in [
+        "/api/chats/c1/messages?before_seq=1".to_owned(),
+        "/api/chats/c1/messages?before_seq=10".to_owned(),
+        format!("/api/chats/c1/messages?after_seq={last_seq}"),
+        format!("/api/chats/c1/messages?after_seq={seq}"),
+    ] {
+        let (status, page) = h.call(Method::GET, &path, Some(&t), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(page, json!({"items": [], "next_cursor": null}), "{path}");
+    }
+    // Tombstones are part of the history.
+    let (_, page) = h.call(Method::GET, "/api/chats/c1/messages?limit=1&after_seq=0", Some(&t), None).await;
+    assert_eq!(page["items"][0]["text"], "");
+    assert!(page["items"][0]["deleted_at"].is_string(), "{page}");
 }

@@ -4,16 +4,35 @@ use bson::doc;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::options::ReturnDocument;
+use serde::Deserialize;
 
 use crate::{
     Store, StoreError,
     docs::{ChatDoc, LastMessageDoc, MemberDoc, bson_seq},
 };
 
+/// The part of a chat document that bounds paged reads.
+#[derive(Debug, Deserialize)]
+struct LastSeq {
+    last_seq: i64,
+}
+
 impl Store {
     /// One chat.
     pub async fn chat(&self, chat_id: &str) -> Result<Option<ChatDoc>, StoreError> {
         Ok(self.chats().find_one(doc! { "_id": chat_id }).await?)
+    }
+
+    /// The highest seq reserved in a chat (every message's `seq` and `updated_seq` is
+    /// at most this), read with a projection; `None` when there is no such chat.
+    pub async fn last_seq(&self, chat_id: &str) -> Result<Option<u64>, StoreError> {
+        let found = self
+            .db
+            .collection::<LastSeq>(crate::collections::CHATS)
+            .find_one(doc! { "_id": chat_id })
+            .projection(doc! { "_id": 0, "last_seq": 1 })
+            .await?;
+        Ok(found.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
     }
 
     /// Several chats at once.

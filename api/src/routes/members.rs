@@ -16,7 +16,7 @@ use crate::{
     commands,
     error::ApiError,
     extract::{ApiJson, ApiPath},
-    routes::{chats::member_chat, check_id, traceparent},
+    routes::{chats::check_member, check_id, traceparent},
     state::AppState,
 };
 
@@ -43,7 +43,7 @@ pub async fn add(
     ApiPath(chat_id): ApiPath<String>,
     ApiJson(request): ApiJson<AddMembers>,
 ) -> Result<Json<Chat>, ApiError> {
-    member_chat(&state, &caller, &chat_id).await?;
+    check_member(&state, &caller, &chat_id).await?;
     if request.user_ids.is_empty() || request.user_ids.len() > chat_nats::limits::MAX_MEMBERS_PER_COMMAND {
         return Err(ApiError::invalid("user_ids must name 1 to 1000 users"));
     }
@@ -63,7 +63,7 @@ pub async fn remove(
     headers: HeaderMap,
     ApiPath((chat_id, user_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    member_chat(&state, &caller, &chat_id).await?;
+    check_member(&state, &caller, &chat_id).await?;
     check_id(&user_id, "user id")?;
     let outcome =
         commands::submit(&state, &caller, Command::MemberRemove { chat_id, user_id }, traceparent(&headers)).await?;

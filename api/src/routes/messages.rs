@@ -15,7 +15,7 @@ use crate::{
     error::ApiError,
     extract::{ApiJson, ApiPath, ApiQuery},
     routes::{
-        chats::{Page, member_chat},
+        chats::{Page, check_member},
         check_id, traceparent,
     },
     state::AppState,
@@ -52,7 +52,7 @@ pub async fn history(
     ApiPath(chat_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<Message>>, ApiError> {
-    member_chat(&state, &caller, &chat_id).await?;
+    check_member(&state, &caller, &chat_id).await?;
     let limit = cursor::page_limit(query.limit)?;
     let page = match (&query.cursor, query.before_seq, query.after_seq) {
         (Some(position), None, None) => match cursor::decode::<Position>(position)? {
@@ -95,7 +95,7 @@ pub async fn send(
     ApiPath(chat_id): ApiPath<String>,
     ApiJson(request): ApiJson<SendMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
-    member_chat(&state, &caller, &chat_id).await?;
+    check_member(&state, &caller, &chat_id).await?;
     limits::check_client_id(&request.client_msg_id, "client_msg_id").map_err(ApiError::invalid)?;
     check_text(&request.text)?;
     if let Some(reply_to) = &request.reply_to {
@@ -137,7 +137,7 @@ pub async fn edit(
     ApiPath((chat_id, message_id)): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<EditMessage>,
 ) -> Result<Json<Message>, ApiError> {
-    member_chat(&state, &caller, &chat_id).await?;
+    check_member(&state, &caller, &chat_id).await?;
     check_id(&message_id, "message id")?;
     check_text(&request.text)?;
     let command = Command::MsgEdit { chat_id, message_id, text: request.text };
@@ -155,7 +155,7 @@ pub async fn remove(
     ApiPath((chat_id, message_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Message>, ApiError> {
     if !caller.0.has_role(chat_nats::roles::PLATFORM_ADMIN) {
-        member_chat(&state, &caller, &chat_id).await?;
+        check_member(&state, &caller, &chat_id).await?;
     }
     check_id(&chat_id, "chat id")?;
     check_id(&message_id, "message id")?;
@@ -181,7 +181,7 @@ pub async fn read(
     ApiPath(chat_id): ApiPath<String>,
     ApiJson(request): ApiJson<MarkRead>,
 ) -> Result<StatusCode, ApiError> {
-    member_chat(&state, &caller, &chat_id).await?;
+    check_member(&state, &caller, &chat_id).await?;
     let command = Command::Read { chat_id, up_to_seq: request.up_to_seq };
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     commands::done_or_error(outcome)?;

@@ -1,7 +1,9 @@
 //! The `history` scenario: a chat created over REST is filled with many messages written
 //! straight into MongoDB (batched `insert_many` of the store's own documents, seqs
 //! following the chat's, then its `last_seq` moved past them), and its history is read
-//! page by page at random cursors through the api.
+//! page by page through the api at random cursors in a few depth bands (the first page
+//! without a cursor, near the newest message, a quarter, half and three quarters of the
+//! way back, near the oldest), each band reported on its own.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use super::{
     BenchError, Settings,
     latency::{Percentiles, histogram},
     population,
-    report::HistoryFigures,
+    report::{HistoryBand, HistoryFigures},
     scenario::HistorySpec,
 };
 use crate::progress::Progress;
@@ -24,6 +26,18 @@ use crate::progress::Progress;
 const BATCH: u64 = 10_000;
 /// Batches written at once.
 const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Where the requests read, in turn: a name and the range of depths (0 is the newest
+/// message, 1 the oldest full page) their `before_seq` is drawn from; `None` is the
+/// first page, with no `before_seq`.
+const BANDS: [(&str, Option<(f64, f64)>); 6] = [
+    ("first page", None),
+    ("newest 1 %", Some((0.0, 0.01))),
+    ("25 %", Some((0.24, 0.26))),
+    ("50 %", Some((0.49, 0.51))),
+    ("75 %", Some((0.74, 0.76))),
+    ("oldest 1 %", Some((0.99, 1.0))),
+];
 
 /// The part of a history page that is checked.
 #[derive(Debug, Deserialize)]
@@ -62,24 +76,35 @@ async fn seed_and_read(
         .map_err(BenchError::Mongo)?;
     let seed_s = seeding.elapsed().as_secs_f64();
 
-    // Cursors from just above the oldest full page to just above the newest message.
+    // Cursors from just above the oldest full page to just above the newest message;
+    // request `i` reads in band `i % BANDS.len()`.
     let lowest = base + u64::from(spec.limit) + 1;
     let highest = base + spec.messages + 1;
-    let cursors: Vec<u64> = {
+    let span = (highest - lowest) as f64;
+    let requests: Vec<(usize, Option<u64>)> = {
         let mut rng = rand::rng();
-        (0..spec.requests).map(|_| rng.random_range(lowest..=highest)).collect()
+        (0..spec.requests)
+            .map(|i| {
+                let band = (i % BANDS.len() as u64) as usize;
+                let before_seq = BANDS[band].1.map(|(from, to)| {
+                    let depth = rng.random_range(from..=to);
+                    (highest - (depth * span) as u64).max(lowest)
+                });
+                (band, before_seq)
+            })
+            .collect()
     };
     let bar = progress.bar("history", spec.requests);
     let token = &users[0].token;
     let started = Instant::now();
     let max = Duration::from_secs_f64(spec.max_s);
-    let outcomes: Vec<Option<Duration>> = futures::stream::iter(cursors)
+    let outcomes: Vec<(usize, Option<Duration>)> = futures::stream::iter(requests)
         .take_while(|_| std::future::ready(started.elapsed() < max))
-        .map(|before_seq| {
-            let url = format!(
-                "{}/api/chats/{}/messages?limit={}&before_seq={before_seq}",
-                settings.api_url, chat.id, spec.limit
-            );
+        .map(|(band, before_seq)| {
+            let mut url = format!("{}/api/chats/{}/messages?limit={}", settings.api_url, chat.id, spec.limit);
+            if let Some(before_seq) = before_seq {
+                url.push_str(&format!("&before_seq={before_seq}"));
+            }
             let (http, bar) = (&http, &bar);
             async move {
                 let sent = Instant::now();
@@ -87,7 +112,7 @@ async fn seed_and_read(
                     super::json_response(&url, http.get(&url).bearer_auth(token).send().await).await;
                 let took = sent.elapsed();
                 bar.inc(1);
-                page.ok().filter(|page| page.items.len() == spec.limit as usize).map(|_| took)
+                (band, page.ok().filter(|page| page.items.len() == spec.limit as usize).map(|_| took))
             }
         })
         .buffer_unordered(spec.parallel)
@@ -96,9 +121,29 @@ async fn seed_and_read(
     let elapsed = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let mut latency = histogram();
-    for took in outcomes.iter().flatten() {
-        latency.saturating_record((took.as_micros() as u64).max(1));
+    let mut per_band: Vec<_> = BANDS.iter().map(|_| (histogram(), 0u64, 0u64)).collect();
+    for (band, outcome) in &outcomes {
+        let (band_latency, requests, errors) = &mut per_band[*band];
+        *requests += 1;
+        match outcome {
+            Some(took) => {
+                let us = (took.as_micros() as u64).max(1);
+                latency.saturating_record(us);
+                band_latency.saturating_record(us);
+            }
+            None => *errors += 1,
+        }
     }
+    let bands = BANDS
+        .iter()
+        .zip(per_band)
+        .map(|((name, _), (band_latency, requests, errors))| HistoryBand {
+            band: (*name).to_owned(),
+            requests,
+            errors,
+            latency_ms: Percentiles::of(&band_latency),
+        })
+        .collect();
     Ok(HistoryFigures {
         messages: spec.messages,
         seed_s,
@@ -107,8 +152,9 @@ async fn seed_and_read(
         parallel: spec.parallel,
         limit: spec.limit,
         latency_ms: Percentiles::of(&latency),
+        bands,
         requests_per_s: if elapsed > 0.0 { outcomes.len() as f64 / elapsed } else { 0.0 },
-        errors: outcomes.iter().filter(|outcome| outcome.is_none()).count() as u64,
+        errors: outcomes.iter().filter(|(_, outcome)| outcome.is_none()).count() as u64,
     })
 }
 

@@ -137,12 +137,27 @@ pub struct HistoryFigures {
     pub parallel: usize,
     /// Page size.
     pub limit: u32,
-    /// Request latency.
+    /// Request latency, every band together.
     pub latency_ms: Percentiles,
+    /// The same per depth band, in the order the requests cycle through them.
+    pub bands: Vec<HistoryBand>,
     /// Requests per second.
     pub requests_per_s: f64,
     /// Requests that failed or returned another page size than asked.
     pub errors: u64,
+}
+
+/// History pages read at one depth of the chat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryBand {
+    /// Where: `first page`, `newest 1 %`, `25 %`, … `oldest 1 %`.
+    pub band: String,
+    /// Requests made in this band.
+    pub requests: u64,
+    /// Requests that failed or returned another page size than asked.
+    pub errors: u64,
+    /// Their latency.
+    pub latency_ms: Percentiles,
 }
 
 fn opt(value: Option<f64>, digits: usize) -> String {
@@ -227,6 +242,22 @@ pub fn markdown(reports: &[ScenarioReport]) -> String {
                     figures.requests_per_s,
                     figures.errors,
                 );
+                for band in &figures.bands {
+                    let l = &band.latency_ms;
+                    let _ = writeln!(
+                        history,
+                        "| {name}: {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | – | {} |",
+                        band.band,
+                        figures.messages,
+                        band.requests,
+                        figures.parallel,
+                        figures.limit,
+                        l.p50,
+                        l.p99,
+                        l.max,
+                        band.errors,
+                    );
+                }
             }
         }
         for warning in &report.warnings {
