@@ -1,6 +1,8 @@
 //! The persister against real NATS and the MongoDB-compatible store: commands are
 //! published straight to `CHAT_CMD`, results read from `CHAT_EVT`, reply subjects and
-//! MongoDB.
+//! MongoDB. One binary: [`replays`] shares the harness.
+
+mod replays;
 
 use std::time::Duration;
 
@@ -71,9 +73,14 @@ impl Harness {
 
     /// Publishes and waits for the outcome on a reply subject.
     async fn submit(&self, user: &str, command: Command) -> CommandOutcome {
-        let reply = self.nats.new_inbox();
-        let mut answers = self.nats.subscribe(reply.clone()).await.unwrap_or_else(|e| panic!("{e}"));
-        self.publish(&self.envelope(user, command, Some(reply))).await;
+        self.deliver(&self.envelope(user, command, Some(self.nats.new_inbox()))).await
+    }
+
+    /// Publishes an envelope that names a reply subject and waits for its outcome.
+    async fn deliver(&self, envelope: &CommandEnvelope) -> CommandOutcome {
+        let reply = envelope.reply.clone().unwrap_or_else(|| panic!("deliver needs a reply subject"));
+        let mut answers = self.nats.subscribe(reply).await.unwrap_or_else(|e| panic!("{e}"));
+        self.publish(envelope).await;
         let answer = tokio::time::timeout(WAIT, answers.next()).await.ok().flatten().expect("an outcome");
         serde_json::from_slice(&answer.payload).unwrap_or_else(|e| panic!("outcome: {e}"))
     }
