@@ -4,11 +4,13 @@
 //! Layout: [`deliveries`] turns membership events into `user.<id>.chat.joined` /
 //! `chat.left` (edges start or stop delivering the chat at once); [`push`] makes a push
 //! request on `push.<user_id>` (stream `PUSH`) for every offline member of a chat with
-//! a new message, with the chat title, sender name, a preview and the unread badge.
+//! a new message, with the chat title, sender name, a preview and the unread badge;
+//! [`directory`] remembers titles and names between messages.
 
 use std::{net::SocketAddr, time::Duration};
 
 pub mod deliveries;
+pub mod directory;
 pub mod metrics;
 pub mod push;
 
@@ -100,6 +102,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let probes = vec![Probe::nats(nats.clone()), Probe::mongodb(db), Probe::lazy_redis(redis.clone(), false)];
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
     let consume = tokio::spawn(async move {
+        let mut directory = directory::Directory::default();
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -119,7 +122,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 subject = %message.subject,
                 "event received"
             );
-            match handle(&nats, &js, &store, &redis, &message.payload).await {
+            match handle(&nats, &js, &store, &mut directory, &redis, &message.payload).await {
                 Ok(()) => {
                     let _ = message.ack().await;
                 }
@@ -140,6 +143,7 @@ async fn handle(
     nats: &async_nats::Client,
     js: &jetstream::Context,
     store: &Store,
+    directory: &mut directory::Directory,
     redis: &LazyRedis,
     payload: &[u8],
 ) -> Result<(), HandleError> {
@@ -147,13 +151,17 @@ async fn handle(
         tracing::warn!("unreadable event skipped");
         return Ok(());
     };
+    if !matches!(event.body, EventBody::MsgCreated { .. } | EventBody::MsgEdited { .. } | EventBody::MsgDeleted { .. })
+    {
+        directory.forget_chat(&event.chat_id);
+    }
     for (subject, delivery) in deliveries::for_event(&event) {
         if let Ok(body) = serde_json::to_vec(&delivery) {
             nats.publish(subject, body.into()).await?;
         }
     }
     if let EventBody::MsgCreated { message } = &event.body {
-        let pushed = push::for_message(store, redis, js, message).await?;
+        let pushed = push::for_message(store, directory, redis, js, message).await?;
         metrics::PUSHES.inc_by(pushed as u64);
     }
     Ok(())

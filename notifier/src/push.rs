@@ -16,6 +16,8 @@ use chat_nats::{
 };
 use chat_store::Store;
 
+use crate::directory::Directory;
+
 /// Why push requests could not be made (the event is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -30,26 +32,29 @@ pub enum PushError {
 /// Makes the push requests for one new message.
 pub async fn for_message(
     store: &Store,
+    directory: &mut Directory,
     redis: &LazyRedis,
     js: &async_nats::jetstream::Context,
     message: &Message,
 ) -> Result<usize, PushError> {
-    let Some(chat) = store.chat(&message.chat_id).await? else { return Ok(0) };
+    let members = store.member_flags(&message.chat_id).await?;
     let recipients: Vec<String> =
-        chat.participants.iter().map(|m| m.user_id.clone()).filter(|id| id != &message.sender_id).collect();
+        members.iter().map(|m| m.user_id.clone()).filter(|id| id != &message.sender_id).collect();
     if recipients.is_empty() {
         return Ok(0);
     }
     let offline = offline_among(redis, &recipients).await;
-    let muted: Vec<String> =
-        store.memberships_in_chat(&message.chat_id).await?.into_iter().filter(|p| p.muted).map(|p| p.user_id).collect();
-    let sender_name =
-        store.user(&message.sender_id).await?.map(|u| u.name).unwrap_or_else(|| message.sender_id.clone());
+    if offline.is_empty() {
+        return Ok(0);
+    }
+    let muted: Vec<&str> = members.iter().filter(|m| m.muted).map(|m| m.user_id.as_str()).collect();
+    let Some(chat) = directory.label(store, &message.chat_id).await? else { return Ok(0) };
+    let sender_name = directory.name(store, &message.sender_id).await?;
     let chat_title = match chat.kind {
         ChatKind::Direct => sender_name.clone(),
         ChatKind::Group => chat.title.clone().unwrap_or_default(),
     };
-    let wanted: Vec<String> = offline.into_iter().filter(|u| !muted.contains(u)).collect();
+    let wanted: Vec<String> = offline.into_iter().filter(|u| !muted.contains(&u.as_str())).collect();
     let already = already_pushed(redis, &message.id, &wanted).await;
     let mut outgoing = Vec::new();
     let mut pushed_to = Vec::new();

@@ -9,7 +9,7 @@ use chat_nats::{
 };
 use chat_store::{
     Store,
-    docs::{ChatDoc, MemberDoc},
+    docs::{ChatDoc, MemberDoc, ParticipantDoc},
 };
 use chat_testkit::Servers;
 
@@ -22,6 +22,7 @@ async fn a_message_handled_twice_makes_each_push_request_once() {
     let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
     let store = Store::new(db);
     let redis = LazyRedis::new(&servers.redis_args()).unwrap_or_else(|e| panic!("{e}"));
+    let mut directory = notifier::directory::Directory::default();
     let now = chrono::Utc::now();
     let member = |user_id: &str| MemberDoc { user_id: user_id.into(), role: Role::Member };
     let chat = ChatDoc {
@@ -40,6 +41,20 @@ async fn a_message_handled_twice_makes_each_push_request_once() {
         last_removal: None,
     };
     store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
+    let membership = |user_id: &str, muted: bool| ParticipantDoc {
+        id: ParticipantDoc::key("c1", user_id),
+        chat_id: "c1".into(),
+        user_id: user_id.into(),
+        role: Role::Member,
+        joined_at: now,
+        joined_seq: 1,
+        last_read_seq: 0,
+        muted,
+        added_by: None,
+    };
+    let memberships =
+        [membership("u1", false), membership("u2", false), membership("u3", false), membership("u4", true)];
+    store.insert_participants(&memberships).await.unwrap_or_else(|e| panic!("{e}"));
     let message = Message {
         id: "m1".into(),
         chat_id: "c1".into(),
@@ -54,12 +69,20 @@ async fn a_message_handled_twice_makes_each_push_request_once() {
         deleted_at: None,
     };
 
-    let first = notifier::push::for_message(&store, &redis, &js, &message).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(first, 2, "u2 and u3 are offline");
+    let first = notifier::push::for_message(&store, &mut directory, &redis, &js, &message)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first, 2, "u2 and u3 are offline; u4 has muted the chat");
     // JetStream would also drop these inside its two-minute window; the count shows
     // that nothing was even published again.
-    let again = notifier::push::for_message(&store, &redis, &js, &message).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = notifier::push::for_message(&store, &mut directory, &redis, &js, &message)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again, 0);
     let mut push = js.get_stream(streams::PUSH_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(push.info().await.unwrap_or_else(|e| panic!("{e}")).state.messages, 2);
+    let request = push.get_raw_message(1).await.unwrap_or_else(|e| panic!("{e}"));
+    let request: serde_json::Value = serde_json::from_slice(&request.payload).unwrap_or_default();
+    assert_eq!(request["chat_title"], "Physics");
+    assert_eq!(request["sender_name"], "u1", "a sender the directory does not know is named by id");
 }

@@ -15,6 +15,7 @@
 pub mod commands;
 pub mod effects;
 pub mod fence;
+pub mod heads;
 pub mod metrics;
 pub mod partitions;
 pub mod pipeline;

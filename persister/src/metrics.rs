@@ -52,12 +52,23 @@ pub static PARTITION_LOSSES: LazyLock<IntCounter> = LazyLock::new(|| {
         .unwrap_or_else(|error| panic!("metric registration: {error}"))
 });
 
+/// Compare-and-set reservations that found the chat's `last_seq` moved by someone
+/// else (a previous owner still writing, a cache that was stale) and read it again.
+pub static HEAD_CONFLICTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_persister_head_conflicts_total",
+        "Seq reservations that found the chat's last_seq moved by another writer"
+    )
+    .unwrap_or_else(|error| panic!("metric registration: {error}"))
+});
+
 /// Registers every metric so that `/metrics` lists them before the first command.
 pub fn register() {
     LazyLock::force(&COMMANDS);
     LazyLock::force(&BATCH_SIZE);
     LazyLock::force(&PERSIST_SECONDS);
     LazyLock::force(&PARTITIONS_OWNED);
+    LazyLock::force(&HEAD_CONFLICTS);
     LazyLock::force(&PARTITION_CLAIMS);
     LazyLock::force(&PARTITION_LOSSES);
 }

@@ -1,11 +1,12 @@
-//! Fetching, batching and acking one partition. Consecutive `msg.send` commands are
+//! Fetching, batching and acking one partition. The `msg.send` commands of a batch are
 //! handled together (one MongoDB round trip per step for the whole run); any other
-//! command is a barrier handled on its own, so per-chat order is exactly the stream's
-//! order. A failed step is retried here, in order, until it succeeds or the partition
+//! command is handled on its own and is a barrier for its own chat only, so per-chat
+//! order is exactly the stream's order while read marks and the like of other chats
+//! do not split runs of sends. A failed step is retried here, in order, until it succeeds or the partition
 //! is lost: handing it back to JetStream for redelivery would let newer commands of
 //! the same chats overtake it.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind,
@@ -19,7 +20,7 @@ use chat_store::{Store, StoreError};
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::{commands, effects::Effects, fence::Fence, metrics};
+use crate::{commands, effects::Effects, fence::Fence, heads::ChatHeads, metrics};
 
 /// How often an idle pull hears from the server; two missed make the pipeline start
 /// over.
@@ -114,6 +115,7 @@ impl Pipeline {
             .messages()
             .await
             .map_err(|error| PipelineError::Consume(error.to_string()))?;
+        let mut heads = ChatHeads::default();
         loop {
             let first = tokio::select! {
                 biased;
@@ -133,7 +135,7 @@ impl Pipeline {
             // shutdown, where it gets the grace period and is otherwise left to be
             // replayed by the next owner, and when the partition is lost.
             let work = async {
-                if self.handle_batch(batch, &fence, replay_through).await == Handled::Abandoned {
+                if self.handle_batch(batch, &fence, replay_through, &mut heads).await == Handled::Abandoned {
                     // Commands left unacked must not be overtaken: the partition goes
                     // back and its next owner replays them first.
                     tracing::warn!("partition lease no longer trusted; stopping before the next batch");
@@ -177,8 +179,15 @@ impl Pipeline {
     /// Handles one batch in stream order and acks what was done. A failed segment is
     /// tried again after a pause, with the commands after it kept from redelivery,
     /// until it succeeds or `fence` no longer holds. Commands up to `replay_through`
-    /// count as redelivered.
-    pub async fn handle_batch(&self, batch: Vec<jetstream::Message>, fence: &Fence, replay_through: u64) -> Handled {
+    /// count as redelivered. `heads` carries what the partition's chats hold from one
+    /// batch to the next.
+    pub async fn handle_batch(
+        &self,
+        batch: Vec<jetstream::Message>,
+        fence: &Fence,
+        replay_through: u64,
+        heads: &mut ChatHeads,
+    ) -> Handled {
         metrics::BATCH_SIZE.observe(batch.len() as f64);
         let mut incoming = Vec::with_capacity(batch.len());
         for message in batch {
@@ -193,7 +202,7 @@ impl Pipeline {
                 if !fence.holds() {
                     return Handled::Abandoned;
                 }
-                let Err(error) = self.handle_segment(&segments[index]).await else { break };
+                let Err(error) = self.handle_segment(&segments[index], heads).await else { break };
                 tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "batch step failed; retrying in order");
                 for command in segments[index..].iter_mut().flatten() {
                     metrics::COMMANDS.with_label_values(&[command.envelope.command.name(), "retried"]).inc();
@@ -211,12 +220,16 @@ impl Pipeline {
         Handled::All
     }
 
-    async fn handle_segment(&self, segment: &[Incoming]) -> Result<(), HandleError> {
+    async fn handle_segment(&self, segment: &[Incoming], heads: &mut ChatHeads) -> Result<(), HandleError> {
         let mut effects = Effects::default();
         let Some(first) = segment.first() else { return Ok(()) };
         let store = &self.store;
+        // Every command but sends and read marks may move `last_seq` by an increment.
+        if !matches!(first.envelope.command, Command::MsgSend { .. } | Command::Read { .. }) {
+            heads.forget(first.envelope.chat_id());
+        }
         match &first.envelope.command {
-            Command::MsgSend { .. } => commands::msg_send::handle(store, segment, &mut effects).await?,
+            Command::MsgSend { .. } => commands::msg_send::handle(store, heads, segment, &mut effects).await?,
             Command::MsgEdit { .. } => commands::msg_edit::handle(store, first, &mut effects).await?,
             Command::MsgDelete { .. } => commands::msg_delete::handle(store, first, &mut effects).await?,
             Command::Read { .. } => commands::read::handle(store, first, &mut effects).await?,
@@ -252,22 +265,38 @@ impl Pipeline {
     }
 }
 
-/// Splits a batch into runs of consecutive sends and single other commands.
+/// Splits a batch into steps (see [`plan_steps`]).
 fn segments(incoming: Vec<Incoming>) -> Vec<Vec<Incoming>> {
-    let mut segments: Vec<Vec<Incoming>> = Vec::new();
-    for command in incoming {
-        let is_send = matches!(command.envelope.command, Command::MsgSend { .. });
-        match segments.last_mut() {
-            Some(run)
-                if is_send
-                    && run.last().is_some_and(|last| matches!(last.envelope.command, Command::MsgSend { .. })) =>
-            {
-                run.push(command)
-            }
-            _ => segments.push(vec![command]),
+    let commands: Vec<(&str, bool)> = incoming
+        .iter()
+        .map(|command| (command.envelope.chat_id(), matches!(command.envelope.command, Command::MsgSend { .. })))
+        .collect();
+    let plan = plan_steps(&commands);
+    let mut slots: Vec<Option<Incoming>> = incoming.into_iter().map(Some).collect();
+    plan.into_iter().map(|step| step.into_iter().filter_map(|index| slots[index].take()).collect()).collect()
+}
+
+/// The steps of a batch of `(chat_id, is_send)` commands, as indices in stream order:
+/// runs of sends, and single other commands. A send joins the first run after the last
+/// other command of its chat (or starts one at the end), and any other command goes
+/// last, so each chat's commands keep the stream's order while other chats' commands
+/// do not split runs.
+fn plan_steps(commands: &[(&str, bool)]) -> Vec<Vec<usize>> {
+    let mut steps: Vec<(bool, Vec<usize>)> = Vec::new();
+    let mut barrier_of_chat: HashMap<&str, usize> = HashMap::new();
+    for (index, &(chat_id, is_send)) in commands.iter().enumerate() {
+        if !is_send {
+            barrier_of_chat.insert(chat_id, steps.len());
+            steps.push((false, vec![index]));
+            continue;
+        }
+        let after = barrier_of_chat.get(chat_id).map_or(0, |barrier| barrier + 1);
+        match (after..steps.len()).find(|&step| steps[step].0) {
+            Some(run) => steps[run].1.push(index),
+            None => steps.push((true, vec![index])),
         }
     }
-    segments
+    steps.into_iter().map(|(_, indices)| indices).collect()
 }
 
 async fn parse(message: jetstream::Message, replay_through: u64) -> Option<Incoming> {
@@ -283,6 +312,41 @@ async fn parse(message: jetstream::Message, replay_through: u64) -> Option<Incom
             metrics::COMMANDS.with_label_values(&["unknown", "malformed"]).inc();
             let _ = message.ack_with(AckKind::Term).await;
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_steps;
+
+    #[test]
+    fn other_chats_commands_do_not_split_runs_of_sends() {
+        let batch = [("a", true), ("b", false), ("a", true), ("c", true), ("b", true)];
+        assert_eq!(plan_steps(&batch), vec![vec![0, 2, 3], vec![1], vec![4]]);
+    }
+
+    #[test]
+    fn a_chats_own_command_orders_its_sends() {
+        let batch = [("a", true), ("a", false), ("a", true), ("b", true), ("a", false), ("a", true)];
+        assert_eq!(plan_steps(&batch), vec![vec![0, 3], vec![1], vec![2], vec![4], vec![5]]);
+    }
+
+    #[test]
+    fn every_chat_keeps_stream_order() {
+        // Every pattern of three chats and both kinds over six commands.
+        let chats = ["a", "b", "c"];
+        for pattern in 0..6usize.pow(6) {
+            let batch: Vec<(&str, bool)> =
+                (0..6).map(|i| pattern / 6usize.pow(i) % 6).map(|n| (chats[n % 3], n < 3)).collect();
+            let order: Vec<usize> = plan_steps(&batch).into_iter().flatten().collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..6).collect::<Vec<_>>(), "every command once: {batch:?}");
+            for chat in chats {
+                let of_chat: Vec<usize> = order.iter().copied().filter(|&i| batch[i].0 == chat).collect();
+                assert!(of_chat.windows(2).all(|w| w[0] < w[1]), "{chat} out of order in {batch:?}");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Queries on `chats`.
 
 use bson::doc;
+use chat_nats::model::ChatKind;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::options::ReturnDocument;
@@ -17,7 +18,28 @@ struct LastSeq {
     last_seq: i64,
 }
 
+/// What a chat is called, without its participants.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChatLabel {
+    /// Direct or group.
+    #[serde(rename = "type")]
+    pub kind: ChatKind,
+    /// A group's title.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
 impl Store {
+    /// A chat's kind and title, read with a projection; `None` when there is no such chat.
+    pub async fn chat_label(&self, chat_id: &str) -> Result<Option<ChatLabel>, StoreError> {
+        Ok(self
+            .db
+            .collection::<ChatLabel>(crate::collections::CHATS)
+            .find_one(doc! { "_id": chat_id })
+            .projection(doc! { "_id": 0, "type": 1, "title": 1 })
+            .await?)
+    }
+
     /// One chat.
     pub async fn chat(&self, chat_id: &str) -> Result<Option<ChatDoc>, StoreError> {
         Ok(self.chats().find_one(doc! { "_id": chat_id }).await?)
@@ -57,14 +79,44 @@ impl Store {
     }
 
     /// Reserves `count` sequence numbers; returns the last of them. The reservation is
-    /// durable before anything uses it, so a crash leaves a gap, never a reuse.
+    /// durable before anything uses it, so a crash leaves a gap, never a reuse. Only
+    /// `last_seq` comes back: a chat document carries every participant.
     pub async fn reserve_seqs(&self, chat_id: &str, count: u64) -> Result<Option<u64>, StoreError> {
         let updated = self
-            .chats()
+            .db
+            .collection::<LastSeq>(crate::collections::CHATS)
             .find_one_and_update(doc! { "_id": chat_id }, doc! { "$inc": { "last_seq": bson_seq(count) } })
+            .projection(doc! { "_id": 0, "last_seq": 1 })
             .return_document(ReturnDocument::After)
             .await?;
         Ok(updated.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
+    }
+
+    /// Moves a chat's `last_seq` from `expected` to `last_seq` and records `last` as its
+    /// newest message, in one write, only while `last_seq` still is `expected`: the
+    /// reservation and the preview of a run of sends cost one update of the (large)
+    /// chat document instead of two. False when the chat is gone or another writer
+    /// moved `last_seq` first (the caller reads it again).
+    pub async fn advance_head(
+        &self,
+        chat_id: &str,
+        expected: u64,
+        last: &LastMessageDoc,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let last_doc = bson::to_bson(last).map_err(|e| StoreError::Bson(e.to_string()))?;
+        let result = self
+            .chats()
+            .update_one(
+                doc! { "_id": chat_id, "last_seq": bson_seq(expected) },
+                doc! { "$set": {
+                    "last_seq": last.seq,
+                    "last_message": last_doc,
+                    "updated_at": bson::DateTime::from_chrono(at),
+                } },
+            )
+            .await?;
+        Ok(result.matched_count == 1)
     }
 
     /// Records the newest message, unless a newer one is already recorded.

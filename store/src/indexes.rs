@@ -28,7 +28,6 @@ pub fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
             collections::CHATS,
             vec![
                 index(doc! { "participants.user_id": 1 }, "participants_user", false),
-                index(doc! { "created_at": -1 }, "created_at", false),
                 sparse_unique(doc! { "direct_key": 1 }, "direct_key_unique", "direct_key"),
                 sparse_unique(doc! { "external_id": 1 }, "external_id_unique", "external_id"),
             ],
@@ -36,8 +35,6 @@ pub fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
         (
             collections::MESSAGES,
             vec![
-                index(doc! { "chat_id": 1, "created_at": -1 }, "chat_created_at", false),
-                index(doc! { "sender_id": 1 }, "sender", false),
                 index(doc! { "chat_id": 1, "seq": -1 }, "chat_seq_unique", true),
                 index(doc! { "chat_id": 1, "updated_seq": 1 }, "chat_updated_seq", false),
                 index(doc! { "chat_id": 1, "sender_id": 1, "client_msg_id": 1 }, "chat_sender_client_msg_unique", true),
@@ -54,11 +51,22 @@ pub fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
     ]
 }
 
+/// Indexes earlier versions created that no query uses: every message insert and
+/// chat update paid for them. Dropped at start-up.
+pub const OBSOLETE: [(&str, &str); 3] =
+    [(collections::CHATS, "created_at"), (collections::MESSAGES, "chat_created_at"), (collections::MESSAGES, "sender")];
+
 impl Store {
-    /// Creates every index.
+    /// Creates every index and drops the obsolete ones.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
         for (collection, models) in all() {
             self.db.collection::<Document>(collection).create_indexes(models).await?;
+        }
+        for (collection, name) in OBSOLETE {
+            let existing = self.db.collection::<Document>(collection).list_index_names().await?;
+            if existing.iter().any(|index| index == name) {
+                self.db.collection::<Document>(collection).drop_index(name).await?;
+            }
         }
         Ok(())
     }

@@ -4,6 +4,9 @@ use bson::doc;
 use futures::TryStreamExt;
 use mongodb::options::InsertManyOptions;
 
+use chat_nats::model::Role;
+use serde::Deserialize;
+
 use crate::{Store, StoreError, docs::ParticipantDoc};
 
 impl Store {
@@ -31,7 +34,56 @@ impl Store {
     }
 }
 
+/// The part of a membership that decides a push.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MemberFlags {
+    /// Member.
+    pub user_id: String,
+    /// Push notifications off.
+    pub muted: bool,
+}
+
+/// The part of a membership that authorises a command.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MemberRole {
+    /// Chat.
+    pub chat_id: String,
+    /// Member.
+    pub user_id: String,
+    /// Their role.
+    pub role: Role,
+}
+
 impl Store {
+    /// The roles of these `(chat, user)` pairs that are memberships, by point lookups
+    /// in one round trip, reading three fields of each.
+    pub async fn member_roles(&self, pairs: &[(&str, &str)]) -> Result<Vec<MemberRole>, StoreError> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = pairs.iter().map(|(chat_id, user_id)| ParticipantDoc::key(chat_id, user_id)).collect();
+        Ok(self
+            .db
+            .collection::<MemberRole>(crate::collections::PARTICIPANTS)
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "_id": 0, "chat_id": 1, "user_id": 1, "role": 1 })
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// Every member of a chat with their mute flag, reading two fields of each.
+    pub async fn member_flags(&self, chat_id: &str) -> Result<Vec<MemberFlags>, StoreError> {
+        Ok(self
+            .db
+            .collection::<MemberFlags>(crate::collections::PARTICIPANTS)
+            .find(doc! { "chat_id": chat_id })
+            .projection(doc! { "_id": 0, "user_id": 1, "muted": 1 })
+            .await?
+            .try_collect()
+            .await?)
+    }
+
     /// A user's memberships in the given chats.
     pub async fn memberships_in(&self, user_id: &str, chat_ids: &[String]) -> Result<Vec<ParticipantDoc>, StoreError> {
         let ids: Vec<String> = chat_ids.iter().map(|chat_id| ParticipantDoc::key(chat_id, user_id)).collect();

@@ -1,5 +1,7 @@
-//! `msg.send`, handled for a whole run of consecutive sends: one query for existing
-//! messages, one seq reservation per chat, one `insert_many`, one summary update per chat.
+//! `msg.send`, handled for a whole run of sends: one round trip for the senders'
+//! memberships, the replied-to messages and the sends that already exist (three
+//! queries at once), one compare-and-set per chat that reserves the seqs and sets the
+//! preview, and one `insert_many`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,17 +12,22 @@ use chat_nats::{
     model::{ErrorCode, Message},
 };
 use chat_store::{
-    Store,
-    docs::{ChatDoc, LastMessageDoc, MessageDoc, bson_seq},
+    Store, StoreError,
+    docs::{LastMessageDoc, MessageDoc, bson_seq},
     messages::SendKey,
 };
+use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
 use crate::{
     effects::Effects,
+    heads::ChatHeads,
     metrics,
     pipeline::{HandleError, Incoming},
 };
+
+/// Compare-and-set tries per chat before falling back to an atomic increment.
+const HEAD_TRIES: usize = 3;
 
 /// A send that passed validation, waiting for its seq.
 struct Accepted<'a> {
@@ -31,12 +38,16 @@ struct Accepted<'a> {
 }
 
 /// Handles consecutive `msg.send` commands in order.
-pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) -> Result<(), HandleError> {
-    let chat_ids: Vec<String> =
-        sends.iter().map(|s| s.envelope.chat_id().to_owned()).collect::<HashSet<_>>().into_iter().collect();
-    let chats: HashMap<String, ChatDoc> =
-        store.chats_by_ids(&chat_ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
-
+pub async fn handle(
+    store: &Store,
+    heads: &mut ChatHeads,
+    sends: &[Incoming],
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let mut pairs: Vec<(&str, &str)> =
+        sends.iter().map(|s| (s.envelope.chat_id(), s.envelope.actor.user_id.as_str())).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
     let replied_to: Vec<String> = sends
         .iter()
         .filter_map(|s| match &s.envelope.command {
@@ -44,7 +55,25 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
             _ => None,
         })
         .collect();
-    let reply_targets: HashMap<String, String> = store.chats_of_messages(&replied_to).await?.into_iter().collect();
+    let keys: Vec<SendKey> = sends
+        .iter()
+        .filter_map(|s| match &s.envelope.command {
+            Command::MsgSend { chat_id, client_msg_id, .. } => Some(SendKey {
+                chat_id: chat_id.clone(),
+                sender_id: s.envelope.actor.user_id.clone(),
+                client_msg_id: client_msg_id.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let (roles, reply_targets, existing) = futures::try_join!(
+        store.member_roles(&pairs),
+        store.chats_of_messages(&replied_to),
+        store.existing_sends(&keys),
+    )?;
+    let members: HashSet<(&str, &str)> =
+        roles.iter().map(|member| (member.chat_id.as_str(), member.user_id.as_str())).collect();
+    let reply_targets: HashMap<String, String> = reply_targets.into_iter().collect();
 
     let mut accepted = Vec::new();
     for command in sends {
@@ -52,8 +81,7 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
             continue;
         };
         let sender = &command.envelope.actor.user_id;
-        let is_member = chats.get(chat_id).is_some_and(|chat| super::role_in(chat, sender).is_some());
-        let problem = if !is_member {
+        let problem = if !members.contains(&(chat_id.as_str(), sender.as_str())) {
             Some((ErrorCode::NotFound, "no such chat".to_owned()))
         } else if let Err(reason) =
             limits::check_text(text).and(limits::check_client_id(client_msg_id, "client_msg_id"))
@@ -72,42 +100,21 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
         accepted.push(Accepted { command, key, text, reply_to: reply_to.as_ref() });
     }
 
-    let keys: Vec<SendKey> = accepted.iter().map(|a| a.key.clone()).collect();
-    let mut stored: HashMap<SendKey, MessageDoc> =
-        store.existing_sends(&keys).await?.into_iter().map(|m| (SendKey::of(&m), m)).collect();
+    let mut stored: HashMap<SendKey, MessageDoc> = existing.into_iter().map(|m| (SendKey::of(&m), m)).collect();
 
-    // Seqs for the sends that are new, per chat, in order; a key repeated inside the
-    // batch counts once.
-    let mut new_per_chat: HashMap<&str, u64> = HashMap::new();
+    // The new messages per chat, in order; a key repeated inside the batch counts once.
+    let now = chrono::Utc::now();
+    let mut new_per_chat: HashMap<String, Vec<MessageDoc>> = HashMap::new();
     let mut seen = HashSet::new();
     for send in &accepted {
-        if !stored.contains_key(&send.key) && seen.insert(&send.key) {
-            *new_per_chat.entry(send.key.chat_id.as_str()).or_default() += 1;
-        }
-    }
-    let reservations = try_join_all(new_per_chat.iter().map(|(chat_id, count)| async move {
-        store.reserve_seqs(chat_id, *count).await.map(|last| (chat_id.to_string(), last.map(|last| last - count + 1)))
-    }))
-    .await?;
-    let mut next_seq: HashMap<String, u64> =
-        reservations.into_iter().filter_map(|(chat_id, first)| first.map(|first| (chat_id, first))).collect();
-
-    let now = chrono::Utc::now();
-    let mut fresh = Vec::new();
-    let mut fresh_keys = HashSet::new();
-    for send in &accepted {
-        if stored.contains_key(&send.key) {
+        if stored.contains_key(&send.key) || !seen.insert(&send.key) {
             continue;
         }
-        let Some(seq) = next_seq.get_mut(&send.key.chat_id) else {
-            effects.reject(&send.command.envelope, ErrorCode::NotFound, "no such chat");
-            continue;
-        };
-        let doc = MessageDoc {
+        new_per_chat.entry(send.key.chat_id.clone()).or_default().push(MessageDoc {
             id: chat_core::ids::new_id(),
             chat_id: send.key.chat_id.clone(),
-            seq: bson_seq(*seq),
-            updated_seq: bson_seq(*seq),
+            seq: 0,
+            updated_seq: 0,
             sender_id: send.key.sender_id.clone(),
             client_msg_id: send.key.client_msg_id.clone(),
             text: send.text.to_owned(),
@@ -116,22 +123,50 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
             edited_at: None,
             deleted_at: None,
             last_command: None,
-        };
-        *seq += 1;
-        fresh_keys.insert(send.key.clone());
-        stored.insert(send.key.clone(), doc.clone());
-        fresh.push(doc);
+        });
+    }
+    let reserved = try_join_all(new_per_chat.into_iter().map(|(chat_id, mut docs)| {
+        let known = heads.get(&chat_id);
+        async move {
+            let last_seq = reserve(store, &chat_id, known, &mut docs, now).await?;
+            Ok::<_, StoreError>((chat_id, last_seq, docs))
+        }
+    }))
+    .await?;
+    let mut fresh = Vec::new();
+    let mut fresh_keys = HashSet::new();
+    for (chat_id, last_seq, docs) in reserved {
+        match last_seq {
+            Some(last_seq) => heads.set(&chat_id, last_seq),
+            // The chat is gone: its sends are answered below as such.
+            None => {
+                heads.forget(&chat_id);
+                continue;
+            }
+        }
+        for doc in docs {
+            fresh_keys.insert(SendKey::of(&doc));
+            stored.insert(SendKey::of(&doc), doc.clone());
+            fresh.push(doc);
+        }
+    }
+    for send in &accepted {
+        if !stored.contains_key(&send.key) {
+            effects.reject(&send.command.envelope, ErrorCode::NotFound, "no such chat");
+        }
     }
     store.insert_messages(&fresh).await?;
 
-    // A replayed send may have been stored by a run that crashed before the preview
-    // update: it competes for the preview too (the update keeps the newest seq).
+    // A replayed send may have been stored by an earlier version that set the preview
+    // after the insert and crashed in between: it competes for the preview (the update
+    // keeps the newest seq). A chat with fresh messages has just had a newer one set.
+    let fresh_chats: HashSet<&str> = fresh.iter().map(|doc| doc.chat_id.as_str()).collect();
+    let mut newest: HashMap<&str, &MessageDoc> = HashMap::new();
     let replayed = accepted
         .iter()
-        .filter(|send| send.command.redelivered && !fresh_keys.contains(&send.key))
+        .filter(|send| send.command.redelivered && !fresh_chats.contains(send.key.chat_id.as_str()))
         .filter_map(|send| stored.get(&send.key));
-    let mut newest: HashMap<&str, &MessageDoc> = HashMap::new();
-    for doc in fresh.iter().chain(replayed) {
+    for doc in replayed {
         let entry = newest.entry(doc.chat_id.as_str()).or_insert(doc);
         if doc.seq > entry.seq {
             *entry = doc;
@@ -167,4 +202,52 @@ pub async fn handle(store: &Store, sends: &[Incoming], effects: &mut Effects) ->
         );
     }
     Ok(())
+}
+
+/// Gives a chat's new messages (in order) their seqs and records the newest as the
+/// chat's preview, in one compare-and-set from the `last_seq` this pipeline knows (or
+/// reads); returns the chat's new `last_seq`, or `None` when there is no such chat.
+/// The preview is written before the messages: a crash in between leaves a preview
+/// whose message the replay stores under a newer seq, which then replaces it.
+async fn reserve(
+    store: &Store,
+    chat_id: &str,
+    known: Option<u64>,
+    docs: &mut [MessageDoc],
+    now: DateTime<Utc>,
+) -> Result<Option<u64>, StoreError> {
+    let count = docs.len() as u64;
+    let mut expected = known;
+    for _ in 0..HEAD_TRIES {
+        let current = match expected {
+            Some(current) => current,
+            None => match store.last_seq(chat_id).await? {
+                Some(current) => current,
+                None => return Ok(None),
+            },
+        };
+        number(docs, current + 1);
+        let Some(newest) = docs.last() else { return Ok(Some(current)) };
+        if store.advance_head(chat_id, current, &LastMessageDoc::of(newest), now).await? {
+            return Ok(Some(current + count));
+        }
+        metrics::HEAD_CONFLICTS.inc();
+        expected = None;
+    }
+    // Something else keeps moving this chat's `last_seq`: the atomic increment always
+    // succeeds, at the price of a second update for the preview.
+    let Some(last) = store.reserve_seqs(chat_id, count).await? else { return Ok(None) };
+    number(docs, last + 1 - count);
+    if let Some(newest) = docs.last() {
+        store.set_last_message(chat_id, &LastMessageDoc::of(newest), now).await?;
+    }
+    Ok(Some(last))
+}
+
+/// Numbers messages from `first` on.
+fn number(docs: &mut [MessageDoc], first: u64) {
+    for (offset, doc) in docs.iter_mut().enumerate() {
+        doc.seq = bson_seq(first + offset as u64);
+        doc.updated_seq = doc.seq;
+    }
 }

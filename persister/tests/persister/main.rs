@@ -145,6 +145,23 @@ async fn a_burst_across_chats_keeps_per_chat_order_and_dense_seqs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seq_moved_behind_the_persisters_back_is_read_again() {
+    let h = Harness::start().await;
+    let chat = h.create_group("u1", &["u2"]).await;
+    let first = h.submit("u2", send(&chat, "k1", "one")).await;
+    assert!(matches!(&first, CommandOutcome::Done { message: Some(m), .. } if m.seq == 2), "{first:?}");
+    // Another writer (a previous owner of the partition, say) reserves seqs the
+    // persister's remembered `last_seq` does not know of.
+    let moved = h.store.reserve_seqs(&chat, 5).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(moved, Some(7));
+    let second = h.submit("u2", send(&chat, "k2", "two")).await;
+    assert!(matches!(&second, CommandOutcome::Done { message: Some(m), .. } if m.seq == 8), "{second:?}");
+    let stored = h.store.chat(&chat).await.unwrap_or_default().expect("chat");
+    assert_eq!(stored.last_seq, 8);
+    assert_eq!(stored.last_message.map(|m| (m.seq, m.text)), Some((8, "two".to_owned())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_key_is_stored_once_and_the_resender_gets_the_original() {
     let h = Harness::start().await;
     let chat = h.create_group("u1", &["u2"]).await;

@@ -7,7 +7,7 @@ use chat_nats::{
     commands::{Command, CommandEnvelope, CommandOutcome},
     model::Role,
 };
-use chat_store::docs::{ParticipantDoc, RemovalMark, bson_seq};
+use chat_store::docs::{LastMessageDoc, ParticipantDoc, RemovalMark, bson_seq};
 
 use super::Harness;
 
@@ -131,4 +131,29 @@ async fn an_edit_or_delete_replayed_after_its_message_write_refreshes_the_previe
     h.store.update_message(&chat_id, &message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(h.deliver(&delete).await, CommandOutcome::Done { created: false, .. }));
     assert_eq!(h.preview(&chat_id).await, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_replayed_after_its_reservation_is_stored_under_a_newer_seq() {
+    let h = Harness::start().await;
+    let chat_id = h.create_group("u1", &[]).await;
+    let send = h.replayable("u1", super::send(&chat_id, "k1", "kept"));
+    // The first write of a run of sends: `last_seq` and the preview, in one update; the
+    // crash comes before the message is inserted.
+    let ghost = LastMessageDoc {
+        id: "ghost".into(),
+        seq: 2,
+        sender_id: "u1".into(),
+        text: "kept".into(),
+        created_at: chrono::Utc::now(),
+    };
+    let moved = h.store.advance_head(&chat_id, 1, &ghost, chrono::Utc::now()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(moved);
+
+    let outcome = h.deliver(&send).await;
+    let CommandOutcome::Done { message: Some(message), created: true, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(message.seq, 3, "the reserved seq stays a gap, never reused");
+    let chat = h.store.chat(&chat_id).await.unwrap_or_else(|e| panic!("{e}")).expect("the chat");
+    assert_eq!(chat.last_seq, 3);
+    assert_eq!(chat.last_message.map(|last| (last.id, last.seq)), Some((message.id, 3)));
 }
