@@ -10,6 +10,10 @@ pub const CMD_ALL: &str = "chat.cmd.>";
 pub const CMD_PUBLISHED: &str = "chat.cmd.*.>";
 /// Wildcard for every persisted event in `CHAT_EVT`.
 pub const EVT_ALL: &str = "chat.evt.>";
+/// Wildcard for every persisted membership event (`member.added`, `member.removed`).
+pub const EVT_MEMBERS_ALL: &str = "chat.evt.*.member.>";
+/// Wildcard for every persisted chat event (`chat.created`, `chat.updated`).
+pub const EVT_CHATS_ALL: &str = "chat.evt.*.chat.>";
 /// Wildcard for every push request in `PUSH`.
 pub const PUSH_ALL: &str = "push.>";
 /// Wildcard for every typing signal from the edges.

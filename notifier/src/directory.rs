@@ -1,16 +1,16 @@
-//! Chat titles and sender names for push requests, remembered for a while: they change
-//! rarely and every new message needs them. A chat's title is forgotten as soon as an
-//! event that can change it arrives (`chat.updated`, membership events); names change
-//! only through the directory, which announces nothing, so they expire after
-//! [`TTL`]. Memberships are not kept here: who gets a push is read with every message,
-//! because another replica may have handled the removal of a member.
+//! Chat members, titles and sender names for push requests, remembered for a while:
+//! they change rarely and every new message needs them. What is known of a chat is
+//! forgotten as soon as an event that can change it is seen (see [`Invalidations`]);
+//! names change only through the directory, which announces nothing, so everything
+//! also expires after [`TTL`].
 
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-use chat_store::{Store, StoreError, chats::ChatLabel};
+use chat_store::{Store, StoreError, chats::ChatLabel, participants::MemberFlags};
+use futures::{FutureExt, StreamExt, stream::SelectAll};
 
 /// How long a title or a name is used before it is read again.
 pub const TTL: Duration = Duration::from_secs(30);
@@ -45,20 +45,43 @@ impl<V: Clone> Remembered<V> {
     }
 }
 
-/// Titles and names, read through.
+/// Members, titles and names, read through.
 #[derive(Debug)]
 pub struct Directory {
+    members: Remembered<Vec<MemberFlags>>,
     labels: Remembered<ChatLabel>,
     names: Remembered<String>,
+    /// False once invalidations can no longer be trusted: members are then read every
+    /// time.
+    keeps_members: bool,
 }
 
 impl Default for Directory {
     fn default() -> Self {
-        Directory { labels: Remembered::new(), names: Remembered::new() }
+        Directory {
+            members: Remembered::new(),
+            labels: Remembered::new(),
+            names: Remembered::new(),
+            keeps_members: true,
+        }
     }
 }
 
 impl Directory {
+    /// A chat's members with their mute flags.
+    pub async fn members(&mut self, store: &Store, chat_id: &str) -> Result<Vec<MemberFlags>, StoreError> {
+        let now = Instant::now();
+        if let Some(members) = self.members.get(chat_id, now) {
+            return Ok(members);
+        }
+        let members = store.member_flags(chat_id).await?;
+        // A chat without members is one whose creation may not be visible yet.
+        if self.keeps_members && !members.is_empty() {
+            self.members.put(chat_id, members.clone(), now);
+        }
+        Ok(members)
+    }
+
     /// A chat's kind and title; `None` when there is no such chat.
     pub async fn label(&mut self, store: &Store, chat_id: &str) -> Result<Option<ChatLabel>, StoreError> {
         let now = Instant::now();
@@ -83,7 +106,62 @@ impl Directory {
 
     /// Forgets what is known of a chat whose title or members may have changed.
     pub fn forget_chat(&mut self, chat_id: &str) {
+        self.members.forget(chat_id);
         self.labels.forget(chat_id);
+    }
+
+    /// Forgets every chat.
+    pub fn forget_all(&mut self) {
+        self.members.entries.clear();
+        self.labels.entries.clear();
+    }
+}
+
+/// Membership and chat events, heard on core NATS by every notifier replica, whichever
+/// replica's consumer handles them: an entry of a chat whose members changed is dropped
+/// before the next `CHAT_EVT` message is handled. The persister publishes a chat's
+/// `member.*` event and gets it stored before it publishes the chat's next message, and
+/// one server writes both to this connection in that order, so the invalidation is
+/// already queued when the message arrives. Across a cluster the two travel different
+/// routes; an overtaken invalidation leaves an entry stale for at most [`TTL`]. A
+/// reconnect (anything may have been missed) forgets everything.
+pub struct Invalidations {
+    client: async_nats::Client,
+    events: SelectAll<async_nats::Subscriber>,
+    connects: u64,
+}
+
+impl Invalidations {
+    /// Subscribes to the events that change a chat's members or title.
+    pub async fn subscribe(client: &async_nats::Client) -> Result<Self, async_nats::SubscribeError> {
+        let members = client.subscribe(chat_nats::subjects::EVT_MEMBERS_ALL).await?;
+        let chats = client.subscribe(chat_nats::subjects::EVT_CHATS_ALL).await?;
+        let connects = client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(Invalidations { client: client.clone(), events: futures::stream::select_all([members, chats]), connects })
+    }
+
+    /// Applies every invalidation received so far.
+    pub fn apply(&mut self, directory: &mut Directory) {
+        let connects = self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed);
+        if connects != self.connects {
+            self.connects = connects;
+            directory.forget_all();
+        }
+        loop {
+            match self.events.next().now_or_never() {
+                Some(Some(event)) => match chat_nats::subjects::chat_id_of(&event.subject) {
+                    Some(chat_id) => directory.forget_chat(chat_id),
+                    None => directory.forget_all(),
+                },
+                Some(None) => {
+                    tracing::warn!("membership invalidations ended; reading members for every message");
+                    directory.keeps_members = false;
+                    directory.forget_all();
+                    return;
+                }
+                None => return,
+            }
+        }
     }
 }
 

@@ -94,6 +94,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let consumer = streams::ensure_consumer(&stream, streams::notifier_consumer_config())
         .await
         .map_err(|error| StartupError::dependency("creating the notifier consumer", error))?;
+    // Subscribed before consuming, so no event after the first message goes unheard.
+    let mut invalidations = directory::Invalidations::subscribe(&nats)
+        .await
+        .map_err(|error| StartupError::dependency("subscribing to membership events", error))?;
     let mut messages =
         consumer.messages().await.map_err(|error| StartupError::dependency("consuming CHAT_EVT", error))?;
 
@@ -122,6 +126,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 subject = %message.subject,
                 "event received"
             );
+            invalidations.apply(&mut directory);
             match handle(&nats, &js, &store, &mut directory, &redis, &message.payload).await {
                 Ok(()) => {
                     let _ = message.ack().await;

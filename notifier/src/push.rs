@@ -37,7 +37,7 @@ pub async fn for_message(
     js: &async_nats::jetstream::Context,
     message: &Message,
 ) -> Result<usize, PushError> {
-    let members = store.member_flags(&message.chat_id).await?;
+    let members = directory.members(store, &message.chat_id).await?;
     let recipients: Vec<String> =
         members.iter().map(|m| m.user_id.clone()).filter(|id| id != &message.sender_id).collect();
     if recipients.is_empty() {

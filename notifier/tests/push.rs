@@ -1,30 +1,41 @@
 //! Push requests against real NATS, Redis and the MongoDB-compatible store: an event
 //! handled twice (a redelivery to this replica or another one, however late) makes
-//! each offline member's request once.
+//! each offline member's request once, and a membership change heard on NATS is seen
+//! by the next message's requests.
 
 use chat_core::connect::LazyRedis;
 use chat_nats::{
     model::{ChatKind, Message, Role},
-    streams,
+    streams, subjects,
 };
 use chat_store::{
     Store,
     docs::{ChatDoc, MemberDoc, ParticipantDoc},
 };
 use chat_testkit::Servers;
+use notifier::{
+    directory::{Directory, Invalidations},
+    push,
+};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_handled_twice_makes_each_push_request_once() {
+struct Setup {
+    _servers: Servers,
+    nats: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    store: Store,
+    redis: LazyRedis,
+}
+
+/// Servers, and chat `c1` ("Physics") with `members`, stored as the persister stores it.
+async fn setup(members: &[(&str, bool)]) -> Setup {
     let servers = Servers::start().await;
     let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
-    let js = async_nats::jetstream::new(nats);
+    let js = async_nats::jetstream::new(nats.clone());
     streams::ensure_streams_exist(&js, servers.nats_args().stream_settings()).await.unwrap_or_else(|e| panic!("{e}"));
     let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
     let store = Store::new(db);
     let redis = LazyRedis::new(&servers.redis_args()).unwrap_or_else(|e| panic!("{e}"));
-    let mut directory = notifier::directory::Directory::default();
     let now = chrono::Utc::now();
-    let member = |user_id: &str| MemberDoc { user_id: user_id.into(), role: Role::Member };
     let chat = ChatDoc {
         id: "c1".into(),
         kind: ChatKind::Group,
@@ -34,55 +45,112 @@ async fn a_message_handled_twice_makes_each_push_request_once() {
         updated_at: now,
         last_seq: 1,
         last_message: None,
-        participants: vec![member("u1"), member("u2"), member("u3")],
+        participants: members.iter().map(|(id, _)| MemberDoc { user_id: (*id).into(), role: Role::Member }).collect(),
         external_id: None,
         direct_key: None,
         last_update: None,
         last_removal: None,
     };
     store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
-    let membership = |user_id: &str, muted: bool| ParticipantDoc {
+    let memberships: Vec<ParticipantDoc> = members.iter().map(|(id, muted)| membership(id, *muted)).collect();
+    store.insert_participants(&memberships).await.unwrap_or_else(|e| panic!("{e}"));
+    Setup { _servers: servers, nats, js, store, redis }
+}
+
+fn membership(user_id: &str, muted: bool) -> ParticipantDoc {
+    ParticipantDoc {
         id: ParticipantDoc::key("c1", user_id),
         chat_id: "c1".into(),
         user_id: user_id.into(),
         role: Role::Member,
-        joined_at: now,
+        joined_at: chrono::Utc::now(),
         joined_seq: 1,
         last_read_seq: 0,
         muted,
         added_by: None,
-    };
-    let memberships =
-        [membership("u1", false), membership("u2", false), membership("u3", false), membership("u4", true)];
-    store.insert_participants(&memberships).await.unwrap_or_else(|e| panic!("{e}"));
-    let message = Message {
-        id: "m1".into(),
+    }
+}
+
+fn message(id: &str, seq: u64) -> Message {
+    Message {
+        id: id.into(),
         chat_id: "c1".into(),
-        seq: 1,
-        updated_seq: 1,
+        seq,
+        updated_seq: seq,
         sender_id: "u1".into(),
-        client_msg_id: "k1".into(),
+        client_msg_id: id.into(),
         text: "hello".into(),
         reply_to: None,
-        created_at: now,
+        created_at: chrono::Utc::now(),
         edited_at: None,
         deleted_at: None,
-    };
+    }
+}
 
-    let first = notifier::push::for_message(&store, &mut directory, &redis, &js, &message)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(first, 2, "u2 and u3 are offline; u4 has muted the chat");
+impl Setup {
+    async fn push(&self, directory: &mut Directory, message: &Message) -> usize {
+        push::for_message(&self.store, directory, &self.redis, &self.js, message)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The users the push requests stored for a message are addressed to.
+    async fn pushed_to(&self, message_id: &str) -> Vec<String> {
+        let mut stream = self.js.get_stream(streams::PUSH_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
+        let last = stream.info().await.unwrap_or_else(|e| panic!("{e}")).state.last_sequence;
+        let mut users = Vec::new();
+        for seq in 1..=last {
+            let raw = stream.get_raw_message(seq).await.unwrap_or_else(|e| panic!("{e}"));
+            let request: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap_or_default();
+            if request["message_id"] == message_id {
+                users.push(request["user_id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        users.sort();
+        users
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_handled_twice_makes_each_push_request_once() {
+    let s = setup(&[("u1", false), ("u2", false), ("u3", false), ("u4", true)]).await;
+    let mut directory = Directory::default();
+    let m1 = message("m1", 1);
+
+    assert_eq!(s.push(&mut directory, &m1).await, 2, "u2 and u3 are offline; u4 has muted the chat");
     // JetStream would also drop these inside its two-minute window; the count shows
     // that nothing was even published again.
-    let again = notifier::push::for_message(&store, &mut directory, &redis, &js, &message)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(again, 0);
-    let mut push = js.get_stream(streams::PUSH_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(push.info().await.unwrap_or_else(|e| panic!("{e}")).state.messages, 2);
-    let request = push.get_raw_message(1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.push(&mut directory, &m1).await, 0);
+    assert_eq!(s.pushed_to("m1").await, ["u2", "u3"]);
+    let stream = s.js.get_stream(streams::PUSH_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
+    let request = stream.get_raw_message(1).await.unwrap_or_else(|e| panic!("{e}"));
     let request: serde_json::Value = serde_json::from_slice(&request.payload).unwrap_or_default();
     assert_eq!(request["chat_title"], "Physics");
     assert_eq!(request["sender_name"], "u1", "a sender the directory does not know is named by id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_change_heard_on_nats_reaches_the_next_messages_requests() {
+    let s = setup(&[("u1", false), ("u2", false)]).await;
+    let mut directory = Directory::default();
+    let mut invalidations = Invalidations::subscribe(&s.nats).await.unwrap_or_else(|e| panic!("{e}"));
+    invalidations.apply(&mut directory);
+    assert_eq!(s.push(&mut directory, &message("m1", 2)).await, 1);
+    assert_eq!(s.pushed_to("m1").await, ["u2"]);
+
+    // The persister removes u2 and adds u3, and publishes the events (which another
+    // notifier replica's consumer may handle); this replica hears them on core NATS.
+    s.store.delete_participant("c1", "u2").await.unwrap_or_else(|e| panic!("{e}"));
+    s.store.insert_participants(&[membership("u3", false)]).await.unwrap_or_else(|e| panic!("{e}"));
+    for (event, seq) in [("member.removed", 3), ("member.added", 4)] {
+        let body = format!(r#"{{"v":1,"id":"c1:{seq}","chat_id":"c1","seq":{seq},"type":"{event}"}}"#);
+        s.nats.publish(subjects::event("c1", event), body.into()).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    s.nats.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    // A round trip on the same connection: the events have reached the subscription.
+    s.nats.request("_no_responder_.ping", "".into()).await.ok();
+
+    invalidations.apply(&mut directory);
+    assert_eq!(s.push(&mut directory, &message("m2", 5)).await, 1);
+    assert_eq!(s.pushed_to("m2").await, ["u3"], "the removed member gets nothing, the added one does");
 }
