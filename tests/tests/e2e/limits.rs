@@ -1,9 +1,15 @@
 //! Abuse limits as a client meets them: tokens the verifier bounds (an `exp` near 2^64,
 //! audience arrays, display names) refused alike by REST and the WebSocket upgrade and
-//! `auth.refresh`.
+//! `auth.refresh`, and `external_id` reserved to the platform's roles.
 
 use chat_core::auth::{Audience, Claims, DEV_SECRET, dev_claims, mint_hs256};
-use chat_e2e::{Stack, token};
+use chat_e2e::{Stack, WAIT, token, token_with_roles};
+use chat_nats::{
+    commands::{Actor, Command, CommandEnvelope},
+    model::ChatKind,
+    publish::{Outgoing, publish_one},
+    subjects,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
@@ -94,4 +100,58 @@ async fn a_token_name_the_directory_refuses_never_reaches_it() {
     let padded = token_with("spaced1", |claims| claims.name = Some("  Мария Ивановна ".into()));
     let (status, me) = stack.call(Method::GET, "/api/users/me", &padded, None).await;
     assert_eq!((status, &me["name"]), (200, &json!("Мария Ивановна")), "stored trimmed, as an upsert: {me}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_cannot_claim_a_course_external_id_over_rest_or_the_bus() {
+    let stack = Stack::start().await;
+    let course = |title: &str| json!({"type": "group", "title": title, "external_id": "course-7a"});
+    let (status, body) = stack.call(Method::POST, "/api/chats", &token("stu"), Some(course("mine"))).await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")), "REST: {body}");
+
+    // The same create sent on the command stream as the student, as an edge or a forged
+    // publisher could: the persister refuses it, and the refusal reaches the student's
+    // socket like any rejected command.
+    let (mut student, hello) = stack.connect_with_hello(&token("stu")).await;
+    let envelope = CommandEnvelope {
+        v: chat_nats::PAYLOAD_VERSION,
+        id: chat_core::ids::new_id(),
+        actor: Actor { user_id: "stu".into(), roles: vec!["student".into()] },
+        reference: Some("claim".into()),
+        conn_id: hello["conn_id"].as_str().map(str::to_owned),
+        reply: None,
+        issued_at: chrono::Utc::now(),
+        command: Command::ChatCreate {
+            chat_id: chat_core::ids::new_id(),
+            kind: ChatKind::Group,
+            title: Some("mine".into()),
+            member_ids: vec![],
+            external_id: Some("course-7a".into()),
+        },
+    };
+    let bus = async_nats::jetstream::new(stack.bus().await);
+    let subject = subjects::command(envelope.chat_id(), envelope.command.name());
+    let payload = serde_json::to_vec(&envelope).unwrap_or_default();
+    publish_one(&bus, Outgoing::new(subject, envelope.id.clone(), payload.into()))
+        .await
+        .unwrap_or_else(|error| panic!("publish: {error}"));
+    let refused = tokio::time::timeout(WAIT, student.next_of("error")).await.unwrap_or_else(|_| panic!("no refusal"));
+    assert_eq!((&refused["code"], &refused["ref"]), (&json!("forbidden"), &json!("claim")), "{refused}");
+    student.expect_none_of("chat.created", std::time::Duration::from_millis(300)).await;
+
+    // The course id is still free for the platform.
+    let service = token_with_roles("lms", &["service"]);
+    let (status, chat) = stack.call(Method::POST, "/api/chats", &service, Some(course("Physics 7A"))).await;
+    assert_eq!(status, 201, "{chat}");
+    assert_eq!(chat["external_id"], "course-7a");
+    let admin = token_with_roles("root", &["admin"]);
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/api/chats",
+            &admin,
+            Some(json!({"type": "group", "title": "t", "external_id": "course-7b"})),
+        )
+        .await;
+    assert_eq!(status, 201, "a platform admin may set one too");
 }
