@@ -155,6 +155,17 @@ pub struct UserLimitArgs {
     /// Messages per user per second across all connections and the REST API (0: off).
     #[arg(long = "messages-per-user-per-s", env = "CHAT_MESSAGES_PER_USER_PER_S", default_value_t = 10)]
     pub messages_per_user_per_s: u32,
+    /// Messages a user may send at once before the per-second rate applies (the token
+    /// bucket's size); default: one second's worth, `CHAT_MESSAGES_PER_USER_PER_S`.
+    #[arg(long = "messages-per-user-burst", env = "CHAT_MESSAGES_PER_USER_BURST")]
+    pub messages_per_user_burst: Option<u32>,
+}
+
+impl UserLimitArgs {
+    /// The message bucket's size: the configured burst, else one second's worth.
+    pub fn message_burst(&self) -> u32 {
+        self.messages_per_user_burst.unwrap_or(self.messages_per_user_per_s)
+    }
 }
 
 #[cfg(test)]

@@ -120,7 +120,10 @@ impl Stack {
                 shutdown: grace(),
                 http: http(),
                 listen_addr: any_port(),
-                limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
+                limits: chat_core::config::UserLimitArgs {
+                    messages_per_user_per_s: 1000,
+                    messages_per_user_burst: None,
+                },
                 allowed_origins: vec!["http://localhost:3000".into()],
                 command_timeout_ms: 10_000,
             },
@@ -164,7 +167,10 @@ impl Stack {
                 log: log(),
                 nats: nats.clone(),
                 redis: redis.clone(),
-                limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
+                limits: chat_core::config::UserLimitArgs {
+                    messages_per_user_per_s: 1000,
+                    messages_per_user_burst: None,
+                },
                 jwt: dev_jwt_args(),
                 admin: admin(),
                 shutdown: grace(),
