@@ -120,6 +120,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             message_budget: chat_core::rate_limit::UserMessageBudget::new(
                 redis.clone(),
                 config.limits.messages_per_user_per_s,
+                config.limits.message_burst(),
             ),
             verifier,
             command_timeout: Duration::from_millis(config.command_timeout_ms),

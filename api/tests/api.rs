@@ -41,7 +41,7 @@ impl Harness {
             shutdown: ShutdownArgs { shutdown_grace_s: 5 },
             http: HttpArgs { header_read_timeout_ms: 10_000 },
             listen_addr: ([127, 0, 0, 1], 0).into(),
-            limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 3 },
+            limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 3, messages_per_user_burst: None },
             allowed_origins: vec!["https://school.example".into()],
             command_timeout_ms: 500,
         };

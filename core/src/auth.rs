@@ -2,8 +2,14 @@
 //! token's header never chooses them. Keys: an HS256 secret, one PEM public key
 //! (RS256, ES256 or EdDSA) for tokens without a `kid`, and a JWKS file whose keys are
 //! chosen by `kid` — an unknown `kid` is refused, never guessed.
+//!
+//! Beyond the signature, the verifier is the one place that bounds what a token may
+//! claim, so that REST and WebSocket refuse the same tokens: an `exp` further ahead than
+//! `CHAT_JWT_MAX_LIFETIME_S`, an `aud` (string or array) without the configured
+//! audience, a `sub` that could not travel in a NATS subject, a `name` that the user
+//! directory would refuse from the platform.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
 use serde::{Deserialize, Serialize};
@@ -43,13 +49,39 @@ pub struct Claims {
     pub iss: Option<String>,
     /// Audience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
 }
 
 impl Claims {
     /// True when the token grants the platform role.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// How long the token is valid from now (zero once expired). The verifier bounds
+    /// `exp`, so adding this to a clock reading cannot overflow.
+    pub fn valid_for(&self) -> Duration {
+        Duration::from_secs(self.exp.saturating_sub(unix_now_s()))
+    }
+}
+
+/// The `aud` claim: RFC 7519 allows one string or an array of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "chat"`.
+    One(String),
+    /// `"aud": ["chat", "lms"]`.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// True when `audience` is, or is among, the token's audiences.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(one) => one == audience,
+            Audience::Many(many) => many.iter().any(|a| a == audience),
+        }
     }
 }
 
@@ -105,6 +137,7 @@ pub struct TokenVerifier {
     public_key: Option<(Algorithm, DecodingKey)>,
     by_kid: HashMap<String, (Option<Algorithm>, DecodingKey)>,
     template: Validation,
+    max_lifetime_s: u64,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -156,7 +189,8 @@ impl TokenVerifier {
             required.push("iss");
         }
         template.set_required_spec_claims(&required);
-        Ok(TokenVerifier { algorithms, secret, public_key, by_kid, template })
+        let max_lifetime_s = args.jwt_max_lifetime_s;
+        Ok(TokenVerifier { algorithms, secret, public_key, by_kid, template, max_lifetime_s })
     }
 
     /// Checks algorithm, key, signature and claims; returns the claims.
@@ -184,10 +218,23 @@ impl TokenVerifier {
         validation.algorithms = vec![header.alg];
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|error| AuthError::Invalid(error.to_string()))?;
-        let claims = data.claims;
+        let mut claims = data.claims;
+        // Far-future expiries are refused rather than clamped: no identity provider
+        // issues them on purpose, and honouring one would make a leaked token everlasting.
+        if claims.exp.saturating_sub(unix_now_s()) > self.max_lifetime_s {
+            return Err(AuthError::Invalid(format!(
+                "exp is more than {} s ahead (CHAT_JWT_MAX_LIFETIME_S)",
+                self.max_lifetime_s
+            )));
+        }
         // User ids travel inside NATS subjects.
         if !chat_nats::subjects::is_valid_id(&claims.sub) {
             return Err(invalid("sub must be 1-64 characters of [A-Za-z0-9_-]"));
+        }
+        // The name goes into the user directory, under the same rule as the platform's
+        // own upserts.
+        if let Some(name) = &mut claims.name {
+            *name = chat_nats::limits::check_display_name(name).map_err(AuthError::Invalid)?.to_owned();
         }
         Ok(claims)
     }
@@ -225,6 +272,10 @@ fn read_jwks(path: &std::path::Path) -> Result<HashMap<String, (Option<Algorithm
     Ok(keys)
 }
 
+fn unix_now_s() -> u64 {
+    chrono::Utc::now().timestamp().max(0) as u64
+}
+
 /// Signs claims with an HS256 secret: development tokens and tests only.
 pub fn mint_hs256(secret: &str, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
@@ -232,7 +283,7 @@ pub fn mint_hs256(secret: &str, claims: &Claims) -> Result<String, jsonwebtoken:
 
 /// Claims for a development token valid for `ttl_s` seconds.
 pub fn dev_claims(user_id: &str, name: &str, roles: &[&str], ttl_s: u64) -> Claims {
-    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    let now = unix_now_s();
     Claims {
         sub: user_id.to_owned(),
         name: Some(name.to_owned()),
@@ -241,7 +292,7 @@ pub fn dev_claims(user_id: &str, name: &str, roles: &[&str], ttl_s: u64) -> Clai
         iat: Some(now),
         nbf: None,
         iss: Some(DEV_ISSUER.to_owned()),
-        aud: Some(DEFAULT_AUDIENCE.to_owned()),
+        aud: Some(Audience::One(DEFAULT_AUDIENCE.to_owned())),
     }
 }
 
@@ -255,5 +306,6 @@ pub fn dev_jwt_args() -> JwtArgs {
         jwt_issuer: Some(DEV_ISSUER.into()),
         jwt_audience: DEFAULT_AUDIENCE.into(),
         jwt_leeway_s: 30,
+        jwt_max_lifetime_s: crate::config::DEFAULT_JWT_MAX_LIFETIME_S,
     }
 }

@@ -101,7 +101,20 @@ pub struct JwtArgs {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     #[arg(long = "jwt-leeway-s", env = "CHAT_JWT_LEEWAY_S", default_value_t = 30)]
     pub jwt_leeway_s: u64,
+    /// Furthest ahead a token's `exp` may be, in seconds: a later one is refused, so
+    /// that a forged or misissued everlasting token is not honoured and no expiry
+    /// overflows a clock.
+    #[arg(
+        long = "jwt-max-lifetime-s",
+        env = "CHAT_JWT_MAX_LIFETIME_S",
+        default_value_t = DEFAULT_JWT_MAX_LIFETIME_S,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub jwt_max_lifetime_s: u64,
 }
+
+/// Default of `CHAT_JWT_MAX_LIFETIME_S`: 30 days.
+pub const DEFAULT_JWT_MAX_LIFETIME_S: u64 = 30 * 24 * 3600;
 
 /// The admin port (`/healthz`, `/readyz`, `/metrics`).
 #[derive(Debug, Clone, Args)]
@@ -142,6 +155,17 @@ pub struct UserLimitArgs {
     /// Messages per user per second across all connections and the REST API (0: off).
     #[arg(long = "messages-per-user-per-s", env = "CHAT_MESSAGES_PER_USER_PER_S", default_value_t = 10)]
     pub messages_per_user_per_s: u32,
+    /// Messages a user may send at once before the per-second rate applies (the token
+    /// bucket's size); default: one second's worth, `CHAT_MESSAGES_PER_USER_PER_S`.
+    #[arg(long = "messages-per-user-burst", env = "CHAT_MESSAGES_PER_USER_BURST")]
+    pub messages_per_user_burst: Option<u32>,
+}
+
+impl UserLimitArgs {
+    /// The message bucket's size: the configured burst, else one second's worth.
+    pub fn message_burst(&self) -> u32 {
+        self.messages_per_user_burst.unwrap_or(self.messages_per_user_per_s)
+    }
 }
 
 #[cfg(test)]

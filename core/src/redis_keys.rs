@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`conns`], [`last_seen`] | the user | presence: the `MULTI` of a connection report, the sweep script |
 //! | [`typing_throttle`], [`typing`] | the chat | presence: the typing script |
-//! | [`message_budget`] | the user | edge and api: `INCRBY` + `EXPIRE` of one window |
+//! | [`message_budget`] | the user | edge and api: the token bucket script (one key) |
 //! | [`push_sent`] | the message | notifier: `SMISMEMBER`, then `SADD` + `EXPIRE` |
 //! | [`ONLINE`] | none (one key) | presence: `SADD`, `SREM`, `SSCAN`, `SCARD`, each alone |
 //!
@@ -38,9 +38,11 @@ pub fn typing(chat_id: &str, user_id: &str) -> String {
     format!("typing:{{{chat_id}}}:{user_id}")
 }
 
-/// A user's message count in one one-second window.
-pub fn message_budget(user_id: &str, window_s: u64) -> String {
-    format!("rate:{{{user_id}}}:msg:{window_s}")
+/// A user's message bucket: when it is full again (µs since the epoch); no key is a
+/// full bucket. The `:bucket` suffix keeps it apart from the fixed-window counters of
+/// older releases (`rate:{user}:msg:<second>`), which expire by themselves.
+pub fn message_budget(user_id: &str) -> String {
+    format!("rate:{{{user_id}}}:msg:bucket")
 }
 
 /// Set of the users a push request for this message was published for; kept as long
@@ -60,7 +62,6 @@ mod tests {
     fn keys_used_together_share_a_slot_and_users_and_chats_spread() {
         for id in ["u1", "a-much-longer-user-id_42", "x"] {
             assert_eq!(Slot::for_key(conns(id)), Slot::for_key(last_seen(id)), "{id}");
-            assert_eq!(Slot::for_key(message_budget(id, 1)), Slot::for_key(message_budget(id, 2)), "{id}");
             assert_eq!(Slot::for_key(typing_throttle(id, "u1")), Slot::for_key(typing(id, "u2")), "{id}");
         }
         assert_ne!(Slot::for_key(conns("u1")), Slot::for_key(conns("u2")), "each user has a slot of their own");

@@ -1,6 +1,8 @@
 //! Token verification against every attack on the list: `alg: none`, the wrong
 //! algorithm or key, expired, not yet valid, wrong issuer or audience, missing claims,
-//! a string `exp`, unknown key ids; and the three public-key algorithms and JWKS.
+//! a string `exp`, unknown key ids, an `exp` beyond the lifetime cap, audience arrays,
+//! display names the directory would refuse; and the three public-key algorithms and
+//! JWKS.
 
 use std::path::PathBuf;
 
@@ -98,6 +100,71 @@ fn time_issuer_audience_and_claim_shapes_are_checked() {
         assert!(hs().verify(&sign(&header, &body, &secret)).is_err(), "{case} was accepted");
     }
     assert!(hs().verify(&sign(&header, &with("exp", json!(now - 10)), &secret)).is_ok(), "inside the leeway");
+}
+
+#[test]
+fn an_exp_beyond_the_lifetime_cap_is_refused() {
+    let secret = EncodingKey::from_secret(DEV_SECRET.as_bytes());
+    let header = Header::new(Algorithm::HS256);
+    let now = chrono::Utc::now().timestamp() as u64;
+    let cap = chat_core::config::DEFAULT_JWT_MAX_LIFETIME_S;
+    let mut body = serde_json::to_value(claims()).unwrap_or_default();
+    for exp in [u64::MAX, u64::MAX - 1, i64::MAX as u64 + 1, i64::MAX as u64, now + cap + 120] {
+        body["exp"] = json!(exp);
+        let reason = refused(&hs(), &sign(&header, &body, &secret));
+        assert!(reason.contains("CHAT_JWT_MAX_LIFETIME_S"), "exp {exp}: {reason}");
+    }
+    body["exp"] = json!(now + cap - 120);
+    let accepted = hs().verify(&sign(&header, &body, &secret)).unwrap_or_else(|e| panic!("within the cap: {e}"));
+    assert!(accepted.valid_for() <= std::time::Duration::from_secs(cap));
+    let mut args = dev_jwt_args();
+    args.jwt_max_lifetime_s = 3600;
+    let strict = TokenVerifier::from_args(&args).unwrap_or_else(|e| panic!("{e}"));
+    refused(&strict, &mint_hs256(DEV_SECRET, &dev_claims("u1", "Ann", &[], 7200)).unwrap_or_default());
+    assert!(strict.verify(&mint_hs256(DEV_SECRET, &dev_claims("u1", "Ann", &[], 600)).unwrap_or_default()).is_ok());
+}
+
+#[test]
+fn an_audience_array_must_contain_the_configured_audience() {
+    let secret = EncodingKey::from_secret(DEV_SECRET.as_bytes());
+    let header = Header::new(Algorithm::HS256);
+    let mut body = serde_json::to_value(claims()).unwrap_or_default();
+    for aud in [json!(["chat"]), json!(["lms", "chat"]), json!(["chat", "chat"])] {
+        body["aud"] = aud.clone();
+        let accepted = hs().verify(&sign(&header, &body, &secret)).unwrap_or_else(|e| panic!("{aud}: {e}"));
+        assert!(accepted.aud.is_some_and(|a| a.contains("chat")), "{aud}");
+    }
+    for aud in [
+        json!([]),
+        json!(["lms", "billing"]),
+        json!(["chat", 1]),
+        json!([1]),
+        json!([["chat"]]),
+        json!({"chat": 1}),
+        json!(7),
+        json!(null),
+    ] {
+        body["aud"] = aud.clone();
+        refused(&hs(), &sign(&header, &body, &secret));
+    }
+}
+
+#[test]
+fn a_name_the_directory_would_refuse_is_refused() {
+    let secret = EncodingKey::from_secret(DEV_SECRET.as_bytes());
+    let header = Header::new(Algorithm::HS256);
+    let mut body = serde_json::to_value(claims()).unwrap_or_default();
+    let too_long = "я".repeat(chat_nats::limits::MAX_NAME_CHARS + 1);
+    for name in ["", "  ", "Ann\nTeacher", "Ann\u{7}", "Ann\u{202E}rehcaeT", "a\u{2067}b", too_long.as_str()] {
+        body["name"] = json!(name);
+        let reason = refused(&hs(), &sign(&header, &body, &secret));
+        assert!(reason.contains("name"), "{name:?}: {reason}");
+    }
+    body["name"] = json!(" Мария Ивановна ");
+    let accepted = hs().verify(&sign(&header, &body, &secret)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(accepted.name.as_deref(), Some("Мария Ивановна"), "stored as the directory would store it");
+    body.as_object_mut().map(|o| o.remove("name"));
+    assert!(hs().verify(&sign(&header, &body, &secret)).is_ok(), "the name stays optional");
 }
 
 #[test]

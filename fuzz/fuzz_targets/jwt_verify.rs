@@ -85,7 +85,12 @@ fn check(token: &str) {
     mac.update(parts[1].as_bytes());
     assert!(mac.verify_slice(&signature).is_ok(), "accepted a token whose signature is not the dev HMAC: {token:?}");
 
-    assert_eq!(claims.aud.as_deref(), Some(DEFAULT_AUDIENCE), "accepted a foreign audience");
+    assert!(claims.aud.as_ref().is_some_and(|aud| aud.contains(DEFAULT_AUDIENCE)), "accepted a foreign audience");
+    let max_ahead = chat_core::config::DEFAULT_JWT_MAX_LIFETIME_S as i128;
+    assert!(claims.exp as i128 <= now() as i128 + max_ahead, "accepted an exp beyond the cap: {}", claims.exp);
+    if let Some(name) = &claims.name {
+        assert!(chat_nats::limits::check_display_name(name).is_ok(), "accepted a name the directory refuses: {name:?}");
+    }
     assert_eq!(claims.iss.as_deref(), Some(DEV_ISSUER), "accepted a foreign issuer");
     let now = now();
     assert!(claims.exp as i128 + LEEWAY_S as i128 >= now as i128, "accepted an expired token: exp {}", claims.exp);

@@ -32,6 +32,13 @@ pub mod roles {
     pub const PLATFORM_ADMIN: &str = "admin";
     /// The platform's own services (user sync).
     pub const SERVICE: &str = "service";
+
+    /// True for the platform itself (`admin` or `service`): only it may bind a chat to
+    /// one of its own ids (`external_id`, a course or class), so that no user can claim
+    /// a course's id before the platform creates the course's chat.
+    pub fn is_platform(roles: &[String]) -> bool {
+        roles.iter().any(|role| role == PLATFORM_ADMIN || role == SERVICE)
+    }
 }
 
 /// The version stamped into every payload as `"v": 1`.

@@ -6,6 +6,8 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 pub const MAX_CLIENT_MSG_ID: usize = 64;
 /// Longest group title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest user display name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
 /// Most members named in one create or add.
 pub const MAX_MEMBERS_PER_COMMAND: usize = 1000;
 
@@ -36,6 +38,27 @@ pub fn check_title(title: &str) -> Result<(), String> {
         return Err("title contains bidirectional control characters".into());
     }
     check_no_controls(title, "title")
+}
+
+/// Checks a user's display name, from the platform's upsert or from a token's `name`,
+/// and returns it without surrounding whitespace: something visible, at most
+/// [`MAX_NAME_CHARS`], one line, no control or bidirectional control characters (a name
+/// is shown beside every message, where reordered text could impersonate someone).
+pub fn check_display_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if is_blank(name) {
+        return Err("name must not be empty".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("name is longer than {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+        return Err("name contains control characters".into());
+    }
+    if name.chars().any(is_bidi_control) {
+        return Err("name contains bidirectional control characters".into());
+    }
+    Ok(name)
 }
 
 /// Checks an id the client chose (`client_msg_id`): the same alphabet as every id.
@@ -94,5 +117,26 @@ mod tests {
         assert!(check_text("שלום, мир").is_ok());
         assert!(check_client_id("k-1_a", "client_msg_id").is_ok());
         assert!(check_client_id("k.1", "client_msg_id").is_err());
+    }
+
+    #[test]
+    fn display_name_rules() {
+        assert_eq!(check_display_name("  Мария Ивановна "), Ok("Мария Ивановна"));
+        assert_eq!(check_display_name("שרה כהן"), Ok("שרה כהן"));
+        assert!(check_display_name(&"я".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(check_display_name(&"я".repeat(MAX_NAME_CHARS + 1)).is_err());
+        for bad in [
+            "",
+            "   ",
+            "\u{200B}",
+            "Ann\nAdmin",
+            "Ann\tB",
+            "a\u{1b}[31m",
+            "a\u{2028}b",
+            "Ann\u{202E}nimda",
+            "x\u{2066}y",
+        ] {
+            assert!(check_display_name(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -120,7 +120,10 @@ impl Stack {
                 shutdown: grace(),
                 http: http(),
                 listen_addr: any_port(),
-                limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
+                limits: chat_core::config::UserLimitArgs {
+                    messages_per_user_per_s: 1000,
+                    messages_per_user_burst: None,
+                },
                 allowed_origins: vec!["http://localhost:3000".into()],
                 command_timeout_ms: 10_000,
             },
@@ -164,7 +167,10 @@ impl Stack {
                 log: log(),
                 nats: nats.clone(),
                 redis: redis.clone(),
-                limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000 },
+                limits: chat_core::config::UserLimitArgs {
+                    messages_per_user_per_s: 1000,
+                    messages_per_user_burst: None,
+                },
                 jwt: dev_jwt_args(),
                 admin: admin(),
                 shutdown: grace(),
@@ -255,6 +261,12 @@ impl Stack {
 
     /// Connects a user's WebSocket and reads `hello`.
     pub async fn connect(&self, token: &str) -> Client {
+        self.connect_with_hello(token).await.0
+    }
+
+    /// Connects a user's WebSocket; returns the client and its `hello` (with the
+    /// `conn_id` the edge routes this connection's rejections by).
+    pub async fn connect_with_hello(&self, token: &str) -> (Client, Value) {
         let request = format!("{}?access_token={token}", self.ws_url);
         let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
@@ -262,7 +274,7 @@ impl Stack {
         let mut client = Client { socket, skipped: Default::default() };
         let hello = client.next_json().await;
         assert_eq!(hello["type"], "hello", "first frame: {hello}");
-        client
+        (client, hello)
     }
 }
 
@@ -293,9 +305,14 @@ async fn start_persister(servers: &Servers, nats: &NatsArgs) -> PersisterHandle 
     PersisterHandle { shutdown, running: Some(running) }
 }
 
-/// A development token for a user.
+/// A development token for a student.
 pub fn token(user_id: &str) -> String {
-    mint_hs256(DEV_SECRET, &dev_claims(user_id, &format!("User {user_id}"), &["student"], 3600))
+    token_with_roles(user_id, &["student"])
+}
+
+/// A development token for a user with these platform roles.
+pub fn token_with_roles(user_id: &str, roles: &[&str]) -> String {
+    mint_hs256(DEV_SECRET, &dev_claims(user_id, &format!("User {user_id}"), roles, 3600))
         .unwrap_or_else(|error| panic!("cannot mint a token: {error}"))
 }
 

@@ -335,8 +335,7 @@ fn refresh(
     }
     metrics::COMMANDS.with_label_values(&["auth.refresh", "accepted"]).inc();
     conn.reply(ServerFrame::Ack { reference }.to_text());
-    let now_s = chrono::Utc::now().timestamp().max(0) as u64;
-    Some(Instant::now() + Duration::from_secs(claims.exp.saturating_sub(now_s)))
+    Some(crate::session::token_deadline(&claims))
 }
 
 fn reply_unparsed(conn: &ConnHandle, reference: Option<&str>, reason: &str) {

@@ -88,8 +88,11 @@ pub async fn start_with_hook(
         .await
         .map_err(|error| StartupError::dependency("subscribing to presence changes", error))?;
     let redis = chat_core::connect::LazyRedis::new(&config.redis)?;
-    let message_budget =
-        chat_core::rate_limit::UserMessageBudget::new(redis.clone(), config.limits.messages_per_user_per_s);
+    let message_budget = chat_core::rate_limit::UserMessageBudget::new(
+        redis.clone(),
+        config.limits.messages_per_user_per_s,
+        config.limits.message_burst(),
+    );
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;

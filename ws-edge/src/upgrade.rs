@@ -3,10 +3,7 @@
 //! HTTP status and no socket. Upgrades in progress are capped: past the cap a client
 //! gets 503 at once instead of queueing behind token checks and membership loads.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -17,7 +14,11 @@ use axum::{
 };
 use serde::Deserialize;
 
-use crate::{connection, session::Session, state::EdgeState};
+use crate::{
+    connection,
+    session::{self, Session},
+    state::EdgeState,
+};
 
 /// The `/ws` route.
 pub fn router(edge: EdgeState) -> Router {
@@ -67,8 +68,7 @@ async fn upgrade(
             return (StatusCode::SERVICE_UNAVAILABLE, "memberships unavailable; retry").into_response();
         }
     };
-    let now_s = chrono::Utc::now().timestamp().max(0) as u64;
-    let expires_at = Instant::now() + Duration::from_secs(claims.exp.saturating_sub(now_s));
+    let expires_at = session::token_deadline(&claims);
     let session = Session {
         conn_id: Arc::from(chat_core::ids::new_id()),
         user_id: Arc::from(claims.sub),

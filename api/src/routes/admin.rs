@@ -37,10 +37,7 @@ pub async fn upsert_user(
         return Err(ApiError::new(ErrorCode::Forbidden, "platform admin or service role required"));
     }
     check_id(&user_id, "user id")?;
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid("name must be 1-200 characters without control characters"));
-    }
+    let name = chat_nats::limits::check_display_name(&request.name).map_err(ApiError::invalid)?;
     if let Some(bad) = request.roles.iter().find(|r| !PLATFORM_ROLES.contains(&r.as_str())) {
         return Err(ApiError::invalid(format!("unknown role {bad:?}")));
     }

@@ -9,7 +9,7 @@ use axum::{
 };
 use chat_nats::{
     commands::Command,
-    model::{Chat, ChatKind, Role, direct_key},
+    model::{Chat, ChatKind, ErrorCode, Role, direct_key},
 };
 use chat_store::docs::{ChatDoc, ParticipantDoc};
 use futures::future::try_join_all;
@@ -77,6 +77,13 @@ pub async fn create(
             }
             if let Some(external_id) = &external_id {
                 check_id(external_id, "external_id")?;
+                // The persister enforces this too; answering here spares the round trip.
+                if !chat_nats::roles::is_platform(&caller.0.roles) {
+                    return Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        "only the platform (admin or service role) may set external_id",
+                    ));
+                }
             }
             Command::ChatCreate {
                 chat_id: chat_core::ids::new_id(),

@@ -6,7 +6,7 @@ use chat_nats::{
     events::{ChatEvent, EventBody},
     limits,
     model::{ChatKind, ErrorCode, Role, direct_key},
-    subjects,
+    roles, subjects,
 };
 use chat_store::{
     Store,
@@ -21,6 +21,8 @@ use crate::{
 
 /// The seq of a chat's creation event.
 const CREATED_SEQ: u64 = 1;
+/// Why a chat with an `external_id` was refused to its creator.
+const EXTERNAL_ID_FORBIDDEN: &str = "only the platform (admin or service role) may set external_id";
 
 /// Handles one `chat.create`.
 pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
@@ -31,6 +33,12 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let creator = &envelope.actor.user_id;
     if let Err(reason) = validate(creator, *kind, title.as_deref(), member_ids, external_id.as_deref()) {
         effects.reject(envelope, ErrorCode::Invalid, reason);
+        return Ok(());
+    }
+    // Checked here, not only at the api: a command on the bus names its actor's roles,
+    // and the persister is the one writer that decides.
+    if external_id.is_some() && !roles::is_platform(&envelope.actor.roles) {
+        effects.reject(envelope, ErrorCode::Forbidden, EXTERNAL_ID_FORBIDDEN);
         return Ok(());
     }
 

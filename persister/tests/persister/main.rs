@@ -212,6 +212,37 @@ async fn outsiders_bad_replies_and_bad_roles_are_rejected_to_the_issuer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_platform_roles_may_bind_a_chat_to_an_external_id() {
+    let h = Harness::start().await;
+    let course = |external_id: &str| Command::ChatCreate {
+        chat_id: chat_core::ids::new_id(),
+        kind: ChatKind::Group,
+        title: Some("Physics 9B".into()),
+        member_ids: vec![],
+        external_id: Some(external_id.into()),
+    };
+    let by = |user: &str, roles: &[&str], command: Command| {
+        let mut envelope = h.envelope(user, command, Some(h.nats.new_inbox()));
+        envelope.actor.roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        envelope
+    };
+    for roles in [&[][..], &["student"], &["teacher"]] {
+        let envelope = by("stu", roles, course("course-9b"));
+        let outcome = h.deliver(&envelope).await;
+        assert!(
+            matches!(&outcome, CommandOutcome::Rejected(r) if r.code == ErrorCode::Forbidden),
+            "{roles:?}: {outcome:?}"
+        );
+        let stored = h.store.chat(envelope.chat_id()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(stored.is_none(), "{roles:?} created a course's chat");
+    }
+    for (role, external_id) in [("service", "course-9b"), ("admin", "course-9c")] {
+        let outcome = h.deliver(&by("platform", &[role], course(external_id))).await;
+        assert!(matches!(outcome, CommandOutcome::Done { created: true, .. }), "{role}: {outcome:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_command_is_dropped_and_the_next_one_still_runs() {
     let h = Harness::start().await;
     let chat = h.create_group("u1", &[]).await;

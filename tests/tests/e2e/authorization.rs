@@ -1,14 +1,9 @@
 //! Walks the table of `docs/api.md` ("Who may do what"): every action by every kind of
 //! caller, with the status each must get, through the real pipeline.
 
-use chat_e2e::{Stack, token};
+use chat_e2e::{Stack, token, token_with_roles};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn with_roles(user: &str, roles: &[&str]) -> String {
-    chat_core::auth::mint_hs256(chat_core::auth::DEV_SECRET, &chat_core::auth::dev_claims(user, user, roles, 3600))
-        .unwrap_or_default()
-}
 
 /// An action, its request, and the status each caller gets (owner, admin, member,
 /// outsider).
@@ -40,8 +35,8 @@ async fn every_action_answers_every_caller_as_documented() {
         )
         .await;
     assert_eq!(status, 200);
-    let platform_admin = with_roles("root", &["admin"]);
-    let service = with_roles("sync", &["service"]);
+    let platform_admin = token_with_roles("root", &["admin"]);
+    let service = token_with_roles("sync", &["service"]);
     let callers: Vec<(&str, String)> = vec![
         ("owner", token("owner")),
         ("admin", token("admin1")),

@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use chat_e2e::{Stack, token};
+use chat_e2e::{Stack, token, token_with_roles};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -287,9 +287,11 @@ async fn a_client_that_resumes_with_sync_ends_like_one_that_never_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_changes_start_and_stop_delivery_at_once() {
     let stack = Stack::start().await;
+    // A course's chat, as the platform's service creates it (only it may set external_id).
+    let platform = token_with_roles("own", &["service"]);
     let chat = stack
         .create_chat(
-            &token("own"),
+            &platform,
             json!({"type": "group", "title": "Класс", "member_ids": ["mem"], "external_id": "course-42"}),
         )
         .await;
@@ -297,7 +299,7 @@ async fn membership_changes_start_and_stop_delivery_at_once() {
         .call(
             Method::POST,
             "/api/chats",
-            &token("own"),
+            &platform,
             Some(json!({"type": "group", "title": "again", "external_id": "course-42"})),
         )
         .await;

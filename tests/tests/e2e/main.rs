@@ -4,6 +4,7 @@
 mod authorization;
 mod bench;
 mod features;
+mod limits;
 mod nats_cluster;
 mod operations;
 mod pipeline;

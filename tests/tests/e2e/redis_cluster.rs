@@ -83,7 +83,7 @@ async fn the_service_runs_on_a_redis_cluster_and_survives_a_master_failover() {
     let stop = CancellationToken::new();
     let traffic = tokio::spawn(traffic(sending, receiving, chat.clone(), stop.clone()));
     let budget_key_seen = poll(Duration::from_secs(5), || {
-        let key = redis_keys::message_budget(&sender, unix_second());
+        let key = redis_keys::message_budget(&sender);
         let mut redis = redis.clone();
         async move { redis.exists::<_, bool>(key).await.unwrap_or(false) }
     })
@@ -205,28 +205,26 @@ async fn typing_works(
     false
 }
 
-/// Whether two budgets (two edge or api replicas) of 10 per second on the cluster share
-/// `user`'s count: 8 on the first leave the second 2. Retried while it fails (the
-/// cluster failing over, or the one-second window turning over mid-check) until `wait`.
+/// Whether two budgets (two edge or api replicas) with buckets of 10 on the cluster
+/// share `user`'s bucket: 8 taken on the first leave the second 2. One refill a second,
+/// so that nothing comes back during a check; retried while it fails (the cluster
+/// failing over) until `wait`.
 async fn budget_is_shared(args: &RedisArgs, redis: &mut RedisConnection, user: &str, wait: Duration) -> bool {
     let deadline = Instant::now() + wait;
-    let replica = || UserMessageBudget::new(LazyRedis::new(args).unwrap_or_else(|e| panic!("{e}")), 10);
+    let replica = || UserMessageBudget::new(LazyRedis::new(args).unwrap_or_else(|e| panic!("{e}")), 1, 10);
+    let key = redis_keys::message_budget(user);
     while Instant::now() < deadline {
         let (first, second) = (replica(), replica());
-        // Start just after a window boundary, so that the check fits in one window.
-        let now_ms = chrono_millis();
-        tokio::time::sleep(Duration::from_millis(1000 - now_ms % 1000 + 20)).await;
-        let window = unix_second();
-        let key = redis_keys::message_budget(user, window);
+        let started = Instant::now();
         let admitted = (0..8).filter(|_| first.take(user) == Verdict::Allowed).count();
         let shared = admitted == 8
-            && poll(Duration::from_millis(400), || total_is(redis, &key, 8)).await
+            && poll(Duration::from_millis(400), || owes(redis, &key, 8)).await
             && second.take(user) == Verdict::Allowed
-            && poll(Duration::from_millis(300), || total_is(redis, &key, 9)).await;
-        // The second replica records the total a moment after Redis has it.
+            && poll(Duration::from_millis(300), || owes(redis, &key, 9)).await;
+        // The second replica records Redis's answer a moment after Redis has it.
         tokio::time::sleep(SYNC_DELAY * 4).await;
         let rest = (0..3).filter(|_| second.take(user) == Verdict::Allowed).count();
-        if shared && rest == 1 && unix_second() == window {
+        if shared && rest == 1 && started.elapsed() < Duration::from_millis(900) {
             return true;
         }
         let _ = redis.del::<_, i64>(&key).await;
@@ -234,9 +232,12 @@ async fn budget_is_shared(args: &RedisArgs, redis: &mut RedisConnection, user: &
     false
 }
 
-/// Whether the budget window at `key` counts `total` in Redis.
-async fn total_is(redis: &RedisConnection, key: &str, total: u64) -> bool {
-    redis.clone().get::<_, Option<u64>>(key).await.ok().flatten() == Some(total)
+/// Whether the bucket at `key` (refilled once a second) owes about `count` messages:
+/// it is full again between `count - 1` and `count` seconds from now.
+async fn owes(redis: &RedisConnection, key: &str, count: u64) -> bool {
+    let Some(full_at_us) = redis.clone().get::<_, Option<u64>>(key).await.ok().flatten() else { return false };
+    let owed_us = full_at_us.saturating_sub(unix_micros());
+    (count - 1) * 1_000_000 < owed_us && owed_us <= count * 1_000_000
 }
 
 /// Whether `check` holds within `wait`, asked every 50 ms.
@@ -262,12 +263,8 @@ async fn readyz(http: &reqwest::Client, admin_url: &str) -> bool {
     response.json::<Value>().await.is_ok_and(|body| body["status"] == "ready")
 }
 
-fn chrono_millis() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-fn unix_second() -> u64 {
-    chrono_millis() / 1000
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 /// What the traffic saw.

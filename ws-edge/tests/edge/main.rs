@@ -53,7 +53,7 @@ fn config(nats_url: String) -> ws_edge::Config {
             command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
         },
         redis: chat_core::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() },
-        limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 10 },
+        limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 10, messages_per_user_burst: None },
         jwt: dev_jwt_args(),
         admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
         shutdown: ShutdownArgs { shutdown_grace_s: 5 },

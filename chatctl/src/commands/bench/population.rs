@@ -48,7 +48,7 @@ pub fn users(settings: &Settings, prefix: &str, count: usize) -> Result<Vec<User
             let id = format!("{prefix}-{n}");
             let mut claims = chat_core::auth::dev_claims(&id, &format!("Bench {n}"), &["student"], TOKEN_TTL_S);
             claims.iss = settings.jwt_issuer.clone();
-            claims.aud = Some(settings.jwt_audience.clone());
+            claims.aud = Some(chat_core::auth::Audience::One(settings.jwt_audience.clone()));
             let token = chat_core::auth::mint_hs256(&settings.jwt_secret, &claims).map_err(BenchError::Token)?;
             Ok(User { id, token })
         })
