@@ -15,7 +15,7 @@
 pub mod commands;
 pub mod effects;
 pub mod fence;
-pub mod heads;
+pub mod known_chats;
 pub mod metrics;
 pub mod partitions;
 pub mod pipeline;

@@ -20,7 +20,7 @@ use chat_store::{Store, StoreError};
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::{commands, effects::Effects, fence::Fence, heads::ChatHeads, metrics};
+use crate::{commands, effects::Effects, fence::Fence, known_chats::KnownChats, metrics};
 
 /// How often an idle pull hears from the server; two missed make the pipeline start
 /// over.
@@ -115,7 +115,7 @@ impl Pipeline {
             .messages()
             .await
             .map_err(|error| PipelineError::Consume(error.to_string()))?;
-        let mut heads = ChatHeads::default();
+        let mut known = KnownChats::default();
         loop {
             let first = tokio::select! {
                 biased;
@@ -135,7 +135,7 @@ impl Pipeline {
             // shutdown, where it gets the grace period and is otherwise left to be
             // replayed by the next owner, and when the partition is lost.
             let work = async {
-                if self.handle_batch(batch, &fence, replay_through, &mut heads).await == Handled::Abandoned {
+                if self.handle_batch(batch, &fence, replay_through, &mut known).await == Handled::Abandoned {
                     // Commands left unacked must not be overtaken: the partition goes
                     // back and its next owner replays them first.
                     tracing::warn!("partition lease no longer trusted; stopping before the next batch");
@@ -179,14 +179,14 @@ impl Pipeline {
     /// Handles one batch in stream order and acks what was done. A failed segment is
     /// tried again after a pause, with the commands after it kept from redelivery,
     /// until it succeeds or `fence` no longer holds. Commands up to `replay_through`
-    /// count as redelivered. `heads` carries what the partition's chats hold from one
+    /// count as redelivered. `known` carries what the partition's chats hold from one
     /// batch to the next.
     pub async fn handle_batch(
         &self,
         batch: Vec<jetstream::Message>,
         fence: &Fence,
         replay_through: u64,
-        heads: &mut ChatHeads,
+        known: &mut KnownChats,
     ) -> Handled {
         metrics::BATCH_SIZE.observe(batch.len() as f64);
         let mut incoming = Vec::with_capacity(batch.len());
@@ -202,7 +202,7 @@ impl Pipeline {
                 if !fence.holds() {
                     return Handled::Abandoned;
                 }
-                let Err(error) = self.handle_segment(&segments[index], heads).await else { break };
+                let Err(error) = self.handle_segment(&segments[index], known).await else { break };
                 tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "batch step failed; retrying in order");
                 for command in segments[index..].iter_mut().flatten() {
                     metrics::COMMANDS.with_label_values(&[command.envelope.command.name(), "retried"]).inc();
@@ -220,16 +220,16 @@ impl Pipeline {
         Handled::All
     }
 
-    async fn handle_segment(&self, segment: &[Incoming], heads: &mut ChatHeads) -> Result<(), HandleError> {
+    async fn handle_segment(&self, segment: &[Incoming], known: &mut KnownChats) -> Result<(), HandleError> {
         let mut effects = Effects::default();
         let Some(first) = segment.first() else { return Ok(()) };
         let store = &self.store;
         // Every command but sends and read marks may move `last_seq` by an increment.
         if !matches!(first.envelope.command, Command::MsgSend { .. } | Command::Read { .. }) {
-            heads.forget(first.envelope.chat_id());
+            known.forget(first.envelope.chat_id());
         }
         match &first.envelope.command {
-            Command::MsgSend { .. } => commands::msg_send::handle(store, heads, segment, &mut effects).await?,
+            Command::MsgSend { .. } => commands::msg_send::handle(store, known, segment, &mut effects).await?,
             Command::MsgEdit { .. } => commands::msg_edit::handle(store, first, &mut effects).await?,
             Command::MsgDelete { .. } => commands::msg_delete::handle(store, first, &mut effects).await?,
             Command::Read { .. } => commands::read::handle(store, first, &mut effects).await?,

@@ -1,7 +1,7 @@
 //! `msg.send`, handled for a whole run of sends: one round trip for the senders'
-//! memberships, the replied-to messages and the sends that already exist (three
-//! queries at once), one compare-and-set per chat that reserves the seqs and sets the
-//! preview, and one `insert_many`.
+//! memberships the pipeline has not checked yet, the replied-to messages and the sends
+//! that already exist (up to three queries at once), one compare-and-set per chat that
+//! reserves the seqs and sets the preview, and one `insert_many`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,7 +21,7 @@ use futures::future::try_join_all;
 
 use crate::{
     effects::Effects,
-    heads::ChatHeads,
+    known_chats::KnownChats,
     metrics,
     pipeline::{HandleError, Incoming},
 };
@@ -40,14 +40,17 @@ struct Accepted<'a> {
 /// Handles consecutive `msg.send` commands in order.
 pub async fn handle(
     store: &Store,
-    heads: &mut ChatHeads,
+    known: &mut KnownChats,
     sends: &[Incoming],
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
-    let mut pairs: Vec<(&str, &str)> =
-        sends.iter().map(|s| (s.envelope.chat_id(), s.envelope.actor.user_id.as_str())).collect();
-    pairs.sort_unstable();
-    pairs.dedup();
+    let mut unchecked: Vec<(&str, &str)> = sends
+        .iter()
+        .map(|s| (s.envelope.chat_id(), s.envelope.actor.user_id.as_str()))
+        .filter(|(chat_id, user_id)| known.role(chat_id, user_id).is_none())
+        .collect();
+    unchecked.sort_unstable();
+    unchecked.dedup();
     let replied_to: Vec<String> = sends
         .iter()
         .filter_map(|s| match &s.envelope.command {
@@ -67,12 +70,13 @@ pub async fn handle(
         })
         .collect();
     let (roles, reply_targets, existing) = futures::try_join!(
-        store.member_roles(&pairs),
+        store.member_roles(&unchecked),
         store.chats_of_messages(&replied_to),
         store.existing_sends(&keys),
     )?;
-    let members: HashSet<(&str, &str)> =
-        roles.iter().map(|member| (member.chat_id.as_str(), member.user_id.as_str())).collect();
+    for member in &roles {
+        known.set_role(&member.chat_id, &member.user_id, member.role);
+    }
     let reply_targets: HashMap<String, String> = reply_targets.into_iter().collect();
 
     let mut accepted = Vec::new();
@@ -81,7 +85,7 @@ pub async fn handle(
             continue;
         };
         let sender = &command.envelope.actor.user_id;
-        let problem = if !members.contains(&(chat_id.as_str(), sender.as_str())) {
+        let problem = if known.role(chat_id, sender).is_none() {
             Some((ErrorCode::NotFound, "no such chat".to_owned()))
         } else if let Err(reason) =
             limits::check_text(text).and(limits::check_client_id(client_msg_id, "client_msg_id"))
@@ -126,9 +130,9 @@ pub async fn handle(
         });
     }
     let reserved = try_join_all(new_per_chat.into_iter().map(|(chat_id, mut docs)| {
-        let known = heads.get(&chat_id);
+        let remembered = known.last_seq(&chat_id);
         async move {
-            let last_seq = reserve(store, &chat_id, known, &mut docs, now).await?;
+            let last_seq = reserve(store, &chat_id, remembered, &mut docs, now).await?;
             Ok::<_, StoreError>((chat_id, last_seq, docs))
         }
     }))
@@ -137,10 +141,10 @@ pub async fn handle(
     let mut fresh_keys = HashSet::new();
     for (chat_id, last_seq, docs) in reserved {
         match last_seq {
-            Some(last_seq) => heads.set(&chat_id, last_seq),
+            Some(last_seq) => known.set_last_seq(&chat_id, last_seq),
             // The chat is gone: its sends are answered below as such.
             None => {
-                heads.forget(&chat_id);
+                known.forget(&chat_id);
                 continue;
             }
         }

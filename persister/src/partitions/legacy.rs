@@ -17,7 +17,7 @@ use chat_nats::{commands::CommandEnvelope, streams, subjects};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::{fence::Fence, heads::ChatHeads, pipeline::Pipeline};
+use crate::{fence::Fence, known_chats::KnownChats, pipeline::Pipeline};
 
 /// Returns once neither the old consumer nor a drain is left (or at `shutdown`).
 pub async fn drain(stream: &Stream, pipeline: &Pipeline, shutdown: &CancellationToken, tick: Duration) {
@@ -84,7 +84,7 @@ async fn drain_through(
         let quiet = batch.is_empty();
         handled += batch.len();
         // Any of these may have reached the old consumer's owner: all count as replays.
-        pipeline.handle_batch(batch, &Fence::always(), u64::MAX, &mut ChatHeads::default()).await;
+        pipeline.handle_batch(batch, &Fence::always(), u64::MAX, &mut KnownChats::default()).await;
         if reached_partitions || quiet {
             return Ok(handled);
         }

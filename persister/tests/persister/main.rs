@@ -162,6 +162,21 @@ async fn a_seq_moved_behind_the_persisters_back_is_read_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_after_sending_can_send_no_more() {
+    let h = Harness::start().await;
+    let chat = h.create_group("u1", &["u2"]).await;
+    assert!(matches!(h.submit("u2", send(&chat, "k1", "one")).await, CommandOutcome::Done { created: true, .. }));
+    let removal = Command::MemberRemove { chat_id: chat.clone(), user_id: "u2".into() };
+    assert!(matches!(h.submit("u1", removal).await, CommandOutcome::Done { .. }));
+    let outcome = h.submit("u2", send(&chat, "k2", "two")).await;
+    assert!(
+        matches!(outcome, CommandOutcome::Rejected(chat_nats::commands::Rejection { code: ErrorCode::NotFound, .. })),
+        "{outcome:?}"
+    );
+    assert!(matches!(h.submit("u1", send(&chat, "k3", "three")).await, CommandOutcome::Done { created: true, .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_key_is_stored_once_and_the_resender_gets_the_original() {
     let h = Harness::start().await;
     let chat = h.create_group("u1", &["u2"]).await;
