@@ -12,6 +12,7 @@
 //! must stop), [`commands`] (one file per command), [`effects`] (what a batch
 //! publishes), [`metrics`], [`setup`] (streams and consumers this binary owns).
 
+pub mod authorization;
 pub mod commands;
 pub mod effects;
 pub mod fence;

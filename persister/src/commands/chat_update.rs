@@ -5,7 +5,7 @@ use chat_nats::{
     commands::{Command, CommandOutcome},
     events::{ChatEvent, EventBody},
     limits,
-    model::{ChatKind, ErrorCode},
+    model::ErrorCode,
 };
 use chat_store::{
     Store,
@@ -13,6 +13,7 @@ use chat_store::{
 };
 
 use crate::{
+    authorization,
     effects::Effects,
     metrics,
     pipeline::{HandleError, Incoming},
@@ -34,11 +35,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         let seq = u64::try_from(mark.seq).unwrap_or(0);
         return finish(command, chat.into(), seq, false, effects);
     }
-    if chat.kind == ChatKind::Direct {
-        return reject(effects, ErrorCode::Forbidden, "direct chats have no title");
-    }
-    if !role.can_manage() {
-        return reject(effects, ErrorCode::Forbidden, "only owners and admins rename a chat");
+    if let Err(refusal) = authorization::may_rename(chat.kind, role) {
+        return reject(effects, refusal.code, refusal.reason);
     }
     if let Err(reason) = limits::check_title(title) {
         return reject(effects, ErrorCode::Invalid, &reason);

@@ -5,7 +5,7 @@ use chat_nats::{
     commands::{Command, CommandOutcome},
     events::{ChatEvent, EventBody},
     limits,
-    model::{ChatKind, ErrorCode},
+    model::ErrorCode,
     subjects,
 };
 use chat_store::{
@@ -14,6 +14,7 @@ use chat_store::{
 };
 
 use crate::{
+    authorization,
     effects::Effects,
     metrics,
     pipeline::{HandleError, Incoming},
@@ -35,14 +36,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let Some(actor_role) = super::role_in(&chat, &envelope.actor.user_id) else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
-    if chat.kind == ChatKind::Direct {
-        return reject(effects, ErrorCode::Forbidden, "direct chats have exactly two members");
-    }
-    if !actor_role.can_manage() {
-        return reject(effects, ErrorCode::Forbidden, "only owners and admins add members");
-    }
-    if *role > actor_role || *role == chat_nats::model::Role::Owner {
-        return reject(effects, ErrorCode::Forbidden, "cannot grant this role");
+    if let Err(refusal) = authorization::may_add(chat.kind, actor_role, *role) {
+        return reject(effects, refusal.code, refusal.reason);
     }
     if user_ids.is_empty() || user_ids.len() > limits::MAX_MEMBERS_PER_COMMAND {
         return reject(effects, ErrorCode::Invalid, "user_ids must name 1 to 1000 users");
@@ -64,12 +59,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
                 added.push(existing);
             }
             Some(existing) if existing.role != *role => {
-                if existing.role >= actor_role {
-                    return reject(
-                        effects,
-                        ErrorCode::Forbidden,
-                        "cannot change the role of an equal or higher member",
-                    );
+                if let Err(refusal) = authorization::may_change_role(actor_role, existing.role) {
+                    return reject(effects, refusal.code, refusal.reason);
                 }
                 if changed.iter().all(|p: &ParticipantDoc| &p.user_id != user_id) {
                     changed.push(existing);

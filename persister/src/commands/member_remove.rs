@@ -6,7 +6,7 @@ use bson::doc;
 use chat_nats::{
     commands::{Command, CommandOutcome},
     events::{ChatEvent, EventBody},
-    model::{ChatKind, ErrorCode, Role},
+    model::{ErrorCode, Role},
 };
 use chat_store::{
     Store,
@@ -14,6 +14,7 @@ use chat_store::{
 };
 
 use crate::{
+    authorization,
     effects::Effects,
     metrics,
     pipeline::{HandleError, Incoming},
@@ -40,20 +41,11 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let Some(actor_role) = super::role_in(&chat, actor) else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
-    if chat.kind == ChatKind::Direct {
-        return reject(effects, ErrorCode::Forbidden, "direct chats keep their two members");
+    let target = super::role_in(&chat, user_id);
+    if let Err(refusal) = authorization::may_remove(chat.kind, actor_role, target, user_id == actor) {
+        return reject(effects, refusal.code, refusal.reason);
     }
-    let Some(target_role) = super::role_in(&chat, user_id) else {
-        return reject(effects, ErrorCode::NotFound, "not a member");
-    };
-    if target_role == Role::Owner {
-        return reject(effects, ErrorCode::Conflict, "the owner cannot leave or be removed");
-    }
-    let leaving = user_id == actor;
-    let outranks = actor_role.can_manage() && target_role < actor_role;
-    if !(leaving || outranks) {
-        return reject(effects, ErrorCode::Forbidden, "owners remove admins and members; admins remove members");
-    }
+    let Some(target_role) = target else { return reject(effects, ErrorCode::NotFound, "not a member") };
     let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };

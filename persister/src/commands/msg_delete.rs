@@ -10,6 +10,7 @@ use chat_nats::{
 use chat_store::{Store, docs::bson_seq};
 
 use crate::{
+    authorization,
     effects::Effects,
     metrics,
     pipeline::{HandleError, Incoming},
@@ -38,13 +39,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         store.refresh_last_message_text(chat_id, message_id, "").await?;
         return finish(command, message.into(), false, effects);
     }
-    let allowed = &message.sender_id == actor || role.is_some_and(|r| r.can_manage()) || platform_admin;
-    if !allowed {
-        return reject(
-            effects,
-            ErrorCode::Forbidden,
-            "only the sender, a chat owner or admin, or a platform admin deletes",
-        );
+    if let Err(refusal) = authorization::may_delete(&message.sender_id == actor, role, platform_admin) {
+        return reject(effects, refusal.code, refusal.reason);
     }
     if message.deleted_at.is_some() {
         metrics::COMMANDS.with_label_values(&["msg.delete", "duplicate"]).inc();

@@ -10,6 +10,7 @@ use chat_nats::{
 use chat_store::{Store, docs::bson_seq};
 
 use crate::{
+    authorization,
     effects::Effects,
     metrics,
     pipeline::{HandleError, Incoming},
@@ -36,11 +37,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         store.refresh_last_message_text(chat_id, message_id, &message.text).await?;
         return finish(command, message.into(), false, effects);
     }
-    if &message.sender_id != actor {
-        return reject(effects, ErrorCode::Forbidden, "only the sender edits a message");
-    }
-    if message.deleted_at.is_some() {
-        return reject(effects, ErrorCode::Conflict, "the message is deleted");
+    if let Err(refusal) = authorization::may_edit(&message.sender_id == actor, message.deleted_at.is_some()) {
+        return reject(effects, refusal.code, refusal.reason);
     }
     if let Err(reason) = limits::check_text(text) {
         return reject(effects, ErrorCode::Invalid, &reason);
