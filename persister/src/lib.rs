@@ -13,6 +13,7 @@
 //! publishes), [`metrics`], [`setup`] (streams and consumers this binary owns).
 
 pub mod authorization;
+pub mod command;
 pub mod commands;
 pub mod effects;
 pub mod fence;

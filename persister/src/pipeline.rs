@@ -16,11 +16,18 @@ use chat_nats::{
     commands::{Command, CommandEnvelope},
     publish,
 };
-use chat_store::{Store, StoreError};
+use chat_store::Store;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::{commands, effects::Effects, fence::Fence, known_chats::KnownChats, metrics};
+use crate::{
+    command::{HandleError, Incoming},
+    commands,
+    effects::Effects,
+    fence::Fence,
+    known_chats::KnownChats,
+    metrics,
+};
 
 /// How often an idle pull hears from the server; two missed make the pipeline start
 /// over.
@@ -40,17 +47,6 @@ pub enum PipelineError {
     /// The pipeline task panicked.
     #[error("persister task panicked: {0}")]
     Panicked(String),
-}
-
-/// A failure that makes the rest of the batch wait for redelivery.
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    /// MongoDB failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Publishing events failed.
-    #[error(transparent)]
-    Publish(#[from] publish::PublishError),
 }
 
 /// The consuming side of the persister, shared by every partition it serves.
@@ -87,18 +83,6 @@ pub struct Assignment {
     pub stop: CancellationToken,
     /// Revoked when the partition is lost.
     pub fence: Fence,
-}
-
-/// A parsed command with the NATS message to ack.
-pub struct Incoming {
-    /// The command.
-    pub envelope: CommandEnvelope,
-    /// Its trace context.
-    pub traceparent: Option<String>,
-    /// True when it may have reached a previous owner or an earlier try (a crash, a
-    /// timeout, a takeover, a failed step): its writes may be partly done.
-    pub redelivered: bool,
-    message: jetstream::Message,
 }
 
 impl Pipeline {

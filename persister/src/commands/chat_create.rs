@@ -14,9 +14,9 @@ use chat_store::{
 };
 
 use crate::{
+    command::{HandleError, Incoming},
     effects::Effects,
     metrics,
-    pipeline::{HandleError, Incoming},
 };
 
 /// The seq of a chat's creation event.

@@ -14,9 +14,9 @@ use chat_store::{
 
 use crate::{
     authorization,
+    command::{HandleError, Incoming},
     effects::Effects,
     metrics,
-    pipeline::{HandleError, Incoming},
 };
 
 /// Handles one `chat.update`.

@@ -15,9 +15,9 @@ use chat_store::{
 
 use crate::{
     authorization,
+    command::{HandleError, Incoming},
     effects::Effects,
     metrics,
-    pipeline::{HandleError, Incoming},
 };
 
 /// Handles one `member.remove`.

@@ -11,9 +11,9 @@ use chat_store::{Store, docs::bson_seq};
 
 use crate::{
     authorization,
+    command::{HandleError, Incoming},
     effects::Effects,
     metrics,
-    pipeline::{HandleError, Incoming},
 };
 
 /// Handles one `msg.edit`.

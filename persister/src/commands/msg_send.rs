@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
 use crate::{
+    command::{HandleError, Incoming},
     effects::Effects,
     known_chats::KnownChats,
     metrics,
-    pipeline::{HandleError, Incoming},
 };
 
 /// Compare-and-set tries per chat before falling back to an atomic increment.

@@ -10,9 +10,9 @@ use chat_nats::{
 use chat_store::Store;
 
 use crate::{
+    command::{HandleError, Incoming},
     effects::Effects,
     metrics,
-    pipeline::{HandleError, Incoming},
 };
 
 /// Handles one `read`.

@@ -1,0 +1,31 @@
+//! The contract between the pipeline and the command handlers: what a handler gets
+//! (a parsed command and whether it may be a replay) and how it fails. It sits below
+//! both, so the handlers do not depend on the pipeline that calls them.
+
+use async_nats::jetstream;
+use chat_nats::{commands::CommandEnvelope, publish};
+use chat_store::StoreError;
+
+/// A failed step: the pipeline tries it again, in order, before anything after it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// MongoDB failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Publishing events failed.
+    #[error(transparent)]
+    Publish(#[from] publish::PublishError),
+}
+
+/// A parsed command with the NATS message to ack.
+pub struct Incoming {
+    /// The command.
+    pub envelope: CommandEnvelope,
+    /// Its trace context.
+    pub traceparent: Option<String>,
+    /// True when it may have reached a previous owner or an earlier try (a crash, a
+    /// timeout, a takeover, a failed step): its writes may be partly done.
+    pub redelivered: bool,
+    /// The NATS message, acked by the pipeline.
+    pub(crate) message: jetstream::Message,
+}
