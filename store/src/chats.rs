@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::{
     Store, StoreError,
-    docs::{ChatDoc, LastMessageDoc, MemberDoc, bson_seq},
+    docs::{ChangeMark, ChatDoc, LastMessageDoc, MemberDoc, RemovalMark, bson_seq},
 };
 
 /// The part of a chat document that bounds paged reads.
@@ -190,6 +190,37 @@ impl Store {
 }
 
 impl Store {
+    /// Renames a group, recording the command that did it; returns the chat after.
+    pub async fn rename_chat(
+        &self,
+        chat_id: &str,
+        title: &str,
+        mark: &ChangeMark,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ChatDoc>, StoreError> {
+        let mark = bson::to_bson(mark).map_err(|e| StoreError::Bson(e.to_string()))?;
+        let at = bson::DateTime::from_chrono(at);
+        self.update_chat(chat_id, doc! { "$set": { "title": title, "updated_at": at, "last_update": mark } }).await
+    }
+
+    /// Takes a member out of the chat's embedded list, recording the removal (the record
+    /// a replay recognises); returns the chat after. The membership document goes
+    /// separately, with [`Store::delete_participant`].
+    pub async fn remove_chat_member(
+        &self,
+        chat_id: &str,
+        mark: &RemovalMark,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ChatDoc>, StoreError> {
+        let user_id = mark.user_id.clone();
+        let mark = bson::to_bson(mark).map_err(|e| StoreError::Bson(e.to_string()))?;
+        let update = doc! {
+            "$pull": { "participants": { "user_id": user_id } },
+            "$set": { "updated_at": bson::DateTime::from_chrono(at), "last_removal": mark },
+        };
+        self.update_chat(chat_id, update).await
+    }
+
     /// Applies a `$set` (and optional `$pull`) to a chat; returns it after the change.
     pub async fn update_chat(&self, chat_id: &str, update: bson::Document) -> Result<Option<ChatDoc>, StoreError> {
         Ok(self

@@ -1,6 +1,7 @@
 //! Queries on `messages`.
 
 use bson::{Document, doc};
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::options::InsertManyOptions;
 
@@ -236,7 +237,47 @@ impl Store {
 }
 
 impl Store {
-    /// Applies an edit or delete to a message, recording the command that did it.
+    /// Edits a message's text at change `seq`, recording the command that did it;
+    /// returns the message after.
+    pub async fn edit_message(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        text: &str,
+        seq: u64,
+        command_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<MessageDoc>, StoreError> {
+        let set = doc! {
+            "text": text,
+            "edited_at": bson::DateTime::from_chrono(at),
+            "updated_seq": crate::docs::bson_seq(seq),
+            "last_command": command_id,
+        };
+        self.update_message(chat_id, message_id, set).await
+    }
+
+    /// Deletes a message, leaving its tombstone (no text) at change `seq`, recording the
+    /// command that did it; returns the tombstone.
+    pub async fn delete_message(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        seq: u64,
+        command_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<MessageDoc>, StoreError> {
+        let set = doc! {
+            "text": "",
+            "deleted_at": bson::DateTime::from_chrono(at),
+            "updated_seq": crate::docs::bson_seq(seq),
+            "last_command": command_id,
+        };
+        self.update_message(chat_id, message_id, set).await
+    }
+
+    /// Applies a `$set` to a message (the typed operations above, and tests that write
+    /// what a crash leaves).
     pub async fn update_message(
         &self,
         chat_id: &str,

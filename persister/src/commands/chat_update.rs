@@ -1,6 +1,5 @@
 //! `chat.update`: owners and admins rename a group.
 
-use bson::doc;
 use chat_nats::{
     commands::{Command, CommandOutcome},
     events::{ChatEvent, EventBody},
@@ -45,10 +44,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     let mark = ChangeMark { command_id: envelope.id.clone(), seq: bson_seq(seq) };
-    let mark = bson::to_bson(&mark).map_err(|e| chat_store::StoreError::Bson(e.to_string()))?;
-    let now = bson::DateTime::from_chrono(chrono::Utc::now());
-    let update = doc! { "$set": { "title": title, "updated_at": now, "last_update": mark } };
-    let Some(updated) = store.update_chat(chat_id, update).await? else {
+    let Some(updated) = store.rename_chat(chat_id, title, &mark, chrono::Utc::now()).await? else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     finish(command, updated.into(), seq, true, effects)

@@ -2,7 +2,6 @@
 //! remove members. The owner cannot leave (there is no ownership transfer yet), and
 //! direct chats keep their two members.
 
-use bson::doc;
 use chat_nats::{
     commands::{Command, CommandOutcome},
     events::{ChatEvent, EventBody},
@@ -55,13 +54,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         user_id: user_id.clone(),
         role: target_role,
     };
-    let mark = bson::to_bson(&mark).map_err(|e| chat_store::StoreError::Bson(e.to_string()))?;
-    let now = bson::DateTime::from_chrono(chrono::Utc::now());
-    let update = doc! {
-        "$pull": { "participants": { "user_id": user_id } },
-        "$set": { "updated_at": now, "last_removal": mark },
-    };
-    let Some(updated) = store.update_chat(chat_id, update).await? else {
+    let Some(updated) = store.remove_chat_member(chat_id, &mark, chrono::Utc::now()).await? else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     store.delete_participant(chat_id, user_id).await?;

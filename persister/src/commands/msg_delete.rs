@@ -1,13 +1,12 @@
 //! `msg.delete`: a soft delete by the sender, a chat owner or admin, or a platform
 //! `admin`. The text goes, the tombstone stays, `updated_seq` moves.
 
-use bson::doc;
 use chat_nats::{
     commands::{Command, CommandOutcome},
     events::{ChatEvent, EventBody},
     model::{ErrorCode, Message},
 };
-use chat_store::{Store, docs::bson_seq};
+use chat_store::Store;
 
 use crate::{
     authorization,
@@ -51,13 +50,8 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
-    let set = doc! {
-        "text": "",
-        "deleted_at": bson::DateTime::from_chrono(chrono::Utc::now()),
-        "updated_seq": bson_seq(seq),
-        "last_command": &envelope.id,
-    };
-    let Some(updated) = store.update_message(chat_id, message_id, set).await? else {
+    let deleted = store.delete_message(chat_id, message_id, seq, &envelope.id, chrono::Utc::now()).await?;
+    let Some(updated) = deleted else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
     store.refresh_last_message_text(chat_id, message_id, "").await?;

@@ -1,13 +1,12 @@
 //! `msg.edit`: only the sender changes a message's text; deleted messages stay deleted.
 
-use bson::doc;
 use chat_nats::{
     commands::{Command, CommandOutcome},
     events::{ChatEvent, EventBody},
     limits,
     model::{ErrorCode, Message},
 };
-use chat_store::{Store, docs::bson_seq};
+use chat_store::Store;
 
 use crate::{
     authorization,
@@ -47,13 +46,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     let now = chrono::Utc::now();
-    let set = doc! {
-        "text": text,
-        "edited_at": bson::DateTime::from_chrono(now),
-        "updated_seq": bson_seq(seq),
-        "last_command": &envelope.id,
-    };
-    let Some(updated) = store.update_message(chat_id, message_id, set).await? else {
+    let Some(updated) = store.edit_message(chat_id, message_id, text, seq, &envelope.id, now).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
     store.refresh_last_message_text(chat_id, message_id, text).await?;
