@@ -73,6 +73,8 @@ FORBIDDEN_CONFIG = {"CHAT_LISTEN_ADDR", "CHAT_ADMIN_ADDR", "CHAT_JWT_SECRET"}
 # newest shipped by kubernetes-validate).
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
 OVERLAYS = {"base": "k8s/base", "dev": "k8s/overlays/dev", "prod": "k8s/overlays/prod"}
+# Kinds without a namespace (the log shipper reads pod metadata cluster-wide).
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 # What the prometheus crate's process collector exports (feature "process").
 PROCESS_METRICS = {
@@ -459,7 +461,7 @@ def k8s_policy(overlay: str) -> Callable[[], str]:
         config = configmaps.get("chat-config", {}).get("data", {})
 
         for resource in resources:
-            if resource["kind"] != "Namespace" and resource["metadata"].get("namespace") != "chat":
+            if resource["kind"] not in CLUSTER_SCOPED and resource["metadata"].get("namespace") != "chat":
                 problems.append(f"{resource['kind']}/{resource['metadata']['name']} is not in namespace chat")
 
         # ConfigMap
@@ -692,6 +694,168 @@ def check_keda() -> str:
         raise Failed("no ScaledObject rendered")
     collect(problems)
     return f"{count} ScaledObjects: targets, replica bounds, nats-jetstream trigger matches nats/src/streams.rs"
+
+
+# ----------------------------------------------------------------- log shipping
+
+# The ECS fields the log lines carry besides `chat.*` (core/src/telemetry/ecs.rs).
+ECS_FIELDS = {"@timestamp", "log.level", "message", "ecs.version", "service.name", "event.dataset", "log.logger"}
+
+
+@functools.cache
+def rust_log_fields() -> set[str]:
+    """Field names given to tracing events in the Rust code (`name = ...`, `%name`, `?name`, bare `name`)."""
+    fields: set[str] = set()
+    call = re.compile(r"tracing::(?:trace|debug|info|warn|error)!\s*\(")
+    for path, text in rust_sources().items():
+        for match in call.finditer(text):
+            depth, end = 0, match.end() - 1
+            for end in range(match.end() - 1, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            # The fields come before the message's string literal.
+            head = text[match.end() : end].split('"', 1)[0]
+            fields.update(re.findall(r"(?:^|,)\s*[%?]?([a-z_][a-z0-9_]*)\s*(?==|,|$)", head))
+    return fields
+
+
+@functools.cache
+def ecs_formatter_names() -> set[str]:
+    text = (REPO / "core/src/telemetry/ecs.rs").read_text()
+    return set(re.findall(r'"([a-z@][a-z_.]*)"', text))
+
+
+def fluent_bit_config(resources: list[dict], where: str, problems: list[str]) -> tuple[dict, dict] | None:
+    daemonsets = by_kind(resources, "DaemonSet")
+    daemonset = daemonsets.get("fluent-bit")
+    if not daemonset:
+        problems.append(f"{where}: no DaemonSet fluent-bit")
+        return None
+    configmaps = by_kind(resources, "ConfigMap")
+    volumes = {v["name"]: v for v in daemonset["spec"]["template"]["spec"].get("volumes", [])}
+    name = volumes.get("config", {}).get("configMap", {}).get("name")
+    if name not in configmaps or not name.startswith("fluent-bit-config"):
+        problems.append(f"{where}: DaemonSet/fluent-bit mounts ConfigMap {name}, which is not the rendered fluent-bit-config")
+        return None
+    text = configmaps[name]["data"].get("fluent-bit.yaml", "")
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problems.append(f"{where}: fluent-bit.yaml: {error}")
+        return None
+    return daemonset, config
+
+
+def check_log_shipping() -> str:
+    # No Fluent Bit config checker installs here (no Debian, PyPI or npm package
+    # ships Fluent Bit): what is checked is what this deployment relies on.
+    problems: list[str] = []
+    for overlay, resources in RENDERED.items():
+        where = f"{overlay}"
+        found = fluent_bit_config(resources, where, problems)
+        if not found:
+            continue
+        daemonset, config = found
+        pod = daemonset["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        image = container.get("image", "")
+        if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
+            problems.append(f"{where}: fluent-bit image {image!r} has no fixed tag")
+        csc = container.get("securityContext", {})
+        if csc.get("readOnlyRootFilesystem") is not True or csc.get("allowPrivilegeEscalation") is not False \
+                or "ALL" not in csc.get("capabilities", {}).get("drop", []):
+            problems.append(f"{where}: fluent-bit must have a read-only root, no privilege escalation, no capabilities")
+        mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+        if mounts.get("/var/log", {}).get("readOnly") is not True:
+            problems.append(f"{where}: fluent-bit must mount the host's /var/log read-only")
+        for resource in ("requests", "limits"):
+            if not container.get("resources", {}).get(resource):
+                problems.append(f"{where}: fluent-bit has no resource {resource}")
+        # RBAC: the service account reads pods and namespaces, nothing else.
+        account = pod.get("serviceAccountName")
+        if account not in by_kind(resources, "ServiceAccount"):
+            problems.append(f"{where}: fluent-bit's service account {account} is not rendered")
+        for binding in by_kind(resources, "ClusterRoleBinding").values():
+            subjects = [(s.get("kind"), s.get("name"), s.get("namespace")) for s in binding.get("subjects", [])]
+            if subjects != [("ServiceAccount", account, "chat")]:
+                problems.append(f"{where}: ClusterRoleBinding/{binding['metadata']['name']} binds {subjects}")
+            role = by_kind(resources, "ClusterRole").get(binding["roleRef"]["name"])
+            if not role:
+                problems.append(f"{where}: ClusterRoleBinding/{binding['metadata']['name']} names no rendered ClusterRole")
+                continue
+            for rule in role.get("rules", []):
+                if set(rule.get("verbs", [])) - {"get", "list", "watch"}:
+                    problems.append(f"{where}: ClusterRole/{role['metadata']['name']} may {rule['verbs']}")
+        # The pipeline: chat's containers in, each line's ECS document out.
+        pipeline = config.get("pipeline", {})
+        tails = [i for i in pipeline.get("inputs", []) if i.get("name") == "tail"]
+        if len(tails) != 1 or "_chat_" not in str(tails[0].get("path")):
+            problems.append(f"{where}: one tail input must read /var/log/containers/*_chat_*.log")
+        elif not str(tails[0]["path"]).startswith("/var/log/"):
+            problems.append(f"{where}: the tail input reads outside the mounted /var/log")
+        kubernetes = [f for f in pipeline.get("filters", []) if f.get("name") == "kubernetes"]
+        # YAML 1.1 reads on/off as booleans.
+        if len(kubernetes) != 1 or kubernetes[0].get("merge_log") is not True or kubernetes[0].get("keep_log") is not False:
+            problems.append(f"{where}: the kubernetes filter must merge the JSON line into the record (merge_log on, keep_log off)")
+        outputs = [o for o in pipeline.get("outputs", []) if o.get("name") == "es"]
+        if len(outputs) != 1:
+            problems.append(f"{where}: expected one es output")
+            continue
+        es = outputs[0]
+        if es.get("logstash_format") is not False or es.get("write_operation") != "create" or not str(es.get("index", "")).startswith("logs-"):
+            problems.append(f"{where}: the es output must `create` into a logs-* data stream without logstash_format (its own @timestamp)")
+        if es.get("replace_dots") is not False:
+            problems.append(f"{where}: replace_dots would rename the ECS fields")
+        if es.get("tls") is not True or es.get("tls.verify") is not True:
+            problems.append(f"{where}: the es output must verify TLS")
+        env = {e["name"] for e in container.get("env", [])}
+        for variable in re.findall(r"\$\{(\w+)\}", json.dumps(config)):
+            if variable not in env:
+                problems.append(f"{where}: fluent-bit.yaml uses ${{{variable}}}, which the container does not set")
+        problems += kibana_problems(resources, str(es.get("index")), where)
+    collect(problems)
+    return f"{len(RENDERED)} overlays: Fluent Bit DaemonSet, RBAC, pipeline to an ES data stream; a Kibana search per component"
+
+
+def kibana_problems(resources: list[dict], index: str, where: str) -> list[str]:
+    import fnmatch
+
+    problems: list[str] = []
+    maps = [m for name, m in by_kind(resources, "ConfigMap").items() if name.startswith("kibana-saved-searches")]
+    if len(maps) != 1:
+        return [f"{where}: expected one kibana-saved-searches ConfigMap"]
+    files = maps[0]["data"]
+    if set(files) != {f"{component}.ndjson" for component in PORTS}:
+        problems.append(f"{where}: saved searches {sorted(files)}, expected one per component {sorted(PORTS)}")
+    for file, text in files.items():
+        component = file.removesuffix(".ndjson")
+        objects = [json.loads(line) for line in text.splitlines() if line.strip()]
+        views = {o["id"]: o for o in objects if o.get("type") == "index-pattern"}
+        searches = [o for o in objects if o.get("type") == "search"]
+        for view in views.values():
+            if not fnmatch.fnmatch(index, view["attributes"].get("title", "")):
+                problems.append(f"{where} {file}: data view {view['attributes'].get('title')} does not match the index {index}")
+            if view["attributes"].get("timeFieldName") != "@timestamp":
+                problems.append(f"{where} {file}: the data view's time field must be @timestamp")
+        if len(searches) != 1:
+            problems.append(f"{where} {file}: expected one saved search")
+            continue
+        search = searches[0]
+        references = {r["name"]: r["id"] for r in search.get("references", [])}
+        source = json.loads(search["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+        if references.get(source.get("indexRefName")) not in views:
+            problems.append(f"{where} {file}: the search's data view is not in the file (import it alone and it breaks)")
+        query = source.get("query", {})
+        if query.get("language") != "kuery" or query.get("query") != f'service.name : "{component}"':
+            problems.append(f"{where} {file}: the query must be service.name : \"{component}\", is {query}")
+        for column in search["attributes"].get("columns", []):
+            if column.startswith("chat."):
+                if column.removeprefix("chat.") not in rust_log_fields():
+                    problems.append(f"{where} {file}: column {column}: no log event of the Rust code has a field {column.removeprefix('chat.')}")
+            elif column not in ECS_FIELDS and column not in ecs_formatter_names():
+                problems.append(f"{where} {file}: column {column} is not a field the ECS formatter writes")
+    return problems
 
 
 # ----------------------------------------------------------------- Dockerfile and CI
@@ -1299,6 +1463,7 @@ def main() -> int:
         check(f"k8s-policy {overlay}", k8s_policy(overlay))
     check("keda-scaledobjects", check_keda)
     check("secret-template", check_secret_template)
+    check("log-shipping (Fluent Bit, Kibana)", check_log_shipping)
     check("dockerfile-hadolint", check_hadolint)
     check("dockerfile-contents", check_dockerfile_contents)
     check("github-actions (actionlint)", check_actionlint)
