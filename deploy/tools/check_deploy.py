@@ -296,6 +296,7 @@ def check_openapi() -> str:
     return f"docs/openapi.json against the OpenAPI 3.1 schema ({version})"
 
 
+@functools.cache
 def out_dir() -> Path:
     out = Path(os.environ.get("CHAT_DEPLOY_OUT") or tempfile.mkdtemp())
     out.mkdir(parents=True, exist_ok=True)

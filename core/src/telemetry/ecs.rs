@@ -35,15 +35,17 @@ pub const ECS_VERSION: &str = "8.11.0";
 /// The namespace of our own fields (ECS "custom fields").
 pub const CUSTOM_NAMESPACE: &str = "chat";
 
-/// Where one of our field names goes in ECS; `numeric` says whether its value is a
-/// number, since `status` is an HTTP status code only when it is one (presence logs
-/// `status = "online"`).
-pub fn ecs_key(field: &str, numeric: bool) -> String {
+/// Where one of our fields goes in ECS. The value matters for `status`, which is an
+/// HTTP status code only when it looks like one (presence logs `status = "online"`),
+/// so that `http.response.status_code` only ever holds what ECS types it as.
+pub fn ecs_key(field: &str, value: &Value) -> String {
     match field {
         "trace_id" => "trace.id".to_owned(),
         "request_id" => "http.request.id".to_owned(),
         "method" => "http.request.method".to_owned(),
-        "status" if numeric => "http.response.status_code".to_owned(),
+        "status" if value.as_u64().is_some_and(|code| (100..600).contains(&code)) => {
+            "http.response.status_code".to_owned()
+        }
         "error" => "error.message".to_owned(),
         other => format!("{CUSTOM_NAMESPACE}.{other}"),
     }
@@ -144,8 +146,7 @@ impl Collected {
             // where the event was written, not what it says.
             name if name.starts_with("log.") => {}
             name => {
-                let numeric = value.is_number();
-                self.fields.insert(ecs_key(name, numeric), value);
+                self.fields.insert(ecs_key(name, &value), value);
             }
         }
     }
@@ -276,6 +277,7 @@ mod tests {
             tracing::info!(request_id = "r1", method = "GET", status = 404u16, "request");
             tracing::error!(error = %error, "internal error");
             tracing::debug!(status = "online", "presence changed");
+            tracing::debug!(status = 0u8, "a library's own status");
         });
         assert_eq!(found[0]["http.request.id"], "r1");
         assert_eq!(found[0]["http.request.method"], "GET");
@@ -285,6 +287,7 @@ mod tests {
         // A status that is not an HTTP status must not land in a numeric ECS field.
         assert_eq!(found[2]["chat.status"], "online");
         assert!(!found[2].contains_key("http.response.status_code"));
+        assert_eq!(found[3]["chat.status"], 0);
     }
 
     #[test]
