@@ -1,6 +1,6 @@
-//! The notifier against real NATS, Redis and the MongoDB-compatible store: an event
+//! Push requests against real NATS, Redis and the MongoDB-compatible store: an event
 //! handled twice (a redelivery to this replica or another one, however late) makes
-//! each offline member's push request once; and the binary's log lines are ECS.
+//! each offline member's request once.
 
 use chat_core::connect::LazyRedis;
 use chat_nats::{
@@ -62,53 +62,4 @@ async fn a_message_handled_twice_makes_each_push_request_once() {
     assert_eq!(again, 0);
     let mut push = js.get_stream(streams::PUSH_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(push.info().await.unwrap_or_else(|e| panic!("{e}")).state.messages, 2);
-}
-
-/// The notifier binary as it runs in a container: every line it writes, from start to
-/// SIGTERM, is an ECS document (`chat_testkit::ecs`), and an event's line carries the
-/// trace id of its `traceparent` header as `trace.id`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_logs_every_line_as_ecs() {
-    let servers = Servers::start().await;
-    let mongo = servers.mongo_args();
-    let args = [
-        "--nats-url",
-        &servers.nats_url(),
-        "--mongodb-uri",
-        &mongo.mongodb_uri,
-        "--mongodb-db",
-        &mongo.mongodb_db,
-        "--redis-url",
-        &servers.redis_args().redis_url,
-        "--shutdown-grace-s",
-        "2",
-    ];
-    let mut notifier = chat_testkit::ecs::start_service(
-        "notifier",
-        env!("CARGO_BIN_EXE_notifier").into(),
-        args.map(str::to_owned).to_vec(),
-        "notifier started",
-    )
-    .await;
-    let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(chat_nats::headers::TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-    // Not a valid event: the notifier logs it as received, then as unreadable.
-    async_nats::jetstream::new(nats)
-        .publish_with_headers(chat_nats::subjects::event("ecs-chat", "msg.created"), headers, "{}".into())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !notifier.log().contains("event received") {
-        assert!(std::time::Instant::now() < deadline, "no event logged:\n{}", notifier.log());
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    notifier.terminate();
-
-    let lines = chat_testkit::ecs::documents(&notifier.log(), "notifier");
-    let received = chat_testkit::ecs::find(&lines, "event received");
-    assert_eq!(received["trace.id"], "0af7651916cd43dd8448eb211c80319c");
-    assert_eq!(received["chat.subject"], "chat.evt.ecs-chat.msg.created");
 }
