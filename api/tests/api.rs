@@ -460,3 +460,55 @@ async fn history_pages_walk_the_whole_chat_across_seq_gaps_both_ways() {
     assert_eq!(page["items"][0]["text"], "");
     assert!(page["items"][0]["deleted_at"].is_string(), "{page}");
 }
+
+/// The api binary as it runs in a container: every line it writes, from start to
+/// SIGTERM, is an ECS document (`chat_testkit::ecs`), and a request's line carries its
+/// request id and trace id under their ECS names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_logs_every_line_as_ecs() {
+    let servers = Servers::start().await;
+    let mongo = servers.mongo_args();
+    let args = [
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--nats-url",
+        &servers.nats_url(),
+        "--mongodb-uri",
+        &mongo.mongodb_uri,
+        "--mongodb-db",
+        &mongo.mongodb_db,
+        "--redis-url",
+        &servers.redis_args().redis_url,
+        "--jwt-secret",
+        DEV_SECRET,
+        "--shutdown-grace-s",
+        "2",
+    ];
+    let mut api = chat_testkit::ecs::start_service(
+        "api",
+        env!("CARGO_BIN_EXE_api").into(),
+        args.map(str::to_owned).to_vec(),
+        "api started",
+    )
+    .await;
+    let started = chat_testkit::ecs::documents(&api.log(), "api");
+    let listen =
+        chat_testkit::ecs::find(&started, "api started")["chat.listen_addr"].as_str().unwrap_or_default().to_owned();
+    let response = reqwest::Client::new()
+        .get(format!("http://{listen}/api/chats"))
+        .header("x-request-id", "ecs-request-1")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    api.terminate();
+
+    let lines = chat_testkit::ecs::documents(&api.log(), "api");
+    let request = chat_testkit::ecs::find(&lines, "request");
+    assert_eq!(request["http.request.id"], "ecs-request-1");
+    assert_eq!(request["trace.id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(request["http.request.method"], "GET");
+    assert_eq!(request["http.response.status_code"], 401);
+    assert_eq!(request["log.level"], "info");
+}

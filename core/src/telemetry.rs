@@ -1,19 +1,54 @@
-//! Logs: JSON lines in containers, pretty in a terminal, filtered by `CHAT_LOG`.
+//! Logs: JSON lines in the Elastic Common Schema in containers ([`ecs`]), pretty in a
+//! terminal, filtered by `CHAT_LOG`; and the one place a binary's `main` turns a failure
+//! into a last log line and an exit status.
+
+pub mod ecs;
+
+use std::{fmt::Display, future::Future, process::ExitCode};
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{LogArgs, LogFormat};
 
-/// Installs the global subscriber. Called once, at the top of `main`.
-pub fn init(args: &LogArgs) -> Result<(), crate::StartupError> {
+/// Installs the global subscriber for the binary `service` (its name in the
+/// `service.name` field). Called once, at the top of `main`.
+pub fn init(args: &LogArgs, service: &'static str) -> Result<(), crate::StartupError> {
     let filter =
         EnvFilter::try_new(&args.log).map_err(|error| crate::StartupError::Config(format!("CHAT_LOG: {error}")))?;
     let registry = tracing_subscriber::registry().with(filter);
     let result = match args.log_format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .event_format(ecs::EcsFormat::new(service))
+                    .fmt_fields(ecs::EcsFields)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
     result.map_err(|error| crate::StartupError::Config(format!("logging: {error}")))
+}
+
+/// Runs a binary's body with logging installed: a failure becomes one `error` log line
+/// (so that in a container even the reason the process stopped is an ECS line the log
+/// shipper can parse, not a bare `Error: ...`) and exit status 1.
+pub async fn run<E: Display>(
+    args: &LogArgs,
+    service: &'static str,
+    body: impl Future<Output = Result<(), E>>,
+) -> ExitCode {
+    if let Err(error) = init(args, service) {
+        // No logger yet: stderr is all there is.
+        eprintln!("{service}: {error}");
+        return ExitCode::FAILURE;
+    }
+    match body.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` shows an anyhow error's whole chain of causes.
+            tracing::error!(error = format!("{error:#}"), "stopped");
+            ExitCode::FAILURE
+        }
+    }
 }

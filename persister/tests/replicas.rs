@@ -2,7 +2,8 @@
 //! killed with SIGKILL at random moments, twenty times: every command JetStream
 //! accepted is stored exactly once, each chat's seq order is the order in which the
 //! stream accepted its sends, and after every kill the survivors take the dead
-//! replica's partitions over and storing resumes by itself.
+//! replica's partitions over and storing resumes by itself. And a replica's log lines,
+//! from start to SIGTERM, are ECS documents.
 
 use std::{
     collections::HashMap,
@@ -356,4 +357,63 @@ async fn an_upgrade_drains_the_single_consumer_in_order_before_partitions_start(
         chat_nats::streams::command_partitions_of(&stream.info().await.unwrap_or_else(|e| panic!("{e}")).config),
         Some(16)
     );
+}
+
+/// A persister process as it runs in a container: every line it writes, from start to
+/// SIGTERM, is an ECS document (`chat_testkit::ecs`), and a handled command's line
+/// carries its trace id, chat and actor as `trace.id`, `chat.chat_id`, `chat.user_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_logs_every_line_as_ecs() {
+    let servers = Servers::start().await;
+    let mongo = servers.mongo_args();
+    let args = [
+        "--nats-url",
+        &servers.nats_url(),
+        "--mongodb-uri",
+        &mongo.mongodb_uri,
+        "--mongodb-db",
+        &mongo.mongodb_db,
+        "--replica-name",
+        "ecs",
+        "--shutdown-grace-s",
+        "2",
+    ];
+    let mut replica = chat_testkit::ecs::start_service(
+        "persister",
+        env!("CARGO_BIN_EXE_persister").into(),
+        args.map(str::to_owned).to_vec(),
+        "persister started",
+    )
+    .await;
+    let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
+    let chat_id = chat_core::ids::new_id();
+    let command = Command::ChatCreate {
+        chat_id: chat_id.clone(),
+        kind: ChatKind::Group,
+        title: Some("logs".into()),
+        member_ids: vec![],
+        external_id: None,
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(chat_nats::headers::TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let payload = serde_json::to_vec(&envelope(command, None)).unwrap_or_default();
+    jetstream::new(nats)
+        .publish_with_headers(subjects::command(&chat_id, "chat.create"), headers, payload.into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !replica.log().contains("command handled") {
+        assert!(Instant::now() < deadline, "no command handled:\n{}", replica.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    replica.terminate();
+
+    let lines = chat_testkit::ecs::documents(&replica.log(), "persister");
+    let handled = chat_testkit::ecs::find(&lines, "command handled");
+    assert_eq!(handled["trace.id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(handled["chat.chat_id"], chat_id.as_str());
+    assert_eq!(handled["chat.user_id"], "sender");
+    assert_eq!(handled["chat.command"], "chat.create");
 }

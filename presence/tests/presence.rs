@@ -450,3 +450,39 @@ async fn shutdown_stops_the_worker_promptly() {
     }
     assert!(reqwest::get(format!("http://{}/healthz", h.admin[0])).await.is_err(), "the admin port is closed");
 }
+
+/// The presence binary as it runs in a container: every line it writes, from start to
+/// SIGTERM, is an ECS document (`chat_testkit::ecs`), and a presence change names its
+/// user under `chat.user_id` and its status as text, not as an HTTP status code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_logs_every_line_as_ecs() {
+    let nats_server = chat_testkit::start_nats().await;
+    let redis_server = chat_testkit::start_redis().await;
+    let nats_url = format!("nats://127.0.0.1:{}", nats_server.port());
+    let args = ["--nats-url", &nats_url, "--redis-url", &format!("redis://127.0.0.1:{}", redis_server.port())];
+    let mut worker = chat_testkit::ecs::start_service(
+        "presence",
+        env!("CARGO_BIN_EXE_presence").into(),
+        args.map(str::to_owned).to_vec(),
+        "presence started",
+    )
+    .await;
+    let nats = async_nats::connect(nats_url).await.unwrap_or_else(|e| panic!("nats: {e}"));
+    let payload = json!({ "v": 1, "user_id": "ecs-user", "conn_id": "ecs-conn", "event": "connected" });
+    nats.publish(subjects::presence_conn("ecs-user"), payload.to_string().into())
+        .await
+        .unwrap_or_else(|e| panic!("publish: {e}"));
+    nats.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !worker.log().contains("presence changed") {
+        assert!(tokio::time::Instant::now() < deadline, "no presence change logged:\n{}", worker.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.terminate();
+
+    let lines = chat_testkit::ecs::documents(&worker.log(), "presence");
+    let changed = chat_testkit::ecs::find(&lines, "presence changed");
+    assert_eq!(changed["chat.user_id"], "ecs-user");
+    assert_eq!(changed["chat.status"], "online");
+    assert_eq!(changed["log.level"], "debug");
+}

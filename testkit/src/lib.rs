@@ -14,8 +14,10 @@
 //! Each call to [`Servers::start`] gets its own database name, so tests may share a
 //! MongoDB and run in parallel. [`RedisCluster`] starts a Redis Cluster (masters and
 //! replicas) and [`NatsCluster`] a three-node JetStream cluster for the tests that need
-//! one.
+//! one. [`ecs`] runs a service binary and checks that its log lines are Elastic Common
+//! Schema documents.
 
+pub mod ecs;
 mod nats_cluster;
 mod process;
 mod redis_cluster;

@@ -61,6 +61,11 @@ impl ServerProcess {
         self.dir.path()
     }
 
+    /// What the current (or last) run wrote to stdout and stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}-{}.log", self.name, self.starts))).unwrap_or_default()
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -93,7 +93,7 @@ pub async fn serve(mut socket: WebSocket, edge: EdgeState, session: Session, cha
         Ok(ending) => ending,
         Err(panic) => {
             let message = panic_message(panic.as_ref());
-            tracing::error!(conn_id = %session.conn_id, user_id = %session.user_id, message, "connection panicked; closing it with 1011");
+            tracing::error!(conn_id = %session.conn_id, user_id = %session.user_id, panic = message, "connection panicked; closing it with 1011");
             Ending::Close(close::INTERNAL)
         }
     };

@@ -3,10 +3,12 @@
 //! and notifier publish them.
 //!
 //! One binary: [`isolation`] holds the tests that one bad client cannot hurt others,
-//! [`budget`] those of the per-user message budget across replicas.
+//! [`budget`] those of the per-user message budget across replicas, [`logs`] the one
+//! that runs the binary itself and reads its log lines.
 
 mod budget;
 mod isolation;
+mod logs;
 
 use std::{
     collections::HashMap,
