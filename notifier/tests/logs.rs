@@ -39,11 +39,7 @@ async fn the_binary_logs_every_line_as_ecs() {
         .unwrap_or_else(|e| panic!("{e}"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !notifier.log().contains("event received") {
-        assert!(std::time::Instant::now() < deadline, "no event logged:\n{}", notifier.log());
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    notifier.wait_for_log("event received", std::time::Duration::from_secs(10)).await;
     notifier.terminate();
 
     let lines = chat_testkit::ecs::documents(&notifier.log(), "notifier");

@@ -403,11 +403,7 @@ async fn a_replica_logs_every_line_as_ecs() {
         .unwrap_or_else(|e| panic!("{e}"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !replica.log().contains("command handled") {
-        assert!(Instant::now() < deadline, "no command handled:\n{}", replica.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    replica.wait_for_log("command handled", Duration::from_secs(20)).await;
     replica.terminate();
 
     let lines = chat_testkit::ecs::documents(&replica.log(), "persister");

@@ -473,11 +473,7 @@ async fn the_binary_logs_every_line_as_ecs() {
         .await
         .unwrap_or_else(|e| panic!("publish: {e}"));
     nats.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !worker.log().contains("presence changed") {
-        assert!(tokio::time::Instant::now() < deadline, "no presence change logged:\n{}", worker.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    worker.wait_for_log("presence changed", WAIT).await;
     worker.terminate();
 
     let lines = chat_testkit::ecs::documents(&worker.log(), "presence");

@@ -66,6 +66,16 @@ impl ServerProcess {
         std::fs::read_to_string(self.dir.path().join(format!("{}-{}.log", self.name, self.starts))).unwrap_or_default()
     }
 
+    /// Waits until the current run's output contains `text`; panics with the output
+    /// when it does not within `within`.
+    pub async fn wait_for_log(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(text) {
+            assert!(Instant::now() < deadline, "{} logged no {text:?} within {within:?}:\n{}", self.name, self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

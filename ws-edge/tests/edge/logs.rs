@@ -51,11 +51,7 @@ async fn the_binary_logs_every_line_as_ecs() {
     assert_eq!(hello["type"], "hello");
     let conn_id = hello["conn_id"].as_str().unwrap_or_default().to_owned();
     socket.close(None).await.unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + WAIT;
-    while !edge.log().contains("disconnected") {
-        assert!(std::time::Instant::now() < deadline, "no disconnection logged:\n{}", edge.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    edge.wait_for_log("disconnected", WAIT).await;
     edge.terminate();
 
     let lines = chat_testkit::ecs::documents(&edge.log(), "ws-edge");
