@@ -65,6 +65,10 @@ pub struct StackOptions {
     /// Redis for every binary (a Redis Cluster, say) instead of the test's own
     /// `redis-server`.
     pub redis: Option<RedisArgs>,
+    /// Changes to the edge's settings (tighter limits, say).
+    pub edge: Option<fn(&mut ws_edge::Config)>,
+    /// Runs the stack without a notifier, as when it is down or far behind.
+    pub without_notifier: bool,
 }
 
 /// Servers plus every binary.
@@ -81,7 +85,7 @@ pub struct Stack {
     pub edge_admin_url: String,
     /// Api admin URL.
     pub api_admin_url: String,
-    /// Notifier admin URL.
+    /// Notifier admin URL (empty when it was not started).
     pub notifier_admin_url: String,
     /// Presence admin URL.
     pub presence_admin_url: String,
@@ -132,19 +136,25 @@ impl Stack {
         .await
         .unwrap_or_else(|error| panic!("api did not start: {error}"));
         let persister = start_persister(&servers, &nats).await;
-        let notifier = notifier::start(
-            notifier::Config {
-                log: log(),
-                nats: nats.clone(),
-                mongo: servers.mongo_args(),
-                redis: redis.clone(),
-                admin: admin(),
-                shutdown: grace(),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
+        let notifier_admin_url = match options.without_notifier {
+            true => String::new(),
+            false => {
+                let notifier = notifier::start(
+                    notifier::Config {
+                        log: log(),
+                        nats: nats.clone(),
+                        mongo: servers.mongo_args(),
+                        redis: redis.clone(),
+                        admin: admin(),
+                        shutdown: grace(),
+                    },
+                    shutdown.clone(),
+                )
+                .await
+                .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
+                format!("http://{}", notifier.admin_addr)
+            }
+        };
         let presence_config = presence::Config::try_parse_from([
             "presence",
             "--log",
@@ -162,45 +172,43 @@ impl Stack {
         let presence = presence::start(presence_config, shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("presence did not start: {error}"));
-        let edge = ws_edge::start(
-            ws_edge::Config {
-                log: log(),
-                nats: nats.clone(),
-                redis: redis.clone(),
-                limits: chat_core::config::UserLimitArgs {
-                    messages_per_user_per_s: 1000,
-                    messages_per_user_burst: None,
-                },
-                jwt: dev_jwt_args(),
-                admin: admin(),
-                shutdown: grace(),
-                http: http(),
-                listen_addr: any_port(),
-                allowed_origins: vec!["http://localhost:3000".into()],
-                heartbeat_ms: 25_000,
-                idle_timeout_ms: 60_000,
-                queue_frames: 1024,
-                queue_bytes: 4 << 20,
-                write_timeout_ms: 10_000,
-                close_timeout_ms: 2_000,
-                read_buffer_bytes: 1024,
-                write_buffer_bytes: 16 * 1024,
-                max_pending_upgrades: 256,
-                max_frame_bytes: 64 * 1024,
-                commands_per_s: 1000,
-                commands_burst: 1000,
-                max_connections_per_user: 10,
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("edge did not start: {error}"));
+        let mut edge_config = ws_edge::Config {
+            log: log(),
+            nats: nats.clone(),
+            redis: redis.clone(),
+            limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
+            jwt: dev_jwt_args(),
+            admin: admin(),
+            shutdown: grace(),
+            http: http(),
+            listen_addr: any_port(),
+            allowed_origins: vec!["http://localhost:3000".into()],
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            queue_frames: 1024,
+            queue_bytes: 4 << 20,
+            write_timeout_ms: 10_000,
+            close_timeout_ms: 2_000,
+            read_buffer_bytes: 1024,
+            write_buffer_bytes: 16 * 1024,
+            max_pending_upgrades: 256,
+            max_frame_bytes: 64 * 1024,
+            commands_per_s: 1000,
+            commands_burst: 1000,
+            max_connections_per_user: 10,
+        };
+        if let Some(adjust) = options.edge {
+            adjust(&mut edge_config);
+        }
+        let edge = ws_edge::start(edge_config, shutdown.clone())
+            .await
+            .unwrap_or_else(|error| panic!("edge did not start: {error}"));
         Stack {
             api_url: format!("http://{}", api.listen_addr),
             ws_url: format!("ws://{}/ws", edge.listen_addr),
             edge_admin_url: format!("http://{}", edge.admin_addr),
             api_admin_url: format!("http://{}", api.admin_addr),
-            notifier_admin_url: format!("http://{}", notifier.admin_addr),
+            notifier_admin_url,
             presence_admin_url: format!("http://{}", presence.admin_addr),
             servers,
             nats,
