@@ -56,6 +56,12 @@ pub struct PersisterHandle {
     running: Option<persister::Running>,
 }
 
+/// A running notifier that can be stopped and started again.
+pub struct NotifierHandle {
+    shutdown: CancellationToken,
+    running: Option<notifier::Running>,
+}
+
 /// What a test may run the stack on instead of the servers [`Servers`] starts.
 #[derive(Default)]
 pub struct StackOptions {
@@ -67,8 +73,6 @@ pub struct StackOptions {
     pub redis: Option<RedisArgs>,
     /// Changes to the edge's settings (tighter limits, say).
     pub edge: Option<fn(&mut ws_edge::Config)>,
-    /// Runs the stack without a notifier, as when it is down or far behind.
-    pub without_notifier: bool,
 }
 
 /// Servers plus every binary.
@@ -77,6 +81,8 @@ pub struct Stack {
     pub servers: Servers,
     /// The NATS settings every binary runs with.
     pub nats: NatsArgs,
+    /// The Redis settings every binary runs with.
+    pub redis: RedisArgs,
     /// REST base URL.
     pub api_url: String,
     /// WebSocket URL.
@@ -85,12 +91,12 @@ pub struct Stack {
     pub edge_admin_url: String,
     /// Api admin URL.
     pub api_admin_url: String,
-    /// Notifier admin URL (empty when it was not started).
-    pub notifier_admin_url: String,
     /// Presence admin URL.
     pub presence_admin_url: String,
     /// The persister.
     pub persister: PersisterHandle,
+    /// The notifier.
+    pub notifier: NotifierHandle,
     shutdown: CancellationToken,
     http: reqwest::Client,
 }
@@ -136,25 +142,7 @@ impl Stack {
         .await
         .unwrap_or_else(|error| panic!("api did not start: {error}"));
         let persister = start_persister(&servers, &nats).await;
-        let notifier_admin_url = match options.without_notifier {
-            true => String::new(),
-            false => {
-                let notifier = notifier::start(
-                    notifier::Config {
-                        log: log(),
-                        nats: nats.clone(),
-                        mongo: servers.mongo_args(),
-                        redis: redis.clone(),
-                        admin: admin(),
-                        shutdown: grace(),
-                    },
-                    shutdown.clone(),
-                )
-                .await
-                .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
-                format!("http://{}", notifier.admin_addr)
-            }
-        };
+        let notifier = start_notifier(&servers, &nats, &redis).await;
         let presence_config = presence::Config::try_parse_from([
             "presence",
             "--log",
@@ -208,14 +196,33 @@ impl Stack {
             ws_url: format!("ws://{}/ws", edge.listen_addr),
             edge_admin_url: format!("http://{}", edge.admin_addr),
             api_admin_url: format!("http://{}", api.admin_addr),
-            notifier_admin_url,
             presence_admin_url: format!("http://{}", presence.admin_addr),
             servers,
             nats,
+            redis,
             persister,
+            notifier,
             shutdown,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Stops the notifier, as when it is down or far behind, and waits until it has.
+    pub async fn stop_notifier(&mut self) {
+        self.notifier.shutdown.cancel();
+        if let Some(running) = self.notifier.running.take() {
+            running.wait().await;
+        }
+    }
+
+    /// Starts the notifier again; it catches up from its durable consumer.
+    pub async fn start_notifier(&mut self) {
+        self.notifier = start_notifier(&self.servers, &self.nats, &self.redis).await;
+    }
+
+    /// The notifier's admin URL, while it runs.
+    pub fn notifier_admin_url(&self) -> Option<String> {
+        self.notifier.running.as_ref().map(|running| format!("http://{}", running.admin_addr))
     }
 
     /// Stops the persister and waits until it has drained.
@@ -290,7 +297,26 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
         self.persister.shutdown.cancel();
+        self.notifier.shutdown.cancel();
     }
+}
+
+async fn start_notifier(servers: &Servers, nats: &NatsArgs, redis: &RedisArgs) -> NotifierHandle {
+    let shutdown = CancellationToken::new();
+    let running = notifier::start(
+        notifier::Config {
+            log: log(),
+            nats: nats.clone(),
+            mongo: servers.mongo_args(),
+            redis: redis.clone(),
+            admin: admin(),
+            shutdown: grace(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
+    NotifierHandle { shutdown, running: Some(running) }
 }
 
 async fn start_persister(servers: &Servers, nats: &NatsArgs) -> PersisterHandle {

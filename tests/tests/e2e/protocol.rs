@@ -62,3 +62,97 @@ async fn a_refreshed_token_replaces_the_roles_of_the_open_socket() {
     let texts: Vec<&str> = page["items"].as_array().into_iter().flatten().filter_map(|m| m["text"].as_str()).collect();
     assert!(texts.contains(&"second"), "the second message stays: {page}");
 }
+
+/// Reads `client`'s frames of `chat` until `count` messages arrived; returns the types
+/// of the chat's frames (typing and read marks aside) and the messages' texts.
+async fn chat_frames(client: &mut chat_e2e::Client, chat: &str, count: usize) -> (Vec<String>, Vec<String>) {
+    let (mut kinds, mut texts) = (Vec::new(), Vec::new());
+    while texts.len() < count {
+        let frame = client.next_json().await;
+        if frame["chat_id"] != chat || frame["type"] == "typing" || frame["type"] == "read" {
+            continue;
+        }
+        kinds.push(frame["type"].as_str().unwrap_or_default().to_owned());
+        if frame["type"] == "msg.created" {
+            texts.push(frame["message"]["text"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    (kinds, texts)
+}
+
+fn numbered(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+async fn add_member(stack: &Stack, by: &str, chat: &str, user: &str) {
+    let path = format!("/api/chats/{chat}/participants");
+    let (status, body) = stack.call(Method::POST, &path, &token(by), Some(json!({"user_ids": [user]}))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn remove_member(stack: &Stack, by: &str, chat: &str, user: &str) {
+    let path = format!("/api/chats/{chat}/participants/{user}");
+    let (status, body) = stack.call(Method::DELETE, &path, &token(by), None).await;
+    assert_eq!(status, 204, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_becomes_a_member_while_connected_is_told_first_and_misses_nothing_after() {
+    let mut stack = Stack::start().await;
+    stack.stop_notifier().await;
+    // Dave is this edge's only connection, so it delivers none of his new chats until
+    // the notifier tells it he joined: here only once the messages that follow were
+    // published, as when the notifier is down or behind.
+    let mut dave = stack.connect(&token("dave")).await;
+    let created =
+        stack.create_chat(&token("ann"), json!({"type": "group", "title": "new", "member_ids": ["dave"]})).await;
+    for text in numbered("hello", 5) {
+        post_message(&stack, "ann", &created, &text, &text).await;
+    }
+    dave.expect_none_of("msg.created", std::time::Duration::from_millis(300)).await;
+    stack.start_notifier().await;
+    let (kinds, texts) = chat_frames(&mut dave, &created, 5).await;
+    assert_eq!(kinds.first().map(String::as_str), Some("chat.created"), "the new chat comes first: {kinds:?}");
+    assert_eq!(texts, numbered("hello", 5), "then every message once, in order");
+
+    let existing =
+        stack.create_chat(&token("ann"), json!({"type": "group", "title": "old", "member_ids": ["bob"]})).await;
+    post_message(&stack, "bob", &existing, "before", "before dave").await;
+    add_member(&stack, "ann", &existing, "dave").await;
+    for text in numbered("welcome", 5) {
+        post_message(&stack, "bob", &existing, &text, &text).await;
+    }
+    let (kinds, texts) = chat_frames(&mut dave, &existing, 5).await;
+    assert_eq!(kinds.first().map(String::as_str), Some("member.added"), "nothing before his own addition: {kinds:?}");
+    assert_eq!(texts, numbered("welcome", 5));
+
+    remove_member(&stack, "ann", &existing, "dave").await;
+    post_message(&stack, "bob", &existing, "after", "after dave").await;
+    let removed = dave.next_of("member.removed").await;
+    assert_eq!((removed["chat_id"].as_str(), removed["user_id"].as_str()), (Some(existing.as_str()), Some("dave")));
+    dave.expect_none_of("msg.created", std::time::Duration::from_millis(700)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_events_take_effect_on_the_edge_without_the_notifier() {
+    let mut stack = Stack::start().await;
+    stack.stop_notifier().await;
+    let chat = stack.create_chat(&token("ann"), json!({"type": "group", "title": "g", "member_ids": ["bob"]})).await;
+    let mut bob = stack.connect(&token("bob")).await;
+    let mut dave = stack.connect(&token("dave")).await;
+
+    add_member(&stack, "ann", &chat, "dave").await;
+    post_message(&stack, "ann", &chat, "hi", "hi dave").await;
+    let (kinds, texts) = chat_frames(&mut dave, &chat, 1).await;
+    assert_eq!((kinds, texts), (vec!["member.added".to_owned(), "msg.created".to_owned()], vec!["hi dave".to_owned()]));
+
+    remove_member(&stack, "ann", &chat, "dave").await;
+    assert_eq!(dave.next_of("member.removed").await["user_id"], "dave");
+    post_message(&stack, "ann", &chat, "after", "after dave").await;
+    let (_, texts) = chat_frames(&mut bob, &chat, 2).await;
+    assert_eq!(texts, ["hi dave", "after dave"]);
+    dave.expect_none_of("msg.created", std::time::Duration::from_millis(700)).await;
+    let refused =
+        dave.command(json!({"type": "msg.send", "chat_id": chat, "client_msg_id": "x", "text": "hi"}), "late").await;
+    assert_eq!(refused["code"], "not_found", "{refused}");
+}
