@@ -156,3 +156,68 @@ async fn membership_events_take_effect_on_the_edge_without_the_notifier() {
         dave.command(json!({"type": "msg.send", "chat_id": chat, "client_msg_id": "x", "text": "hi"}), "late").await;
     assert_eq!(refused["code"], "not_found", "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_larger_than_a_nats_payload_comes_in_pages() {
+    let stack = Stack::start().await;
+    let chat = stack.create_chat(&token("ann"), json!({"type": "group", "title": "g", "member_ids": ["bob"]})).await;
+    // 70 messages of 4,000 four-byte characters: 1.1 MB, more than NATS carries at once.
+    let long_text = "😀".repeat(chat_nats::limits::MAX_TEXT_CHARS);
+    let keys = numbered("long", 70);
+    for key in &keys {
+        post_message(&stack, "ann", &chat, key, &long_text).await;
+    }
+    let mut bob = stack.connect(&token("bob")).await;
+    let (mut since, mut received, mut pages) = (0, Vec::new(), 0);
+    loop {
+        pages += 1;
+        let answer = bob.command(json!({"type": "sync", "chats": {chat.clone(): since}}), &format!("s{pages}")).await;
+        assert_eq!(answer["type"], "sync.result", "{answer}");
+        let changes = &answer["chats"][&chat];
+        for message in changes["messages"].as_array().into_iter().flatten() {
+            received.push(message["client_msg_id"].as_str().unwrap_or_default().to_owned());
+            since = message["updated_seq"].as_u64().unwrap_or(since);
+        }
+        if changes["has_more"] == false {
+            assert_eq!(answer["has_more"], false, "{}", answer["has_more"]);
+            break;
+        }
+        assert_eq!(answer["has_more"], true);
+        assert!(pages < 10, "sync makes progress");
+    }
+    assert!(pages > 1, "the answer was paged");
+    assert_eq!(received, keys, "every message once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_in_more_chats_than_one_nats_payload_lists_connects() {
+    let stack = Stack::start().await;
+    let chat = stack.create_chat(&token("ann"), json!({"type": "group", "title": "g", "member_ids": ["many"]})).await;
+    // 12,000 memberships with the longest ids take 1.1 MB, more than NATS carries at once.
+    let db = chat_core::connect::mongodb(&stack.servers.mongo_args(), "e2e")
+        .await
+        .unwrap_or_else(|error| panic!("MongoDB: {error}"));
+    let store = chat_store::Store::new(db);
+    let memberships: Vec<chat_store::docs::ParticipantDoc> = (0..12_000)
+        .map(|i| {
+            let chat_id = format!("{i:0>64}");
+            chat_store::docs::ParticipantDoc {
+                id: chat_store::docs::ParticipantDoc::key(&chat_id, "many"),
+                chat_id,
+                user_id: "many".into(),
+                role: chat_nats::model::Role::Member,
+                joined_at: chrono::Utc::now(),
+                joined_seq: 1,
+                last_read_seq: 0,
+                muted: false,
+                added_by: None,
+            }
+        })
+        .collect();
+    store.insert_participants(&memberships).await.unwrap_or_else(|error| panic!("inserting memberships: {error}"));
+
+    let mut many = stack.connect(&token("many")).await;
+    post_message(&stack, "ann", &chat, "hi", "hi many").await;
+    let (_, texts) = chat_frames(&mut many, &chat, 1).await;
+    assert_eq!(texts, ["hi many"]);
+}
