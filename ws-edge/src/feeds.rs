@@ -120,7 +120,9 @@ impl Feed {
             self.last_seq = seq;
         }
         let membership = membership_change(kind, &message.payload);
-        if let Some(registry) = self.context.registry.upgrade() {
+        if !membership.joined.is_empty()
+            && let Some(registry) = self.context.registry.upgrade()
+        {
             // A member who joins on this edge's watch gets the event that made them one
             // and everything after it from this feed, without waiting for the notifier.
             for user_id in &membership.joined {
