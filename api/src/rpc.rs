@@ -96,14 +96,47 @@ fn check_user(user_id: &str) -> Result<(), RpcError> {
     if chat_nats::subjects::is_valid_id(user_id) { Ok(()) } else { Err(RpcError { error: "invalid user id".into() }) }
 }
 
+/// One page of the user's chats, in chat id order. The store reads the whole list (a
+/// user's memberships are one indexed range); only the answer is paged, because it
+/// is the answer that must fit a NATS payload.
 async fn memberships(state: AppState, request: MembershipsRequest) -> Result<MembershipsReply, RpcError> {
     check_user(&request.user_id)?;
     let docs = state.inner.store.memberships(&request.user_id).await.map_err(storage)?;
-    Ok(MembershipsReply { chats: docs.into_iter().map(|p| Membership { chat_id: p.chat_id, role: p.role }).collect() })
+    Ok(memberships_page(docs.into_iter().map(|p| Membership { chat_id: p.chat_id, role: p.role }), request.after))
+}
+
+fn memberships_page(all: impl Iterator<Item = Membership>, after: Option<String>) -> MembershipsReply {
+    let mut chats: Vec<Membership> = all.filter(|m| after.as_ref().is_none_or(|after| m.chat_id > *after)).collect();
+    chats.sort_unstable_by(|a, b| a.chat_id.cmp(&b.chat_id));
+    let next = (chats.len() > rpc::MEMBERSHIPS_PAGE).then(|| chats[rpc::MEMBERSHIPS_PAGE - 1].chat_id.clone());
+    chats.truncate(rpc::MEMBERSHIPS_PAGE);
+    MembershipsReply { chats, next }
+}
+
+/// What is left of a sync answer's [`rpc::SYNC_MAX_BYTES`].
+struct ByteBudget {
+    left: usize,
+    untouched: bool,
+}
+
+impl ByteBudget {
+    /// Takes room for `item` when it fits, and always for the answer's first item, so
+    /// that every sync makes progress however large one message or chat is.
+    fn take(&mut self, item: &impl Serialize) -> bool {
+        let size = serde_json::to_vec(item).map(|bytes| bytes.len() + 1).unwrap_or(usize::MAX);
+        if size > self.left && !self.untouched {
+            return false;
+        }
+        self.left = self.left.saturating_sub(size);
+        self.untouched = false;
+        true
+    }
 }
 
 /// Per requested chat, the messages whose latest change is newer than the client's
-/// seq; chats the client did not know; chats it no longer belongs to.
+/// seq; chats the client did not know; chats it no longer belongs to. Cut to
+/// [`rpc::SYNC_MAX_BYTES`] of messages and chats, in request order and then the new
+/// chats: what does not fit is marked `has_more` and comes with the next sync.
 pub async fn sync(state: AppState, request: SyncRequest) -> Result<SyncResult, RpcError> {
     check_user(&request.user_id)?;
     if request.chats.len() > rpc::SYNC_MAX_CHATS {
@@ -112,30 +145,53 @@ pub async fn sync(state: AppState, request: SyncRequest) -> Result<SyncResult, R
     let store = &state.inner.store;
     let member_of: Vec<String> =
         store.memberships(&request.user_id).await.map_err(storage)?.into_iter().map(|p| p.chat_id).collect();
-    let chats = store.chats_by_ids(&member_of).await.map_err(storage)?;
-    let mut result = SyncResult { chats: BTreeMap::new(), new_chats: Vec::new(), removed_chats: Vec::new() };
+    let mut chats: BTreeMap<String, chat_nats::model::Chat> =
+        store.chats_by_ids(&member_of).await.map_err(storage)?.into_iter().map(|c| (c.id.clone(), c.into())).collect();
+    let mut result =
+        SyncResult { chats: BTreeMap::new(), new_chats: Vec::new(), removed_chats: Vec::new(), has_more: false };
     let known: HashSet<&String> = member_of.iter().collect();
     result.removed_chats = request.chats.keys().filter(|id| !known.contains(id)).cloned().collect();
-    for chat in chats {
-        let Some(&since) = request.chats.get(&chat.id) else {
-            result.new_chats.push(chat.into());
-            continue;
-        };
-        let last_seq = u64::try_from(chat.last_seq).unwrap_or(0);
-        let mut docs =
-            store.changes_since(&chat.id, since, last_seq, rpc::SYNC_MAX_MESSAGES + 1).await.map_err(storage)?;
-        let has_more = docs.len() > rpc::SYNC_MAX_MESSAGES as usize;
-        docs.truncate(rpc::SYNC_MAX_MESSAGES as usize);
-        let chat: chat_nats::model::Chat = chat.into();
-        let changes = ChatChanges {
-            messages: docs.into_iter().map(Into::into).collect(),
-            has_more,
-            last_seq: chat.last_seq,
-            chat: chat.clone(),
-        };
-        result.chats.insert(chat.id.clone(), changes);
+    let mut budget = ByteBudget { left: rpc::SYNC_MAX_BYTES, untouched: true };
+    for (chat_id, &since) in &request.chats {
+        let Some(chat) = chats.remove(chat_id) else { continue };
+        let changes = chat_changes(store, chat, since, &mut budget).await?;
+        result.has_more |= changes.has_more;
+        result.chats.insert(chat_id.clone(), changes);
+    }
+    for chat in chats.into_values() {
+        if !budget.take(&chat) {
+            result.has_more = true;
+            break;
+        }
+        result.new_chats.push(chat);
     }
     Ok(result)
+}
+
+/// One chat's changes after `since`, as many as the budget holds.
+async fn chat_changes(
+    store: &chat_store::Store,
+    chat: chat_nats::model::Chat,
+    since: u64,
+    budget: &mut ByteBudget,
+) -> Result<ChatChanges, RpcError> {
+    let mut changes = ChatChanges { messages: Vec::new(), has_more: true, last_seq: chat.last_seq, chat: None };
+    if !budget.take(&chat) {
+        return Ok(changes);
+    }
+    let limit = rpc::SYNC_MAX_MESSAGES + 1;
+    let docs = store.changes_since(&chat.id, since, changes.last_seq, limit).await.map_err(storage)?;
+    changes.chat = Some(chat);
+    let more_than_a_page = docs.len() > rpc::SYNC_MAX_MESSAGES as usize;
+    for doc in docs.into_iter().take(rpc::SYNC_MAX_MESSAGES as usize) {
+        let message: chat_nats::model::Message = doc.into();
+        if !budget.take(&message) {
+            return Ok(changes);
+        }
+        changes.messages.push(message);
+    }
+    changes.has_more = more_than_a_page;
+    Ok(changes)
 }
 
 async fn presence(state: AppState, request: PresenceRequest) -> Result<PresenceReply, RpcError> {
@@ -148,4 +204,45 @@ async fn presence(state: AppState, request: PresenceRequest) -> Result<PresenceR
     let users =
         crate::presence::lookup(&state, &request.user_ids).await.map_err(|error| RpcError { error: error.message })?;
     Ok(PresenceReply { users })
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_nats::model::Role;
+
+    use super::*;
+
+    fn member_of(count: usize) -> impl Iterator<Item = Membership> {
+        (0..count).rev().map(|i| Membership { chat_id: format!("c{i:05}"), role: Role::Member })
+    }
+
+    #[test]
+    fn memberships_come_in_pages_in_chat_id_order_until_no_cursor() {
+        let total = rpc::MEMBERSHIPS_PAGE * 2 + 3;
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = memberships_page(member_of(total), after);
+            assert!(page.chats.len() <= rpc::MEMBERSHIPS_PAGE);
+            seen.extend(page.chats.into_iter().map(|m| m.chat_id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..total).map(|i| format!("c{i:05}")).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(memberships_page(member_of(rpc::MEMBERSHIPS_PAGE), None).next, None, "a full last page");
+    }
+
+    #[test]
+    fn a_budget_refuses_what_does_not_fit_but_never_the_first_item() {
+        let mut budget = ByteBudget { left: 10, untouched: true };
+        assert!(budget.take(&"x".repeat(100)), "the first item always fits");
+        assert!(!budget.take(&"y"), "nothing is left");
+        let mut budget = ByteBudget { left: 12, untouched: true };
+        assert!(budget.take(&"abc"));
+        assert!(budget.take(&"abc"));
+        assert!(!budget.take(&"abc"), "three items of 6 bytes are more than 12");
+    }
 }

@@ -106,7 +106,8 @@ impl EventBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum UserEvent {
-    /// The user became a member of a chat: edges start delivering it.
+    /// The user became a member of a chat: edges start delivering it, from the event
+    /// that made them one.
     #[serde(rename = "chat.joined")]
     ChatJoined {
         /// Payload version.
@@ -115,6 +116,12 @@ pub enum UserEvent {
         chat_id: String,
         /// Their role.
         role: Role,
+        /// Where that event (`chat.created` or `member.added`) is stored in `CHAT_EVT`:
+        /// an edge that was not delivering the chat yet replays it from there, so the
+        /// user gets the event and everything after it, in order. Absent from older
+        /// notifiers; the edge then starts with the next live event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream_seq: Option<u64>,
         /// When the membership was stored.
         #[serde(with = "timestamp")]
         at: DateTime<Utc>,

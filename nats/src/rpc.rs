@@ -13,12 +13,15 @@ pub const SYNC: &str = "sync";
 /// The endpoint answering presence snapshots for the edges.
 pub const PRESENCE: &str = "presence";
 
-/// Which chats does this user belong to?
+/// Which chats does this user belong to? One page of them, in chat id order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipsRequest {
     /// The user.
     pub user_id: String,
+    /// The page after this chat id (the previous answer's `next`); the first without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// One chat of a user.
@@ -30,12 +33,20 @@ pub struct Membership {
     pub role: Role,
 }
 
-/// Every chat of the user.
+/// One page of the user's chats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembershipsReply {
-    /// The chats.
+    /// The chats, in chat id order.
     pub chats: Vec<Membership>,
+    /// Set when more follow: ask again with it as `after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
+
+/// Most chats in one memberships answer. With ids of at most 64 characters an entry
+/// takes under 100 bytes, so a page stays far below NATS' 1 MB payload limit, which a
+/// user's whole list could pass.
+pub const MEMBERSHIPS_PAGE: usize = 5_000;
 
 /// The error body of a failed request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +89,10 @@ pub struct SyncResult {
     pub new_chats: Vec<crate::model::Chat>,
     /// Requested chats the user no longer belongs to (or that do not exist).
     pub removed_chats: Vec<String>,
+    /// True when the answer was cut to [`SYNC_MAX_BYTES`]: some chat has `has_more`,
+    /// or some new chats are left for the next sync.
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 /// What changed in one chat.
@@ -85,15 +100,23 @@ pub struct SyncResult {
 pub struct ChatChanges {
     /// Messages created, edited or deleted after the given seq, oldest change first.
     pub messages: Vec<crate::model::Message>,
-    /// True when more than the limit changed; sync again from the last `updated_seq`.
+    /// True when more changed than this answer holds; sync again from the last
+    /// `updated_seq` received (or the same seq when `messages` is empty).
     pub has_more: bool,
     /// The chat's latest seq.
     pub last_seq: u64,
-    /// The chat as it is now (title, members).
-    pub chat: crate::model::Chat,
+    /// The chat as it is now (title, members); left out, with every message, of chats
+    /// past the answer's byte budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<crate::model::Chat>,
 }
 
 /// Most messages per chat in one sync answer.
 pub const SYNC_MAX_MESSAGES: u32 = 500;
+/// Most bytes of messages and chats in one sync answer. NATS refuses payloads over its
+/// `max_payload` (1 MB by default); the entries of chats past the budget (id, seqs,
+/// `has_more`, about 110 bytes each for up to [`SYNC_MAX_CHATS`]) and the removed ids
+/// come on top, and the whole stays under 1 MB.
+pub const SYNC_MAX_BYTES: usize = 512 * 1024;
 /// Most chats in one sync request.
 pub const SYNC_MAX_CHATS: usize = 1000;

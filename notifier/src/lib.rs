@@ -127,7 +127,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 "event received"
             );
             invalidations.apply(&mut directory);
-            match handle(&nats, &js, &store, &mut directory, &redis, &message.payload).await {
+            let stream_seq = message.info().ok().map(|info| info.stream_sequence);
+            match handle(&nats, &js, &store, &mut directory, &redis, &message.payload, stream_seq).await {
                 Ok(()) => {
                     let _ = message.ack().await;
                 }
@@ -151,6 +152,7 @@ async fn handle(
     directory: &mut directory::Directory,
     redis: &LazyRedis,
     payload: &[u8],
+    stream_seq: Option<u64>,
 ) -> Result<(), HandleError> {
     let Ok(event) = serde_json::from_slice::<ChatEvent>(payload) else {
         tracing::warn!("unreadable event skipped");
@@ -160,7 +162,7 @@ async fn handle(
     {
         directory.forget_chat(&event.chat_id);
     }
-    for (subject, delivery) in deliveries::for_event(&event) {
+    for (subject, delivery) in deliveries::for_event(&event, stream_seq) {
         if let Ok(body) = serde_json::to_vec(&delivery) {
             nats.publish(subject, body.into()).await?;
         }

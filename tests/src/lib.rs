@@ -56,6 +56,12 @@ pub struct PersisterHandle {
     running: Option<persister::Running>,
 }
 
+/// A running notifier that can be stopped and started again.
+pub struct NotifierHandle {
+    shutdown: CancellationToken,
+    running: Option<notifier::Running>,
+}
+
 /// What a test may run the stack on instead of the servers [`Servers`] starts.
 #[derive(Default)]
 pub struct StackOptions {
@@ -65,6 +71,8 @@ pub struct StackOptions {
     /// Redis for every binary (a Redis Cluster, say) instead of the test's own
     /// `redis-server`.
     pub redis: Option<RedisArgs>,
+    /// Changes to the edge's settings (tighter limits, say).
+    pub edge: Option<fn(&mut ws_edge::Config)>,
 }
 
 /// Servers plus every binary.
@@ -73,6 +81,8 @@ pub struct Stack {
     pub servers: Servers,
     /// The NATS settings every binary runs with.
     pub nats: NatsArgs,
+    /// The Redis settings every binary runs with.
+    pub redis: RedisArgs,
     /// REST base URL.
     pub api_url: String,
     /// WebSocket URL.
@@ -81,12 +91,12 @@ pub struct Stack {
     pub edge_admin_url: String,
     /// Api admin URL.
     pub api_admin_url: String,
-    /// Notifier admin URL.
-    pub notifier_admin_url: String,
     /// Presence admin URL.
     pub presence_admin_url: String,
     /// The persister.
     pub persister: PersisterHandle,
+    /// The notifier.
+    pub notifier: NotifierHandle,
     shutdown: CancellationToken,
     http: reqwest::Client,
 }
@@ -132,19 +142,7 @@ impl Stack {
         .await
         .unwrap_or_else(|error| panic!("api did not start: {error}"));
         let persister = start_persister(&servers, &nats).await;
-        let notifier = notifier::start(
-            notifier::Config {
-                log: log(),
-                nats: nats.clone(),
-                mongo: servers.mongo_args(),
-                redis: redis.clone(),
-                admin: admin(),
-                shutdown: grace(),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
+        let notifier = start_notifier(&servers, &nats, &redis).await;
         let presence_config = presence::Config::try_parse_from([
             "presence",
             "--log",
@@ -162,52 +160,69 @@ impl Stack {
         let presence = presence::start(presence_config, shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("presence did not start: {error}"));
-        let edge = ws_edge::start(
-            ws_edge::Config {
-                log: log(),
-                nats: nats.clone(),
-                redis: redis.clone(),
-                limits: chat_core::config::UserLimitArgs {
-                    messages_per_user_per_s: 1000,
-                    messages_per_user_burst: None,
-                },
-                jwt: dev_jwt_args(),
-                admin: admin(),
-                shutdown: grace(),
-                http: http(),
-                listen_addr: any_port(),
-                allowed_origins: vec!["http://localhost:3000".into()],
-                heartbeat_ms: 25_000,
-                idle_timeout_ms: 60_000,
-                queue_frames: 1024,
-                queue_bytes: 4 << 20,
-                write_timeout_ms: 10_000,
-                close_timeout_ms: 2_000,
-                read_buffer_bytes: 1024,
-                write_buffer_bytes: 16 * 1024,
-                max_pending_upgrades: 256,
-                max_frame_bytes: 64 * 1024,
-                commands_per_s: 1000,
-                commands_burst: 1000,
-                max_connections_per_user: 10,
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("edge did not start: {error}"));
+        let mut edge_config = ws_edge::Config {
+            log: log(),
+            nats: nats.clone(),
+            redis: redis.clone(),
+            limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
+            jwt: dev_jwt_args(),
+            admin: admin(),
+            shutdown: grace(),
+            http: http(),
+            listen_addr: any_port(),
+            allowed_origins: vec!["http://localhost:3000".into()],
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            queue_frames: 1024,
+            queue_bytes: 4 << 20,
+            write_timeout_ms: 10_000,
+            close_timeout_ms: 2_000,
+            read_buffer_bytes: 1024,
+            write_buffer_bytes: 16 * 1024,
+            max_pending_upgrades: 256,
+            max_frame_bytes: 64 * 1024,
+            commands_per_s: 1000,
+            commands_burst: 1000,
+            max_connections_per_user: 10,
+        };
+        if let Some(adjust) = options.edge {
+            adjust(&mut edge_config);
+        }
+        let edge = ws_edge::start(edge_config, shutdown.clone())
+            .await
+            .unwrap_or_else(|error| panic!("edge did not start: {error}"));
         Stack {
             api_url: format!("http://{}", api.listen_addr),
             ws_url: format!("ws://{}/ws", edge.listen_addr),
             edge_admin_url: format!("http://{}", edge.admin_addr),
             api_admin_url: format!("http://{}", api.admin_addr),
-            notifier_admin_url: format!("http://{}", notifier.admin_addr),
             presence_admin_url: format!("http://{}", presence.admin_addr),
             servers,
             nats,
+            redis,
             persister,
+            notifier,
             shutdown,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Stops the notifier, as when it is down or far behind, and waits until it has.
+    pub async fn stop_notifier(&mut self) {
+        self.notifier.shutdown.cancel();
+        if let Some(running) = self.notifier.running.take() {
+            running.wait().await;
+        }
+    }
+
+    /// Starts the notifier again; it catches up from its durable consumer.
+    pub async fn start_notifier(&mut self) {
+        self.notifier = start_notifier(&self.servers, &self.nats, &self.redis).await;
+    }
+
+    /// The notifier's admin URL, while it runs.
+    pub fn notifier_admin_url(&self) -> Option<String> {
+        self.notifier.running.as_ref().map(|running| format!("http://{}", running.admin_addr))
     }
 
     /// Stops the persister and waits until it has drained.
@@ -282,7 +297,26 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
         self.persister.shutdown.cancel();
+        self.notifier.shutdown.cancel();
     }
+}
+
+async fn start_notifier(servers: &Servers, nats: &NatsArgs, redis: &RedisArgs) -> NotifierHandle {
+    let shutdown = CancellationToken::new();
+    let running = notifier::start(
+        notifier::Config {
+            log: log(),
+            nats: nats.clone(),
+            mongo: servers.mongo_args(),
+            redis: redis.clone(),
+            admin: admin(),
+            shutdown: grace(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("notifier did not start: {error}"));
+    NotifierHandle { shutdown, running: Some(running) }
 }
 
 async fn start_persister(servers: &Servers, nats: &NatsArgs) -> PersisterHandle {

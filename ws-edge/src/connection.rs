@@ -54,12 +54,12 @@ enum Ending {
 enum Step {
     Continue,
     End(Ending),
-    /// A refreshed token moved the expiry.
+    /// A refreshed token moved the expiry (its roles are in the session already).
     Refreshed(Instant),
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn serve(mut socket: WebSocket, edge: EdgeState, session: Session, chats: Vec<String>) {
+pub async fn serve(mut socket: WebSocket, edge: EdgeState, mut session: Session, chats: Vec<String>) {
     let conn = ConnHandle { conn_id: session.conn_id.clone(), outbox: Arc::new(Outbox::new(edge.queue_limits())) };
     let close_timeout = Duration::from_millis(edge.config.close_timeout_ms);
     // The rarely taken steps are boxed, so that the task of an idle connection carries
@@ -82,7 +82,7 @@ pub async fn serve(mut socket: WebSocket, edge: EdgeState, session: Session, cha
     let mut connection = Connection {
         socket,
         edge: &edge,
-        session: &session,
+        session: &mut session,
         conn: &conn,
         spare: VecDeque::new(),
         bucket: TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst),
@@ -93,6 +93,7 @@ pub async fn serve(mut socket: WebSocket, edge: EdgeState, session: Session, cha
         Ok(ending) => ending,
         Err(panic) => {
             let message = panic_message(panic.as_ref());
+            let session = &connection.session;
             tracing::error!(conn_id = %session.conn_id, user_id = %session.user_id, panic = message, "connection panicked; closing it with 1011");
             Ending::Close(close::INTERNAL)
         }
@@ -135,7 +136,8 @@ async fn finish(socket: &mut WebSocket, ending: Ending, deadline: Duration) {
 struct Connection<'a> {
     socket: WebSocket,
     edge: &'a EdgeState,
-    session: &'a Session,
+    /// Mutable because `auth.refresh` replaces the token's roles.
+    session: &'a mut Session,
     conn: &'a ConnHandle,
     /// The drained queue's storage, swapped with the outbox's at every drain.
     spare: VecDeque<Outbound>,
@@ -266,8 +268,9 @@ impl Connection<'_> {
             if self.refused_in_a_row >= ABUSE_THRESHOLD {
                 return Step::End(Ending::Close(close::POLICY));
             }
+            let reference = protocol::reference_of(text);
             let frame = ServerFrame::Error {
-                reference: None,
+                reference: reference.as_deref(),
                 code: ErrorCode::RateLimited,
                 message: "too many commands",
                 client_msg_id: None,
@@ -307,11 +310,13 @@ fn warn_at(expires_at: Instant) -> Instant {
     expires_at - left.min(Duration::from_secs(60)).min(left / 2)
 }
 
-/// Checks a refreshed token; it must verify and name the same user. Returns the new
-/// expiry; the old token stays in force when the new one is refused.
+/// Checks a refreshed token; it must verify and name the same user. The new token
+/// replaces the old one whole: its roles take effect on the next command (a demoted
+/// admin loses admin rights on the open socket) and its expiry is returned. The old
+/// token stays in force when the new one is refused.
 fn refresh(
     edge: &EdgeState,
-    session: &Session,
+    session: &mut Session,
     conn: &ConnHandle,
     reference: Option<&str>,
     token: &str,
@@ -334,8 +339,10 @@ fn refresh(
         return None;
     }
     metrics::COMMANDS.with_label_values(&["auth.refresh", "accepted"]).inc();
+    let expires_at = crate::session::token_deadline(&claims);
+    session.roles = claims.roles;
     conn.reply(ServerFrame::Ack { reference }.to_text());
-    Some(crate::session::token_deadline(&claims))
+    Some(expires_at)
 }
 
 fn reply_unparsed(conn: &ConnHandle, reference: Option<&str>, reason: &str) {

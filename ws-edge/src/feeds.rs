@@ -2,17 +2,26 @@
 //! the chat's persisted events (`chat.evt.<chat_id>.>`) and live signals
 //! (`chat.live.<chat_id>.>`), and one edge-wide feed of presence changes. An event is
 //! serialised once, by its publisher; the same bytes go to every socket.
+//!
+//! A chat's feed is also where its membership changes take effect for local users, in
+//! the order of the chat's events: a member added while the chat has a feed here joins
+//! the fan-out right before the event that adds them, a removed one leaves it right
+//! after theirs, and a member this edge hears of later (the notifier's `chat.joined`)
+//! gets the chat replayed from `CHAT_EVT` from that event on before joining the
+//! fan-out ([`catch_up`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
+use chat_nats::events::{ChatEvent, EventBody};
 use futures::StreamExt;
+use tokio::sync::mpsc;
 
 use crate::{
-    metrics,
+    catch_up, metrics,
     outbox::Outbound,
-    registry::{AbortOnDrop, ChatSockets, Registry},
+    registry::{AbortOnDrop, CatchUp, ChatFeed, ChatSockets, Registry},
     signals,
 };
 
@@ -32,55 +41,171 @@ pub async fn subscribe_chat(nats: &async_nats::Client, chat_id: &str) -> Option<
     }
 }
 
+/// What a chat's feed needs beyond its sockets: the bus, and the registry it tells
+/// about members who join or leave through the chat's own events.
+#[derive(Clone)]
+pub struct FeedContext {
+    /// Core NATS.
+    pub nats: async_nats::Client,
+    /// JetStream, to replay `CHAT_EVT` to new members.
+    pub js: async_nats::jetstream::Context,
+    /// The registry; weak, because the registry owns the feeds.
+    pub registry: Weak<Registry>,
+}
+
 /// Starts a chat's feed, with subscriptions made beforehand or, failing that, its own.
 pub fn start_chat_feed(
-    nats: &async_nats::Client,
+    context: &FeedContext,
     chat_id: &str,
     sockets: Arc<ChatSockets>,
     prepared: Option<ChatSubscribers>,
-) -> AbortOnDrop {
-    let nats = nats.clone();
-    let chat_id = chat_id.to_owned();
-    AbortOnDrop(tokio::spawn(async move {
+) -> ChatFeed {
+    let context = context.clone();
+    let chat_id: Arc<str> = Arc::from(chat_id);
+    let (catch_ups, queued) = mpsc::unbounded_channel();
+    let task = AbortOnDrop(tokio::spawn(async move {
         let subscribers = match prepared {
             Some(subscribers) => subscribers,
-            None => match subscribe_chat(&nats, &chat_id).await {
+            None => match subscribe_chat(&context.nats, &chat_id).await {
                 Some(subscribers) => subscribers,
                 None => return,
             },
         };
-        chat_feed(&sockets, subscribers).await;
-    }))
+        let mut feed = Feed { context, chat_id, sockets, last_seq: 0 };
+        feed.run(subscribers, queued).await;
+    }));
+    ChatFeed { task, catch_ups }
 }
 
-async fn chat_feed(sockets: &ChatSockets, (events, live): ChatSubscribers) {
-    let mut both = futures::stream::select(events, live);
-    let mut last_seq = 0;
-    while let Some(message) = both.next().await {
-        let Some(frame) = utf8(message.payload.clone()) else { continue };
+/// The state of one chat's feed task.
+struct Feed {
+    context: FeedContext,
+    chat_id: Arc<str>,
+    sockets: Arc<ChatSockets>,
+    /// The seq of the last persisted event fanned out.
+    last_seq: u64,
+}
+
+impl Feed {
+    async fn run(&mut self, (events, live): ChatSubscribers, mut catch_ups: mpsc::UnboundedReceiver<CatchUp>) {
+        let mut both = futures::stream::select(events, live);
+        loop {
+            tokio::select! {
+                Some(catch_up) = catch_ups.recv() => self.catch_up(catch_up).await,
+                next = both.next() => match next {
+                    Some(message) => self.deliver(&message),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn deliver(&mut self, message: &async_nats::Message) {
+        let Some(frame) = utf8(message.payload.clone()) else { return };
         let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("other");
         if message.subject.starts_with("chat.live.") {
             let delivery = signals::live_delivery(kind, &message.payload);
-            fan_out(sockets, &frame, kind, None, delivery.skip_user.as_deref(), delivery.droppable);
-            continue;
+            fan_out(&self.sockets, &frame, kind, None, delivery.skip_user.as_deref(), delivery.droppable);
+            return;
         }
         // Every publish reaches core subscribers, also a retried one that JetStream
         // stores once: a persister that retries a publish after a lost ack, or replays a
         // command, sends an event again. Events of a chat are published in seq order, so
         // one at or below the last seq delivered is such a copy.
-        if let Some(seq) = event_seq(&message) {
-            if seq <= last_seq {
+        if let Some(seq) = event_seq(message) {
+            if seq <= self.last_seq {
                 metrics::DROPPED_REPUBLISHED.inc();
-                continue;
+                return;
             }
-            last_seq = seq;
+            self.last_seq = seq;
+        }
+        let membership = membership_change(kind, &message.payload);
+        if !membership.joined.is_empty()
+            && let Some(registry) = self.context.registry.upgrade()
+        {
+            // A member who joins on this edge's watch gets the event that made them one
+            // and everything after it from this feed, without waiting for the notifier.
+            for user_id in &membership.joined {
+                registry.attach(user_id, &self.chat_id);
+            }
         }
         let persisted_at = message
             .headers
             .as_ref()
             .and_then(|h| h.get(chat_nats::headers::PERSISTED_AT_MICROS))
             .and_then(|v| v.as_str().parse::<i64>().ok());
-        fan_out(sockets, &frame, kind, persisted_at, None, false);
+        fan_out(&self.sockets, &frame, kind, persisted_at, None, false);
+        // The removed member got the removal itself and nothing after it, even while
+        // the notifier is down or behind.
+        if let (Some(user_id), Some(registry)) = (&membership.left, self.context.registry.upgrade()) {
+            registry.leave(user_id, &self.chat_id);
+        }
+    }
+
+    /// Replays the chat from the event that made `catch_up.user_id` a member: what the
+    /// other sockets already had goes to theirs alone, then they join the fan-out, so
+    /// they see that event first and every later one once, in order. The core
+    /// subscription was in place before the replay starts, so what the replay does not
+    /// reach is waiting there.
+    async fn catch_up(&mut self, catch_up: CatchUp) {
+        let Some(registry) = self.context.registry.upgrade() else { return };
+        let user_id = catch_up.user_id.as_str();
+        if !registry.is_member(user_id, &self.chat_id) {
+            return;
+        }
+        if self.sockets.has_user(user_id) {
+            // Attached already by the event itself, on this feed.
+            registry.attach(user_id, &self.chat_id);
+            return;
+        }
+        let replayed = match catch_up::events_from(&self.context.js, &self.chat_id, catch_up.stream_seq).await {
+            Ok(replayed) => replayed,
+            Err(error) => {
+                tracing::warn!(%error, chat_id = %self.chat_id, user_id, "cannot replay a chat to a new member; delivering from now on");
+                registry.attach(user_id, &self.chat_id);
+                return;
+            }
+        };
+        let conns = registry.connections_of(user_id);
+        let mut replayed = replayed.into_iter().peekable();
+        while let Some(message) = replayed.next_if(|m| event_seq(m).is_some_and(|seq| seq <= self.last_seq)) {
+            let Some(frame) = utf8(message.payload.clone()) else { continue };
+            for conn in &conns {
+                conn.offer(Outbound::Event { frame: frame.clone(), persisted_at_micros: None, droppable: false });
+            }
+            let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("other");
+            metrics::events_sent(kind).inc_by(conns.len() as u64);
+            if membership_change(kind, &message.payload).left.as_deref() == Some(user_id) {
+                registry.leave(user_id, &self.chat_id);
+                return;
+            }
+        }
+        registry.attach(user_id, &self.chat_id);
+        for message in replayed {
+            self.deliver(&message);
+        }
+    }
+}
+
+/// Who an event makes a member or a former member.
+#[derive(Debug, Default, PartialEq)]
+struct MembershipChange {
+    joined: Vec<String>,
+    left: Option<String>,
+}
+
+/// Reads only membership events (rare); every other event is forwarded unparsed.
+fn membership_change(kind: &str, payload: &[u8]) -> MembershipChange {
+    if !matches!(kind, "chat.created" | "member.added" | "member.removed") {
+        return MembershipChange::default();
+    }
+    match serde_json::from_slice::<ChatEvent>(payload).map(|event| event.body) {
+        Ok(EventBody::ChatCreated { chat }) => {
+            MembershipChange { joined: chat.participants.into_iter().map(|m| m.user_id).collect(), left: None }
+        }
+        Ok(EventBody::MemberAdded { user_id, .. }) => MembershipChange { joined: vec![user_id], left: None },
+        Ok(EventBody::MemberRemoved { user_id, .. }) => MembershipChange { joined: Vec::new(), left: Some(user_id) },
+        _ => MembershipChange::default(),
     }
 }
 

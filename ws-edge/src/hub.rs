@@ -9,10 +9,10 @@ use std::{collections::HashMap, sync::Arc};
 use axum::extract::ws::Utf8Bytes;
 
 use crate::{
-    feeds::{self, ChatSubscribers},
+    feeds::{self, ChatSubscribers, FeedContext},
     metrics,
     outbox::{ConnHandle, Outbound},
-    registry::{RegisterError, Registry},
+    registry::{CatchUp, RegisterError, Registry},
 };
 
 /// The hub. Cheap to clone.
@@ -20,12 +20,19 @@ use crate::{
 pub struct Hub {
     registry: Arc<Registry>,
     nats: async_nats::Client,
+    feeds: FeedContext,
 }
 
 impl Hub {
     /// An empty hub.
     pub fn new(nats: async_nats::Client, max_conns_per_user: usize) -> Self {
-        Hub { registry: Arc::new(Registry::new(max_conns_per_user)), nats }
+        let registry = Arc::new(Registry::new(max_conns_per_user));
+        let feeds = FeedContext {
+            nats: nats.clone(),
+            js: async_nats::jetstream::new(nats.clone()),
+            registry: Arc::downgrade(&registry),
+        };
+        Hub { registry, nats, feeds }
     }
 
     /// The registry.
@@ -51,9 +58,9 @@ impl Hub {
     /// Adds a connection with the chats its user belongs to.
     pub async fn register(&self, user_id: &str, conn: ConnHandle, chats: Vec<String>) -> Result<(), RegisterError> {
         let mut prepared = self.subscribe_missing(&chats).await;
-        let nats = &self.nats;
+        let feeds = &self.feeds;
         self.registry.add_connection(user_id, conn, chats, &mut |chat_id, sockets| {
-            feeds::start_chat_feed(nats, chat_id, sockets, prepared.remove(chat_id))
+            feeds::start_chat_feed(feeds, chat_id, sockets, prepared.remove(chat_id))
         })
     }
 
@@ -65,9 +72,25 @@ impl Hub {
     /// A local user joined a chat: deliver it to them from now on.
     pub async fn join(&self, user_id: &str, chat_id: &str) {
         let mut prepared = self.subscribe_missing(&[chat_id.to_owned()]).await;
-        let nats = &self.nats;
+        let feeds = &self.feeds;
         self.registry.join(user_id, chat_id, &mut |chat_id, sockets| {
-            feeds::start_chat_feed(nats, chat_id, sockets, prepared.remove(chat_id))
+            feeds::start_chat_feed(feeds, chat_id, sockets, prepared.remove(chat_id))
+        });
+    }
+
+    /// A local user joined a chat through the event stored at `stream_seq` in
+    /// `CHAT_EVT`: deliver it to them from that event on. The chat's subscriptions are
+    /// in place before its feed replays the stream, so nothing published in between
+    /// is missed.
+    pub async fn join_from(&self, user_id: &str, chat_id: &str, stream_seq: u64) {
+        if self.registry.is_member(user_id, chat_id) {
+            return;
+        }
+        let mut prepared = self.subscribe_missing(&[chat_id.to_owned()]).await;
+        let feeds = &self.feeds;
+        let catch_up = CatchUp { user_id: user_id.to_owned(), stream_seq };
+        self.registry.join_from(chat_id, catch_up, &mut |chat_id, sockets| {
+            feeds::start_chat_feed(feeds, chat_id, sockets, prepared.remove(chat_id))
         });
     }
 

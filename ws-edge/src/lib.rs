@@ -10,11 +10,14 @@
 //! - [`commands`]: one file per client command; [`protocol`]: client frames;
 //! - [`outbox`]: a connection's send queue, bounded in frames and bytes;
 //! - [`hub`]: keeps [`registry`] (who is connected, each chat's local sockets) and
-//!   [`feeds`] (NATS subscriptions into sockets; [`signals`] for live signals) in step;
+//!   [`feeds`] (NATS subscriptions into sockets, membership changes in the chat's order;
+//!   [`catch_up`] replays a chat to a member this edge heard of late; [`signals`] for
+//!   live signals) in step;
 //!   [`user_events`]: the edge-wide `user.>` feed;
 //! - [`state`]: what connections share; [`config`]: settings; [`lifecycle`]: presence
 //!   heartbeats and the drain at shutdown; [`session`], [`rate`], [`close`], [`metrics`].
 
+pub mod catch_up;
 pub mod close;
 pub mod commands;
 pub mod config;

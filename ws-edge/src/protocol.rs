@@ -53,7 +53,7 @@ pub enum ClientCommand {
     /// Start or stop typing.
     #[serde(rename = "typing")]
     Typing {
-        /// Accepted for symmetry; typing has no reply.
+        /// Typing has no reply; an error answering it echoes this.
         #[serde(rename = "ref", default)]
         reference: Option<String>,
         /// The chat.
@@ -152,16 +152,24 @@ pub struct FrameHead {
     pub reference: Option<serde_json::Value>,
 }
 
+impl FrameHead {
+    /// The `ref`, when it is a string short enough to be echoed.
+    fn echoable_reference(&self) -> Option<String> {
+        self.reference.as_ref()?.as_str().filter(|r| r.len() <= MAX_REF_LEN).map(str::to_owned)
+    }
+}
+
+/// The `ref` of a frame that is refused before it is parsed as a command (for rate),
+/// so that its refusal still answers it.
+pub fn reference_of(text: &str) -> Option<String> {
+    serde_json::from_str::<FrameHead>(text).ok()?.echoable_reference()
+}
+
 /// Parses a text frame; on failure returns the `ref` (when readable) and the reason.
 pub fn parse_command(text: &str) -> Result<ClientCommand, (Option<String>, String)> {
     serde_json::from_str(text).map_err(|error| {
         let head: Option<FrameHead> = serde_json::from_str(text).ok();
-        let reference = head
-            .as_ref()
-            .and_then(|h| h.reference.as_ref())
-            .and_then(|r| r.as_str())
-            .filter(|r| r.len() <= MAX_REF_LEN)
-            .map(str::to_owned);
+        let reference = head.as_ref().and_then(FrameHead::echoable_reference);
         let reason = match head.and_then(|h| h.kind) {
             Some(kind) if !KNOWN_TYPES.contains(&kind.as_str()) => format!("unknown command type {kind:?}"),
             _ => error.to_string(),
@@ -284,6 +292,14 @@ mod tests {
         let (_, reason) = parse_command(r#"{"type":"msg.send","chat_id":{"$ne":""},"client_msg_id":"k","text":"x"}"#)
             .expect_err("operator object");
         assert!(reason.contains("invalid type"), "{reason}");
+    }
+
+    #[test]
+    fn the_ref_of_an_unparsed_frame_is_read_when_it_can_be_echoed() {
+        assert_eq!(reference_of(r#"{"type":"msg.send","ref":"r3","text":1}"#).as_deref(), Some("r3"));
+        assert_eq!(reference_of(r#"{"ref":7}"#), None);
+        assert_eq!(reference_of(&format!(r#"{{"ref":"{}"}}"#, "x".repeat(MAX_REF_LEN + 1))), None);
+        assert_eq!(reference_of("not json"), None);
     }
 
     #[test]

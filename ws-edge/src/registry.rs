@@ -11,7 +11,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
-use tokio::task::JoinHandle;
+use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::outbox::ConnHandle;
 
@@ -23,6 +23,27 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A chat's feed: its task, and the queue of local users it is to replay the chat to
+/// before their sockets join its fan-out.
+#[derive(Debug)]
+pub struct ChatFeed {
+    /// Stops the feed when dropped.
+    pub task: AbortOnDrop,
+    /// Users who became members before this edge delivered the chat to them.
+    pub catch_ups: mpsc::UnboundedSender<CatchUp>,
+}
+
+/// A local user who became a member of a chat through the event stored at
+/// `stream_seq` in `CHAT_EVT`: the feed replays from there to their sockets, then adds
+/// them to the fan-out, so they get that event and everything after it in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchUp {
+    /// The new member.
+    pub user_id: String,
+    /// Where the event that made them a member is stored.
+    pub stream_seq: u64,
 }
 
 /// One socket a chat's events go to.
@@ -55,10 +76,15 @@ impl ChatSockets {
     fn remove_user(&self, user_id: &str) {
         self.lock().retain(|r| &*r.user_id != user_id);
     }
+
+    /// True when some socket of the user receives the chat.
+    pub fn has_user(&self, user_id: &str) -> bool {
+        self.lock().iter().any(|r| &*r.user_id == user_id)
+    }
 }
 
 /// Starts the feed of a chat that just got its first local member.
-pub type StartFeed<'a> = &'a mut dyn FnMut(&str, Arc<ChatSockets>) -> AbortOnDrop;
+pub type StartFeed<'a> = &'a mut dyn FnMut(&str, Arc<ChatSockets>) -> ChatFeed;
 
 /// Why a connection could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +103,7 @@ struct UserEntry {
 struct ChatEntry {
     users: HashSet<Arc<str>>,
     sockets: Arc<ChatSockets>,
-    _feed: AbortOnDrop,
+    feed: ChatFeed,
 }
 
 #[derive(Debug, Default)]
@@ -183,9 +209,24 @@ impl Registry {
     }
 
     fn join_locked(maps: &mut Maps, user_id: &Arc<str>, chat_id: &str, start_feed: StartFeed<'_>) {
-        let Some(user) = maps.users.get_mut(user_id) else { return };
+        if let Some((chat, conns)) = Self::add_member_locked(maps, user_id, chat_id, start_feed) {
+            for conn in &conns {
+                chat.sockets.add(user_id, conn);
+            }
+        }
+    }
+
+    /// Records the membership and returns the chat with the user's connections, or
+    /// nothing when the user is not here or already a member.
+    fn add_member_locked<'m>(
+        maps: &'m mut Maps,
+        user_id: &Arc<str>,
+        chat_id: &str,
+        start_feed: StartFeed<'_>,
+    ) -> Option<(&'m mut ChatEntry, Vec<ConnHandle>)> {
+        let user = maps.users.get_mut(user_id)?;
         if user.chats.contains(chat_id) {
-            return;
+            return None;
         }
         let conns = user.conns.clone();
         let chat_key: Arc<str> = match maps.chats.get_key_value(chat_id) {
@@ -196,12 +237,49 @@ impl Registry {
         let chat = maps.chats.entry(chat_key).or_insert_with_key(|key| {
             let sockets = Arc::new(ChatSockets::default());
             let feed = start_feed(key, sockets.clone());
-            ChatEntry { users: HashSet::new(), sockets, _feed: feed }
+            ChatEntry { users: HashSet::new(), sockets, feed }
         });
         chat.users.insert(user_id.clone());
-        for conn in &conns {
-            chat.sockets.add(user_id, conn);
+        Some((chat, conns))
+    }
+
+    /// A local user became a member through an event this edge may not have delivered
+    /// to them: the membership counts at once (their commands are accepted), and the
+    /// chat's feed replays from `catch_up.stream_seq` to their sockets before it adds
+    /// them to the fan-out. Returns false when the user is not here or already a member.
+    pub fn join_from(&self, chat_id: &str, catch_up: CatchUp, start_feed: StartFeed<'_>) -> bool {
+        let mut maps = self.write();
+        let Some((user_key, _)) = maps.users.get_key_value(catch_up.user_id.as_str()) else { return false };
+        let user_key = user_key.clone();
+        let Some((chat, _)) = Self::add_member_locked(&mut maps, &user_key, chat_id, start_feed) else { return false };
+        // The feed's end of the queue lives as long as its entry; a send fails only for
+        // a feed that has stopped, and then nothing is delivered anyway.
+        let _ = chat.feed.catch_ups.send(catch_up);
+        true
+    }
+
+    /// Adds every connection of a local user to the sockets of a chat this edge
+    /// delivers, recording the membership if it was not known; called by the chat's
+    /// feed right before the event that makes the user a member, or after replaying to
+    /// them. Returns false when the user is not here or the chat has no feed.
+    pub fn attach(&self, user_id: &str, chat_id: &str) -> bool {
+        let mut maps = self.write();
+        let Some((user_key, user)) = maps.users.get_key_value(user_id) else { return false };
+        let (user_key, conns) = (user_key.clone(), user.conns.clone());
+        let Some((chat_key, chat)) = maps.chats.get_key_value(chat_id) else { return false };
+        let chat_key = chat_key.clone();
+        let attached: HashSet<Arc<str>> =
+            chat.sockets.lock().iter().filter(|r| r.user_id == user_key).map(|r| r.conn.conn_id.clone()).collect();
+        for conn in conns.iter().filter(|conn| !attached.contains(&conn.conn_id)) {
+            chat.sockets.add(&user_key, conn);
         }
+        if let Some(chat) = maps.chats.get_mut(chat_id) {
+            chat.users.insert(user_key.clone());
+        }
+        if let Some(user) = maps.users.get_mut(user_id) {
+            user.chats.insert(chat_key);
+        }
+        true
     }
 
     /// A local user left a chat: nothing more of it reaches their sockets.
@@ -310,6 +388,10 @@ mod tests {
         }
     }
 
+    fn idle_feed() -> ChatFeed {
+        ChatFeed { task: AbortOnDrop(tokio::spawn(async {})), catch_ups: mpsc::unbounded_channel().0 }
+    }
+
     fn recipients(registry: &Registry, chat_id: &str) -> Vec<String> {
         let maps = registry.read();
         let Some(chat) = maps.chats.get(chat_id) else { return Vec::new() };
@@ -324,7 +406,7 @@ mod tests {
         let mut started = Vec::new();
         let mut start = |chat: &str, _: Arc<ChatSockets>| {
             started.push(chat.to_owned());
-            AbortOnDrop(tokio::spawn(async {}))
+            idle_feed()
         };
         registry.add_connection("u1", conn("a"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
         registry.add_connection("u1", conn("b"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
@@ -350,10 +432,31 @@ mod tests {
         assert_eq!(started, ["c1", "c2"]);
     }
 
+    #[tokio::test]
+    async fn a_member_joined_from_an_event_gets_sockets_only_when_the_feed_attaches_them() {
+        let registry = Registry::new(10);
+        let (catch_ups, mut queued) = mpsc::unbounded_channel();
+        let mut start = |_: &str, _: Arc<ChatSockets>| ChatFeed {
+            task: AbortOnDrop(tokio::spawn(async {})),
+            catch_ups: catch_ups.clone(),
+        };
+        registry.add_connection("u1", conn("a"), vec![], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        let catch_up = CatchUp { user_id: "u1".into(), stream_seq: 7 };
+        assert!(registry.join_from("c1", catch_up.clone(), &mut start));
+        assert!(registry.is_member("u1", "c1"), "commands are accepted at once");
+        assert!(recipients(&registry, "c1").is_empty(), "nothing is delivered before the replay");
+        assert_eq!(queued.try_recv().ok(), Some(catch_up.clone()));
+        assert!(!registry.join_from("c1", catch_up, &mut start), "a member is not caught up twice");
+        assert!(registry.attach("u1", "c1"));
+        assert!(registry.attach("u1", "c1"), "attaching again adds nothing");
+        assert_eq!(recipients(&registry, "c1"), ["a"]);
+        assert!(!registry.attach("stranger", "c1"));
+    }
+
     #[test]
     fn watchers_are_replaced_and_removed_with_their_connection() {
         let registry = Registry::new(10);
-        let mut start = |_: &str, _: Arc<ChatSockets>| -> AbortOnDrop { panic!("no chats here") };
+        let mut start = |_: &str, _: Arc<ChatSockets>| -> ChatFeed { panic!("no chats here") };
         registry.add_connection("u1", conn("a"), vec![], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
         registry.watch("u1", "a", vec!["x".into(), "y".into()]);
         assert_eq!(registry.watchers_of("x").len(), 1);

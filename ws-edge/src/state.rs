@@ -68,18 +68,31 @@ impl EdgeState {
         QueueLimits { max_frames: self.config.queue_frames.max(1), max_bytes: self.config.queue_bytes.max(1) }
     }
 
-    /// Asks the api which chats a user belongs to.
+    /// Asks the api which chats a user belongs to, page after page.
     pub async fn memberships(&self, user_id: &str) -> Result<Vec<String>, MembershipError> {
-        let request = serde_json::to_vec(&MembershipsRequest { user_id: user_id.to_owned() })
-            .map_err(|error| MembershipError(error.to_string()))?;
+        let mut chats = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.memberships_page(MembershipsRequest { user_id: user_id.to_owned(), after }).await?;
+            chats.extend(page.chats.into_iter().map(|m| m.chat_id));
+            // A cursor that does not move on would ask for the same page forever.
+            match page.next {
+                Some(next) if chats.last() == Some(&next) => after = Some(next),
+                Some(_) => return Err(MembershipError("a page's cursor is not its last chat".into())),
+                None => return Ok(chats),
+            }
+        }
+    }
+
+    async fn memberships_page(&self, request: MembershipsRequest) -> Result<MembershipsReply, MembershipError> {
+        let request = serde_json::to_vec(&request).map_err(|error| MembershipError(error.to_string()))?;
         let subject = chat_nats::subjects::rpc(chat_nats::rpc::MEMBERSHIPS);
         let reply = tokio::time::timeout(Duration::from_secs(3), self.nats.request(subject, request.into()))
             .await
             .map_err(|_| MembershipError("timed out".into()))?
             .map_err(|error| MembershipError(error.to_string()))?;
-        let reply: MembershipsReply = serde_json::from_slice(&reply.payload)
-            .map_err(|_| MembershipError(String::from_utf8_lossy(&reply.payload).into()))?;
-        Ok(reply.chats.into_iter().map(|m| m.chat_id).collect())
+        serde_json::from_slice(&reply.payload)
+            .map_err(|_| MembershipError(String::from_utf8_lossy(&reply.payload).into()))
     }
 
     /// True when the user belongs to the chat. A chat this edge does not know yet is

@@ -1,5 +1,6 @@
 //! Deliveries on `user.<user_id>.<event>`, through one edge-wide subscription to
-//! `user.>`: joined chats start flowing and left ones stop, rejections go back to the
+//! `user.>`: joined chats start flowing (from the event that made the user a member,
+//! replayed when this edge was not delivering the chat to them) and left ones stop, rejections go back to the
 //! connection that sent the command, and copies of events go to every connection of
 //! the user. Deliveries for users without a connection here are skipped.
 //!
@@ -48,7 +49,10 @@ pub async fn handle(hub: &Hub, user_id: &str, event: &str, payload: Bytes) {
             hub.deliver_to_conn(user_id, conn_id, frame.into());
         }
         "chat.joined" | "chat.left" => match serde_json::from_slice::<UserEvent>(&payload) {
-            Ok(UserEvent::ChatJoined { chat_id, .. }) => hub.join(user_id, &chat_id).await,
+            Ok(UserEvent::ChatJoined { chat_id, stream_seq: Some(stream_seq), .. }) => {
+                hub.join_from(user_id, &chat_id, stream_seq).await
+            }
+            Ok(UserEvent::ChatJoined { chat_id, stream_seq: None, .. }) => hub.join(user_id, &chat_id).await,
             Ok(UserEvent::ChatLeft { chat_id, .. }) => hub.leave(user_id, &chat_id),
             Err(error) => tracing::warn!(%error, user_id, "unreadable user delivery"),
         },

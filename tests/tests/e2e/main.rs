@@ -8,4 +8,5 @@ mod limits;
 mod nats_cluster;
 mod operations;
 mod pipeline;
+mod protocol;
 mod redis_cluster;

@@ -228,12 +228,8 @@ async fn kill_and_recover(
     }
     let stored = killed.elapsed();
     let http = reqwest::Client::new();
-    let mut admins = vec![
-        stack.api_admin_url.clone(),
-        stack.edge_admin_url.clone(),
-        stack.notifier_admin_url.clone(),
-        stack.presence_admin_url.clone(),
-    ];
+    let mut admins = vec![stack.api_admin_url.clone(), stack.edge_admin_url.clone(), stack.presence_admin_url.clone()];
+    admins.extend(stack.notifier_admin_url());
     admins.extend(stack.persister_admin_url());
     for admin in &admins {
         while !readyz(&http, admin).await {

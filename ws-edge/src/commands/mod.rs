@@ -46,8 +46,8 @@ pub async fn dispatch(
         ClientCommand::Read { reference, chat_id, up_to_seq } => {
             changes::handle(edge, session, conn, reference, Command::Read { chat_id, up_to_seq }).await
         }
-        ClientCommand::Typing { chat_id, state, .. } => {
-            typing::handle(edge, session, conn, throttle, chat_id, state).await
+        ClientCommand::Typing { reference, chat_id, state } => {
+            typing::handle(edge, session, conn, throttle, reference, chat_id, state).await
         }
         ClientCommand::Sync { reference, chats } => sync::handle(edge, session, conn, reference, chats).await,
         ClientCommand::PresenceWatch { reference, user_ids } => {

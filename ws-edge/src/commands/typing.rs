@@ -45,15 +45,17 @@ pub async fn handle(
     session: &Session,
     conn: &ConnHandle,
     throttle: &mut TypingThrottle,
+    reference: Option<String>,
     chat_id: String,
     state: TypingState,
 ) -> &'static str {
+    let refer = reference.as_deref();
     if let Err(reason) = check_ids(&[(chat_id.as_str(), "chat_id")]) {
-        reply_error(conn, None, ErrorCode::Invalid, &reason, None);
+        reply_error(conn, refer, ErrorCode::Invalid, &reason, None);
         return "invalid";
     }
     if !edge.hub.is_member(&session.user_id, &chat_id) {
-        reply_error(conn, None, ErrorCode::NotFound, "no such chat", None);
+        reply_error(conn, refer, ErrorCode::NotFound, "no such chat", None);
         return "rejected";
     }
     if !throttle.allow(&chat_id, state, Instant::now()) {

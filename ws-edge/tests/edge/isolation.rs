@@ -162,7 +162,7 @@ async fn upgrades_past_the_cap_get_503_at_once() {
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            let reply = serde_json::to_vec(&MembershipsReply { chats: Vec::new() }).unwrap_or_default();
+            let reply = serde_json::to_vec(&MembershipsReply { chats: Vec::new(), next: None }).unwrap_or_default();
             if let Some(inbox) = request.reply {
                 let _ = nats.publish(inbox, reply.into()).await;
             }

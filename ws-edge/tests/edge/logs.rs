@@ -15,7 +15,7 @@ async fn the_binary_logs_every_line_as_ecs() {
     let responder = nats.clone();
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {
-            let reply = serde_json::to_vec(&MembershipsReply { chats: vec![] }).unwrap_or_default();
+            let reply = serde_json::to_vec(&MembershipsReply { chats: vec![], next: None }).unwrap_or_default();
             if let Some(inbox) = request.reply {
                 let _ = responder.publish(inbox, reply.into()).await;
             }

@@ -100,6 +100,7 @@ impl Harness {
                     table.lock().map(|t| t.get(&asked.user_id).cloned().unwrap_or_default()).unwrap_or_default();
                 let reply = MembershipsReply {
                     chats: chats.into_iter().map(|chat_id| Membership { chat_id, role: Role::Member }).collect(),
+                    next: None,
                 };
                 if let Some(inbox) = request.reply {
                     let _ = responder.publish(inbox, serde_json::to_vec(&reply).unwrap_or_default().into()).await;
