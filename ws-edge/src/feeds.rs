@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::{
     catch_up, metrics,
     outbox::Outbound,
-    registry::{AbortOnDrop, CatchUp, ChatFeed, ChatSockets, Registry},
+    registry::{AbortOnDrop, CatchUp, ChatFeed, ChatSockets, FeedRequest, Registry},
     signals,
 };
 
@@ -87,14 +87,24 @@ struct Feed {
 }
 
 impl Feed {
-    async fn run(&mut self, (events, live): ChatSubscribers, mut catch_ups: mpsc::UnboundedReceiver<CatchUp>) {
+    async fn run(&mut self, (events, live): ChatSubscribers, mut requests: mpsc::UnboundedReceiver<FeedRequest>) {
         let mut both = futures::stream::select(events, live);
         loop {
+            // Events first: a request was sent after NATS handed this feed every event
+            // that reached the edge before it, and must come after them.
             tokio::select! {
-                Some(catch_up) = catch_ups.recv() => self.catch_up(catch_up).await,
+                biased;
                 next = both.next() => match next {
                     Some(message) => self.deliver(&message),
                     None => return,
+                },
+                Some(request) = requests.recv() => match request {
+                    FeedRequest::CatchUp(catch_up) => self.catch_up(catch_up).await,
+                    FeedRequest::Leave(user_id) => {
+                        if let Some(registry) = self.context.registry.upgrade() {
+                            registry.leave(&user_id, &self.chat_id);
+                        }
+                    }
                 },
             }
         }

@@ -94,9 +94,10 @@ impl Hub {
         });
     }
 
-    /// A local user left a chat: stop delivering it to them at once.
+    /// A local user left a chat: stop delivering it to them once the chat's feed has
+    /// delivered the events it already received.
     pub fn leave(&self, user_id: &str, chat_id: &str) {
-        self.registry.leave(user_id, chat_id);
+        self.registry.leave_after_feed(user_id, chat_id);
     }
 
     /// True when the user belongs to the chat, as far as this edge knows.

@@ -25,14 +25,25 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A chat's feed: its task, and the queue of local users it is to replay the chat to
-/// before their sockets join its fan-out.
+/// A chat's feed: its task, and the queue of membership changes it is to make in order
+/// with the events it has received.
 #[derive(Debug)]
 pub struct ChatFeed {
     /// Stops the feed when dropped.
     pub task: AbortOnDrop,
-    /// Users who became members before this edge delivered the chat to them.
-    pub catch_ups: mpsc::UnboundedSender<CatchUp>,
+    /// Users who became members before this edge delivered the chat to them, and users
+    /// who left.
+    pub catch_ups: mpsc::UnboundedSender<FeedRequest>,
+}
+
+/// A membership change a chat's feed makes after the events it already received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedRequest {
+    /// Replay the chat to a new member, then add them to the fan-out.
+    CatchUp(CatchUp),
+    /// A user left (told by the notifier): take them out of the fan-out after the
+    /// events already received, so the feed delivers their `member.removed` first.
+    Leave(String),
 }
 
 /// A local user who became a member of a chat through the event stored at
@@ -254,7 +265,7 @@ impl Registry {
         let Some((chat, _)) = Self::add_member_locked(&mut maps, &user_key, chat_id, start_feed) else { return false };
         // The feed's end of the queue lives as long as its entry; a send fails only for
         // a feed that has stopped, and then nothing is delivered anyway.
-        let _ = chat.feed.catch_ups.send(catch_up);
+        let _ = chat.feed.catch_ups.send(FeedRequest::CatchUp(catch_up));
         true
     }
 
@@ -280,6 +291,21 @@ impl Registry {
             user.chats.insert(chat_key);
         }
         true
+    }
+
+    /// A local user left a chat, as told apart from the chat's own events (by the
+    /// notifier): the chat's feed takes them out once it has handled the events it
+    /// already received (the removal among them: NATS delivered it to this edge before
+    /// the notice), or at once when this edge has no feed of the chat.
+    pub fn leave_after_feed(&self, user_id: &str, chat_id: &str) {
+        let queued = self
+            .read()
+            .chats
+            .get(chat_id)
+            .is_some_and(|chat| chat.feed.catch_ups.send(FeedRequest::Leave(user_id.to_owned())).is_ok());
+        if !queued {
+            self.leave(user_id, chat_id);
+        }
     }
 
     /// A local user left a chat: nothing more of it reaches their sockets.
@@ -433,6 +459,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_leave_told_by_the_notifier_waits_for_the_chats_feed() {
+        let registry = Registry::new(10);
+        let (requests, mut queued) = mpsc::unbounded_channel();
+        let mut start = |_: &str, _: Arc<ChatSockets>| ChatFeed {
+            task: AbortOnDrop(tokio::spawn(async {})),
+            catch_ups: requests.clone(),
+        };
+        registry.add_connection("u1", conn("a"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        registry.leave_after_feed("u1", "c1");
+        assert_eq!(recipients(&registry, "c1"), ["a"], "still delivered until the feed gets to it");
+        assert_eq!(queued.try_recv().ok(), Some(FeedRequest::Leave("u1".into())));
+        registry.leave("u1", "c1");
+        assert!(recipients(&registry, "c1").is_empty());
+        // Without a feed of the chat there is nothing to wait for.
+        registry.leave_after_feed("u1", "c9");
+        assert!(!registry.is_member("u1", "c9"));
+    }
+
+    #[tokio::test]
     async fn a_member_joined_from_an_event_gets_sockets_only_when_the_feed_attaches_them() {
         let registry = Registry::new(10);
         let (catch_ups, mut queued) = mpsc::unbounded_channel();
@@ -445,7 +490,7 @@ mod tests {
         assert!(registry.join_from("c1", catch_up.clone(), &mut start));
         assert!(registry.is_member("u1", "c1"), "commands are accepted at once");
         assert!(recipients(&registry, "c1").is_empty(), "nothing is delivered before the replay");
-        assert_eq!(queued.try_recv().ok(), Some(catch_up.clone()));
+        assert_eq!(queued.try_recv().ok(), Some(FeedRequest::CatchUp(catch_up.clone())));
         assert!(!registry.join_from("c1", catch_up, &mut start), "a member is not caught up twice");
         assert!(registry.attach("u1", "c1"));
         assert!(registry.attach("u1", "c1"), "attaching again adds nothing");
