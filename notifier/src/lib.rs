@@ -158,10 +158,6 @@ async fn handle(
         tracing::warn!("unreadable event skipped");
         return Ok(());
     };
-    if !matches!(event.body, EventBody::MsgCreated { .. } | EventBody::MsgEdited { .. } | EventBody::MsgDeleted { .. })
-    {
-        directory.forget_chat(&event.chat_id);
-    }
     for (subject, delivery) in deliveries::for_event(&event, stream_seq) {
         if let Ok(body) = serde_json::to_vec(&delivery) {
             nats.publish(subject, body.into()).await?;
