@@ -129,10 +129,3 @@ impl Store {
         Ok(())
     }
 }
-
-impl Store {
-    /// Every membership of a chat.
-    pub async fn memberships_in_chat(&self, chat_id: &str) -> Result<Vec<ParticipantDoc>, StoreError> {
-        Ok(self.participants().find(doc! { "chat_id": chat_id }).await?.try_collect().await?)
-    }
-}
