@@ -63,10 +63,6 @@ pub struct Config {
     /// Initial read buffer per connection, bytes (it grows for larger frames).
     #[arg(long = "read-buffer-bytes", env = "CHAT_WS_READ_BUFFER_BYTES", default_value_t = 512)]
     pub read_buffer_bytes: usize,
-    /// Bytes a burst of frames may collect before they are written out ahead of the
-    /// burst's single flush.
-    #[arg(long = "write-buffer-bytes", env = "CHAT_WS_WRITE_BUFFER_BYTES", default_value_t = 16 * 1024)]
-    pub write_buffer_bytes: usize,
     /// Upgrades (token check, membership load) in progress at once; more get 503.
     #[arg(long = "max-pending-upgrades", env = "CHAT_WS_MAX_PENDING_UPGRADES", default_value_t = 256)]
     pub max_pending_upgrades: usize,

@@ -1,50 +1,57 @@
 //! One WebSocket connection (the seed's ConnectionHandler), served by one task that
-//! waits on three things: a frame from the client, frames in its [`Outbox`], and its
+//! waits on three things: a frame from the client, a backlog in its [`Outbox`], and its
 //! timers (idle, token expiry and the warning before it).
 //!
-//! Queued frames are written in bursts: everything queued is fed to the socket and
-//! flushed once, so a burst of events costs one write. Every write has a deadline: a
-//! client that stops reading is dropped once its socket has been blocked for the write
-//! timeout, and the close handshake has a deadline of its own. The connection stays
-//! registered (and counts against its user's connection limit) until its socket is
-//! really closed. A panic while serving it closes only it, with 1011, and unregisters
-//! it like any disconnect.
+//! Deliveries do not pass through this task: whoever delivers writes to the socket
+//! directly ([`Outbox`]). The task writes only what a full socket did not take, and
+//! every such write has a deadline: a client that stops reading is dropped once its
+//! socket has taken nothing for the write timeout, and the close handshake has a
+//! deadline of its own. The connection stays registered (and counts against its
+//! user's connection limit) until its socket is really closed. A panic while serving
+//! it closes only it, with 1011, and unregisters it like any disconnect.
 
 use std::{
-    collections::VecDeque,
     panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
 use chat_nats::{model::ErrorCode, presence::ConnEvent};
 use futures::{FutureExt, SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self, Message,
+        protocol::{CloseFrame, Role, WebSocketConfig},
+    },
+};
 
 use crate::{
+    client_stream::ClientStream,
     close, commands, metrics,
-    outbox::{ConnHandle, Outbound, Outbox},
+    outbox::{Backlog, ConnHandle, Outbox},
     protocol::{self, ServerFrame},
     rate::TokenBucket,
     session::Session,
     state::EdgeState,
 };
 
+/// The socket as the connection reads it.
+type Socket = WebSocketStream<ClientStream>;
+
 /// Commands refused for rate in a row after which the client counts as abusive and is
 /// closed with 4008: a client that honours `retry_after_ms` never gets near it.
 pub const ABUSE_THRESHOLD: u32 = 50;
-
-/// Frames of queue storage a connection keeps between bursts; a larger burst's storage
-/// is given back.
-const SPARE_KEPT: usize = 16;
 
 /// How a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     /// Send a close frame with this code.
     Close(u16),
-    /// The peer closed or the socket broke: flush what tungstenite still holds (the
-    /// reply to a peer's close) and drop it.
+    /// The peer closed or the socket broke: write what is still queued (the reply to a
+    /// peer's close) and drop it.
     Gone,
     /// A write did not finish in time: drop the socket without another write.
     Stuck,
@@ -58,14 +65,29 @@ enum Step {
     Refreshed(Instant),
 }
 
-/// Serves one upgraded socket until it closes.
-pub async fn serve(mut socket: WebSocket, edge: EdgeState, mut session: Session, chats: Vec<String>) {
-    let conn = ConnHandle { conn_id: session.conn_id.clone(), outbox: Arc::new(Outbox::new(edge.queue_limits())) };
+/// Serves one upgraded socket until it closes; `read_ahead` is what the client sent
+/// after its upgrade request, read already.
+pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut session: Session, chats: Vec<String>) {
+    let tcp = Arc::new(tcp);
+    let conn = ConnHandle {
+        conn_id: session.conn_id.clone(),
+        outbox: Arc::new(Outbox::new(edge.queue_limits(), tcp.clone())),
+    };
+    let max = edge.config.max_frame_bytes;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(edge.config.read_buffer_bytes.max(64))
+        .write_buffer_size(0)
+        .max_frame_size(Some(max))
+        .max_message_size(Some(max));
+    let stream = ClientStream::new(tcp, conn.outbox.clone());
+    let mut socket =
+        Box::pin(WebSocketStream::from_partially_read(stream, read_ahead.to_vec(), Role::Server, Some(config))).await;
     let close_timeout = Duration::from_millis(edge.config.close_timeout_ms);
     // The rarely taken steps are boxed, so that the task of an idle connection carries
     // only the state of its main loop.
     if Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
-        finish(&mut socket, Ending::Close(close::TOO_MANY_CONNECTIONS), close_timeout).await;
+        conn.outbox.close(close::TOO_MANY_CONNECTIONS);
+        finish(&mut socket, &conn.outbox, Ending::Close(close::TOO_MANY_CONNECTIONS), close_timeout).await;
         return;
     }
     metrics::CONNECTIONS.inc();
@@ -84,7 +106,6 @@ pub async fn serve(mut socket: WebSocket, edge: EdgeState, mut session: Session,
         edge: &edge,
         session: &mut session,
         conn: &conn,
-        spare: VecDeque::new(),
         bucket: TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst),
         typing: commands::typing::TypingThrottle::default(),
         refused_in_a_row: 0,
@@ -100,7 +121,7 @@ pub async fn serve(mut socket: WebSocket, edge: EdgeState, mut session: Session,
     };
     // Nothing more is queued for a connection that is ending (the code is not sent).
     conn.outbox.close(close::GOING_AWAY);
-    Box::pin(finish(&mut connection.socket, ending, close_timeout)).await;
+    Box::pin(finish(&mut connection.socket, &conn.outbox, ending, close_timeout)).await;
     drop(connection);
     edge.hub.unregister(&session.user_id, &session.conn_id);
     Box::pin(edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Disconnected)).await;
@@ -116,31 +137,39 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-/// Closes the socket the way `ending` says, within `deadline`.
-async fn finish(socket: &mut WebSocket, ending: Ending, deadline: Duration) {
+/// Closes the socket the way `ending` says, within `deadline`, and ends its sending
+/// even if a delivering task still holds the outbox.
+async fn finish(socket: &mut Socket, outbox: &Outbox, ending: Ending, deadline: Duration) {
     let close = async {
+        // tungstenite's frame goes into the outbox behind the backlog, whose last
+        // bytes are then written; a socket that fails meanwhile just ends sooner.
         match ending {
             Ending::Close(code) => {
-                let frame = CloseFrame { code, reason: close::reason(code).into() };
-                socket.send(Message::Close(Some(frame))).await?;
-                SinkExt::close(socket).await
+                let frame = CloseFrame { code: code.into(), reason: close::reason(code).into() };
+                let _ = socket.send(Message::Close(Some(frame))).await;
             }
-            Ending::Gone => socket.flush().await,
-            Ending::Stuck => Ok(()),
+            Ending::Gone => {
+                let _ = socket.flush().await;
+            }
+            Ending::Stuck => return,
+        }
+        while outbox.write_backlog() == Backlog::Blocked {
+            if outbox.writable().await.is_err() {
+                return;
+            }
         }
     };
     let _ = tokio::time::timeout(deadline, close).await;
+    outbox.shut_down();
 }
 
 /// The state of one connection's task.
 struct Connection<'a> {
-    socket: WebSocket,
+    socket: Socket,
     edge: &'a EdgeState,
     /// Mutable because `auth.refresh` replaces the token's roles.
     session: &'a mut Session,
     conn: &'a ConnHandle,
-    /// The drained queue's storage, swapped with the outbox's at every drain.
-    spare: VecDeque<Outbound>,
     bucket: TokenBucket,
     typing: commands::typing::TypingThrottle,
     refused_in_a_row: u32,
@@ -157,12 +186,10 @@ impl Connection<'_> {
         let mut warned = false;
         loop {
             tokio::select! {
-                // Queued frames first: a wake-up for a delivery then does not also poll
-                // the socket's read side. Each write drains the whole queue, so reads
-                // get their turn as soon as nothing new was queued meanwhile.
+                // A backlog first: reads get their turn once the socket took it.
                 biased;
                 _ = self.conn.outbox.ready() => {
-                    if let Some(ending) = self.write_queued().await {
+                    if let Some(ending) = self.write_backlog().await {
                         return ending;
                     }
                 }
@@ -190,48 +217,29 @@ impl Connection<'_> {
         }
     }
 
-    /// Writes everything queued with one flush; ends the connection when asked to or
-    /// when the socket fails or stays blocked past the write timeout.
-    async fn write_queued(&mut self) -> Option<Ending> {
-        let closing = self.conn.outbox.drain_into(&mut self.spare);
-        if !self.spare.is_empty() {
-            let mut timed = Vec::new();
-            let (socket, frames) = (&mut self.socket, &mut self.spare);
-            let write = async {
-                for outbound in frames.drain(..) {
-                    let frame = match outbound {
-                        Outbound::Frame(frame) => frame,
-                        Outbound::Event { frame, persisted_at_micros, .. } => {
-                            timed.extend(persisted_at_micros);
-                            frame
-                        }
-                    };
-                    socket.feed(Message::Text(frame)).await?;
-                }
-                socket.flush().await
-            };
-            match tokio::time::timeout(Duration::from_millis(self.edge.config.write_timeout_ms), write).await {
-                Err(_) => {
-                    tracing::debug!(conn_id = %self.session.conn_id, "write timed out; dropping the connection");
-                    return Some(Ending::Stuck);
-                }
-                Ok(Err(_)) => return Some(Ending::Gone),
-                Ok(Ok(())) => {}
-            }
-            if !timed.is_empty() {
-                let now = chrono::Utc::now().timestamp_micros();
-                for persisted_at in timed {
-                    metrics::DELIVERY_SECONDS.observe((now - persisted_at).max(0) as f64 / 1e6);
-                }
-            }
-            if self.spare.capacity() > SPARE_KEPT {
-                self.spare.shrink_to(SPARE_KEPT);
+    /// Writes what the socket did not take, as it becomes writable; ends the
+    /// connection when asked to, when the socket fails, or when it takes nothing for
+    /// the write timeout.
+    async fn write_backlog(&mut self) -> Option<Ending> {
+        let write_timeout = Duration::from_millis(self.edge.config.write_timeout_ms);
+        loop {
+            match self.conn.outbox.write_backlog() {
+                Backlog::Written => return None,
+                Backlog::Closing(code) => return Some(Ending::Close(code)),
+                Backlog::Broken => return Some(Ending::Gone),
+                Backlog::Blocked => match tokio::time::timeout(write_timeout, self.conn.outbox.writable()).await {
+                    Err(_) => {
+                        tracing::debug!(conn_id = %self.session.conn_id, "write timed out; dropping the connection");
+                        return Some(Ending::Stuck);
+                    }
+                    Ok(Err(_)) => return Some(Ending::Gone),
+                    Ok(Ok(())) => {}
+                },
             }
         }
-        closing.map(Ending::Close)
     }
 
-    async fn on_frame(&mut self, next: Option<Result<Message, axum::Error>>) -> Step {
+    async fn on_frame(&mut self, next: Option<Result<Message, tungstenite::Error>>) -> Step {
         let message = match next {
             None => return Step::End(Ending::Gone),
             Some(Err(error)) => {
@@ -257,7 +265,7 @@ impl Connection<'_> {
                 Step::Continue
             }
             Message::Close(_) => Step::End(Ending::Gone),
-            Message::Ping(_) | Message::Pong(_) => Step::Continue,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Step::Continue,
         }
     }
 
@@ -358,9 +366,6 @@ fn reply_unparsed(conn: &ConnHandle, reference: Option<&str>, reason: &str) {
 }
 
 /// True when the client sent a frame or message over the size limit.
-fn is_capacity_error(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
-        .is_some_and(|error| matches!(error, tokio_tungstenite::tungstenite::Error::Capacity(_)))
+fn is_capacity_error(error: tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Capacity(_))
 }

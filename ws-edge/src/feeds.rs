@@ -12,11 +12,11 @@
 
 use std::sync::{Arc, Weak};
 
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_nats::events::{ChatEvent, EventBody};
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
     catch_up, metrics,

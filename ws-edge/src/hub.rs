@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use axum::extract::ws::Utf8Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
     feeds::{self, ChatSubscribers, FeedContext},

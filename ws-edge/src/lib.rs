@@ -4,11 +4,15 @@
 //! `chat.rpc.memberships` and stay current through `user.<id>.*` deliveries.
 //!
 //! Layout, from the socket down:
-//! - [`upgrade`]: the `/ws` route (token, origin, memberships, a cap on upgrades);
-//! - [`connection`]: one socket, one task: reads commands, writes what is queued in
-//!   bursts, limits, heartbeat, token expiry, timeouts, and a panic closes it with 1011;
+//! - [`upgrade`]: the `/ws` route (token, origin, memberships, a cap on upgrades), with
+//!   [`handshake`], which takes the TCP socket back from hyper after the `101`;
+//! - [`connection`]: one socket, one task: reads commands, writes the backlog a full
+//!   socket left, limits, heartbeat, token expiry, timeouts, and a panic closes it
+//!   with 1011; [`client_stream`]: the socket as tungstenite reads it;
 //! - [`commands`]: one file per client command; [`protocol`]: client frames;
-//! - [`outbox`]: a connection's send queue, bounded in frames and bytes;
+//! - [`outbox`]: a connection's send side: deliveries are written to the socket by the
+//!   task that delivers them ([`wire`] frames them), and what the socket does not take
+//!   is queued, bounded in frames and bytes;
 //! - [`hub`]: keeps [`registry`] (who is connected, each chat's local sockets) and
 //!   [`feeds`] (NATS subscriptions into sockets, membership changes in the chat's order;
 //!   [`catch_up`] replays a chat to a member this edge heard of late; [`signals`] for
@@ -18,11 +22,13 @@
 //!   heartbeats and the drain at shutdown; [`session`], [`rate`], [`close`], [`metrics`].
 
 pub mod catch_up;
+pub mod client_stream;
 pub mod close;
 pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod feeds;
+pub mod handshake;
 pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
@@ -35,6 +41,7 @@ pub mod signals;
 pub mod state;
 pub mod upgrade;
 pub mod user_events;
+pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -410,7 +410,7 @@ mod tests {
     fn conn(id: &str) -> ConnHandle {
         ConnHandle {
             conn_id: Arc::from(id),
-            outbox: Arc::new(Outbox::new(QueueLimits { max_frames: 10, max_bytes: 1000 })),
+            outbox: Arc::new(Outbox::unattached(QueueLimits { max_frames: 10, max_bytes: 1000 })),
         }
     }
 

@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{Query, State, WebSocketUpgrade},
-    http::{HeaderMap, StatusCode, header},
+    extract::{Query, Request, State},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde::Deserialize;
 
 use crate::{
-    connection,
+    connection, handshake,
     session::{self, Session},
     state::EdgeState,
 };
@@ -32,12 +32,13 @@ pub struct WsQuery {
     pub access_token: Option<String>,
 }
 
-async fn upgrade(
-    State(edge): State<EdgeState>,
-    headers: HeaderMap,
-    Query(query): Query<WsQuery>,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn upgrade(State(edge): State<EdgeState>, Query(query): Query<WsQuery>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let accepted = match handshake::check(&mut parts) {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused.into_response(),
+    };
+    let headers = &parts.headers;
     let Ok(_in_progress) = edge.upgrades.clone().try_acquire_owned() else {
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "too many connections opening; retry")
             .into_response();
@@ -75,11 +76,11 @@ async fn upgrade(
         roles: claims.roles,
         expires_at,
     };
-    let max = edge.config.max_frame_bytes;
-    let write_buffer = edge.config.write_buffer_bytes;
-    ws.read_buffer_size(edge.config.read_buffer_bytes.max(64))
-        .write_buffer_size(write_buffer)
-        .max_frame_size(max)
-        .max_message_size(max)
-        .on_upgrade(move |socket| connection::serve(socket, edge, session, chats))
+    let (response, socket) = accepted.complete();
+    tokio::spawn(async move {
+        if let Some((tcp, read_ahead)) = socket.await {
+            connection::serve(tcp, read_ahead, edge, session, chats).await;
+        }
+    });
+    response
 }

@@ -69,7 +69,6 @@ fn config(nats_url: String) -> ws_edge::Config {
         write_timeout_ms: 10_000,
         close_timeout_ms: 2_000,
         read_buffer_bytes: 1024,
-        write_buffer_bytes: 16 * 1024,
         max_pending_upgrades: 256,
         max_frame_bytes: 4096,
         commands_per_s: 1000,
