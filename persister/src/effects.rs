@@ -51,16 +51,12 @@ impl Effects {
         message: impl Into<String>,
     ) {
         crate::metrics::COMMANDS.with_label_values(&[envelope.command.name(), "rejected"]).inc();
-        let client_msg_id = match &envelope.command {
-            chat_nats::commands::Command::MsgSend { client_msg_id, .. } => Some(client_msg_id.clone()),
-            _ => None,
-        };
         let rejection = Rejection {
             code,
             message: message.into(),
             reference: envelope.reference.clone(),
             conn_id: envelope.conn_id.clone(),
-            client_msg_id,
+            client_msg_id: envelope.command.client_msg_id().map(str::to_owned),
         };
         self.answer(envelope, CommandOutcome::Rejected(rejection));
     }

@@ -5,7 +5,7 @@
 use chat_core::auth::{Audience, Claims, DEV_SECRET, dev_claims, mint_hs256};
 use chat_e2e::{Stack, WAIT, token, token_with_roles};
 use chat_nats::{
-    commands::{Actor, Command, CommandEnvelope},
+    commands::{Actor, ChatCreate, Command, CommandEnvelope},
     model::ChatKind,
     publish::{Outgoing, publish_one},
     subjects,
@@ -121,13 +121,13 @@ async fn a_student_cannot_claim_a_course_external_id_over_rest_or_the_bus() {
         conn_id: hello["conn_id"].as_str().map(str::to_owned),
         reply: None,
         issued_at: chrono::Utc::now(),
-        command: Command::ChatCreate {
+        command: Command::ChatCreate(ChatCreate {
             chat_id: chat_core::ids::new_id(),
             kind: ChatKind::Group,
             title: Some("mine".into()),
             member_ids: vec![],
             external_id: Some("course-7a".into()),
-        },
+        }),
     };
     let bus = async_nats::jetstream::new(stack.bus().await);
     let subject = subjects::command(envelope.chat_id(), envelope.command.name());

@@ -26,10 +26,7 @@ pub async fn submit(
     reference: Option<String>,
     command: Command,
 ) -> &'static str {
-    let client_msg_id = match &command {
-        Command::MsgSend { client_msg_id, .. } => Some(client_msg_id.clone()),
-        _ => None,
-    };
+    let client_msg_id = command.client_msg_id().map(str::to_owned);
     let envelope = CommandEnvelope {
         v: chat_nats::PAYLOAD_VERSION,
         id: chat_core::ids::new_id(),
