@@ -28,10 +28,12 @@ pub struct CommandEnvelope {
     /// The client's `ref`, echoed in a later rejection.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    /// The edge connection that sent it, so a rejection reaches that socket only.
+    /// The edge connection that sent it, for the logs (its `reply` names it too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn_id: Option<String>,
-    /// A core NATS subject to publish the [`CommandOutcome`] to (the api waits on it).
+    /// The core NATS subject the persister publishes the [`CommandOutcome`] to: the
+    /// api's inbox, or [`subjects::edge_outcome`](crate::subjects::edge_outcome) for
+    /// a command from a WebSocket connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
     /// When the edge or api published it; the start of `chat_persist_seconds`.
@@ -225,8 +227,8 @@ pub enum CommandOutcome {
     Rejected(Rejection),
 }
 
-/// Why a command was refused. Also published to `user.<id>.rejected` for edge commands,
-/// so the edge can hand the client an `error` with its `ref`.
+/// Why a command was refused; the edge hands it to the client as an `error` with its
+/// `ref`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     /// Public error code.
@@ -236,9 +238,6 @@ pub struct Rejection {
     /// The client's `ref`.
     #[serde(rename = "ref", default)]
     pub reference: Option<String>,
-    /// The connection that sent the command.
-    #[serde(default)]
-    pub conn_id: Option<String>,
     /// The rejected send's idempotency key.
     #[serde(default)]
     pub client_msg_id: Option<String>,
@@ -283,7 +282,6 @@ mod tests {
             code: ErrorCode::NotFound,
             message: "no such chat".into(),
             reference: None,
-            conn_id: None,
             client_msg_id: Some("k".into()),
         });
         let json = serde_json::to_value(&rejected).expect("serialise");

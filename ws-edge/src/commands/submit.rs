@@ -1,6 +1,8 @@
 //! Publishing a client command to `CHAT_CMD` and answering `ack` once JetStream stored
 //! it. The publish is written in the connection's order; only its ack is awaited in the
-//! background, so the next command is not held up by this one's round trip.
+//! background, so the next command is not held up by this one's round trip. The
+//! command names this connection's outcome subject on this edge as its `reply`, where
+//! [`outcomes`](crate::outcomes) hears whether the persister refused it.
 
 use bytes::Bytes;
 use chat_nats::{
@@ -33,7 +35,7 @@ pub async fn submit(
         actor: Actor { user_id: session.user_id.to_string(), roles: session.roles.clone() },
         reference,
         conn_id: Some(session.conn_id.to_string()),
-        reply: None,
+        reply: Some(subjects::edge_outcome(&edge.edge_id, &session.user_id, &session.conn_id)),
         issued_at: chrono::Utc::now(),
         command,
     };
