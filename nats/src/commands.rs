@@ -28,10 +28,12 @@ pub struct CommandEnvelope {
     /// The client's `ref`, echoed in a later rejection.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    /// The edge connection that sent it, so a rejection reaches that socket only.
+    /// The edge connection that sent it, for the logs (its `reply` names it too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn_id: Option<String>,
-    /// A core NATS subject to publish the [`CommandOutcome`] to (the api waits on it).
+    /// The core NATS subject the persister publishes the [`CommandOutcome`] to: the
+    /// api's inbox, or [`subjects::edge_outcome`](crate::subjects::edge_outcome) for
+    /// a command from a WebSocket connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
     /// When the edge or api published it; the start of `chat_persist_seconds`.
@@ -48,119 +50,160 @@ impl CommandEnvelope {
     }
 }
 
-/// Every command the persister understands.
+/// Every command the persister understands, each variant wrapping its own struct so
+/// that a handler receives exactly its command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Command {
     /// Post a message.
     #[serde(rename = "msg.send")]
-    MsgSend {
-        /// Target chat.
-        chat_id: String,
-        /// The sender's idempotency key.
-        client_msg_id: String,
-        /// Message text.
-        text: String,
-        /// The message being answered.
-        #[serde(default)]
-        reply_to: Option<String>,
-    },
-    /// Create a chat; the issuer becomes its owner (groups) or a member (direct).
+    MsgSend(MsgSend),
+    /// Create a chat.
     #[serde(rename = "chat.create")]
-    ChatCreate {
-        /// Id chosen by the api so that a retried request creates one chat.
-        chat_id: String,
-        /// Direct or group.
-        kind: ChatKind,
-        /// Group title.
-        #[serde(default)]
-        title: Option<String>,
-        /// Everyone but the issuer.
-        member_ids: Vec<String>,
-        /// The platform's id for a course or group; unique.
-        #[serde(default)]
-        external_id: Option<String>,
-    },
-    /// Change a message's text (its sender only).
+    ChatCreate(ChatCreate),
+    /// Change a message's text.
     #[serde(rename = "msg.edit")]
-    MsgEdit {
-        /// The chat.
-        chat_id: String,
-        /// The message.
-        message_id: String,
-        /// New text.
-        text: String,
-    },
-    /// Soft-delete a message (its sender, a chat owner or admin, a platform admin).
+    MsgEdit(MsgEdit),
+    /// Soft-delete a message.
     #[serde(rename = "msg.delete")]
-    MsgDelete {
-        /// The chat.
-        chat_id: String,
-        /// The message.
-        message_id: String,
-    },
+    MsgDelete(MsgDelete),
     /// Move the issuer's read mark forward.
     #[serde(rename = "read")]
-    Read {
-        /// The chat.
-        chat_id: String,
-        /// Everything up to this seq is read.
-        up_to_seq: u64,
-    },
-    /// Rename a group (owners and admins).
+    Read(Read),
+    /// Rename a group.
     #[serde(rename = "chat.update")]
-    ChatUpdate {
-        /// The chat.
-        chat_id: String,
-        /// New title.
-        title: String,
-    },
+    ChatUpdate(ChatUpdate),
     /// Add members to a group, or change the role of existing ones.
     #[serde(rename = "member.add")]
-    MemberAdd {
-        /// Target chat.
-        chat_id: String,
-        /// Who to add.
-        user_ids: Vec<String>,
-        /// Their role.
-        role: Role,
-    },
-    /// Remove a member from a group, or leave it (the issuer's own id).
+    MemberAdd(MemberAdd),
+    /// Remove a member from a group, or leave it.
     #[serde(rename = "member.remove")]
-    MemberRemove {
-        /// The chat.
-        chat_id: String,
-        /// Who leaves.
-        user_id: String,
-    },
+    MemberRemove(MemberRemove),
+}
+
+/// Post a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgSend {
+    /// Target chat.
+    pub chat_id: String,
+    /// The sender's idempotency key.
+    pub client_msg_id: String,
+    /// Message text.
+    pub text: String,
+    /// The message being answered.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+/// Create a chat; the issuer becomes its owner (groups) or a member (direct).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCreate {
+    /// Id chosen by the api so that a retried request creates one chat.
+    pub chat_id: String,
+    /// Direct or group.
+    pub kind: ChatKind,
+    /// Group title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Everyone but the issuer.
+    pub member_ids: Vec<String>,
+    /// The platform's id for a course or group; unique.
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// Change a message's text (its sender only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgEdit {
+    /// The chat.
+    pub chat_id: String,
+    /// The message.
+    pub message_id: String,
+    /// New text.
+    pub text: String,
+}
+
+/// Soft-delete a message (its sender, a chat owner or admin, a platform admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgDelete {
+    /// The chat.
+    pub chat_id: String,
+    /// The message.
+    pub message_id: String,
+}
+
+/// Move the issuer's read mark forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Read {
+    /// The chat.
+    pub chat_id: String,
+    /// Everything up to this seq is read.
+    pub up_to_seq: u64,
+}
+
+/// Rename a group (owners and admins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatUpdate {
+    /// The chat.
+    pub chat_id: String,
+    /// New title.
+    pub title: String,
+}
+
+/// Add members to a group, or change the role of existing ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAdd {
+    /// Target chat.
+    pub chat_id: String,
+    /// Who to add.
+    pub user_ids: Vec<String>,
+    /// Their role.
+    pub role: Role,
+}
+
+/// Remove a member from a group, or leave it (the issuer's own id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRemove {
+    /// The chat.
+    pub chat_id: String,
+    /// Who leaves.
+    pub user_id: String,
 }
 
 impl Command {
     /// The chat the command is about.
     pub fn chat_id(&self) -> &str {
         match self {
-            Command::MsgSend { chat_id, .. }
-            | Command::MsgEdit { chat_id, .. }
-            | Command::MsgDelete { chat_id, .. }
-            | Command::Read { chat_id, .. }
-            | Command::ChatCreate { chat_id, .. }
-            | Command::ChatUpdate { chat_id, .. }
-            | Command::MemberAdd { chat_id, .. }
-            | Command::MemberRemove { chat_id, .. } => chat_id,
+            Command::MsgSend(MsgSend { chat_id, .. })
+            | Command::MsgEdit(MsgEdit { chat_id, .. })
+            | Command::MsgDelete(MsgDelete { chat_id, .. })
+            | Command::Read(Read { chat_id, .. })
+            | Command::ChatCreate(ChatCreate { chat_id, .. })
+            | Command::ChatUpdate(ChatUpdate { chat_id, .. })
+            | Command::MemberAdd(MemberAdd { chat_id, .. })
+            | Command::MemberRemove(MemberRemove { chat_id, .. }) => chat_id,
+        }
+    }
+
+    /// A send's idempotency key, which a rejection echoes so the client can match it.
+    pub fn client_msg_id(&self) -> Option<&str> {
+        match self {
+            Command::MsgSend(send) => Some(&send.client_msg_id),
+            _ => None,
         }
     }
 
     /// The wire name, also the last tokens of its subject.
     pub fn name(&self) -> &'static str {
         match self {
-            Command::MsgSend { .. } => "msg.send",
-            Command::MsgEdit { .. } => "msg.edit",
-            Command::MsgDelete { .. } => "msg.delete",
-            Command::Read { .. } => "read",
-            Command::ChatCreate { .. } => "chat.create",
-            Command::ChatUpdate { .. } => "chat.update",
-            Command::MemberAdd { .. } => "member.add",
-            Command::MemberRemove { .. } => "member.remove",
+            Command::MsgSend(_) => "msg.send",
+            Command::MsgEdit(_) => "msg.edit",
+            Command::MsgDelete(_) => "msg.delete",
+            Command::Read(_) => "read",
+            Command::ChatCreate(_) => "chat.create",
+            Command::ChatUpdate(_) => "chat.update",
+            Command::MemberAdd(_) => "member.add",
+            Command::MemberRemove(_) => "member.remove",
         }
     }
 }
@@ -184,8 +227,8 @@ pub enum CommandOutcome {
     Rejected(Rejection),
 }
 
-/// Why a command was refused. Also published to `user.<id>.rejected` for edge commands,
-/// so the edge can hand the client an `error` with its `ref`.
+/// Why a command was refused; the edge hands it to the client as an `error` with its
+/// `ref`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     /// Public error code.
@@ -195,9 +238,6 @@ pub struct Rejection {
     /// The client's `ref`.
     #[serde(rename = "ref", default)]
     pub reference: Option<String>,
-    /// The connection that sent the command.
-    #[serde(default)]
-    pub conn_id: Option<String>,
     /// The rejected send's idempotency key.
     #[serde(default)]
     pub client_msg_id: Option<String>,
@@ -218,15 +258,17 @@ mod tests {
             conn_id: None,
             reply: None,
             issued_at: Utc::now(),
-            command: Command::MsgSend {
+            command: Command::MsgSend(MsgSend {
                 chat_id: "c1".into(),
                 client_msg_id: "k1".into(),
                 text: "hello".into(),
                 reply_to: None,
-            },
+            }),
         };
         let json = serde_json::to_value(&envelope).expect("serialise");
-        assert_eq!(json["command"]["type"], "msg.send");
+        let wire =
+            json!({"type": "msg.send", "chat_id": "c1", "client_msg_id": "k1", "text": "hello", "reply_to": null});
+        assert_eq!(json["command"], wire, "the command's fields sit beside its tag");
         assert_eq!(json["ref"], "r1");
         assert!(json.get("conn_id").is_none());
         let back: CommandEnvelope = serde_json::from_value(json).expect("deserialise");
@@ -240,7 +282,6 @@ mod tests {
             code: ErrorCode::NotFound,
             message: "no such chat".into(),
             reference: None,
-            conn_id: None,
             client_msg_id: Some("k".into()),
         });
         let json = serde_json::to_value(&rejected).expect("serialise");

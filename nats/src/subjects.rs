@@ -84,6 +84,30 @@ pub fn user(user_id: &str, event: &str) -> String {
     format!("user.{user_id}.{event}")
 }
 
+/// `edge.<edge_id>.outcome.<user_id>.<conn_id>`: where the persister answers a command
+/// an edge published for one of its connections (the command's `reply`).
+pub fn edge_outcome(edge_id: &str, user_id: &str, conn_id: &str) -> String {
+    format!("edge.{edge_id}.outcome.{user_id}.{conn_id}")
+}
+
+/// `edge.<edge_id>.outcome.>`: every outcome addressed to one edge.
+pub fn edge_outcomes(edge_id: &str) -> String {
+    format!("edge.{edge_id}.outcome.>")
+}
+
+/// The user and connection an outcome subject names.
+pub fn outcome_target_of(subject: &str) -> Option<(&str, &str)> {
+    let mut parts = subject.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("edge"), Some(_), Some("outcome"), Some(user_id), Some(conn_id), None)
+            if !user_id.is_empty() && !conn_id.is_empty() =>
+        {
+            Some((user_id, conn_id))
+        }
+        _ => None,
+    }
+}
+
 /// `user.<user_id>.>`: everything addressed to one user.
 pub fn user_all(user_id: &str) -> String {
     format!("user.{user_id}.>")
@@ -168,6 +192,8 @@ mod tests {
         assert_eq!(presence_changed("u1"), "presence.changed.u1");
         assert_eq!(push("u1"), "push.u1");
         assert_eq!(rpc("memberships"), "chat.rpc.memberships");
+        assert_eq!(edge_outcome("e1", "u1", "c1"), "edge.e1.outcome.u1.c1");
+        assert_eq!(edge_outcomes("e1"), "edge.e1.outcome.>");
     }
 
     #[test]
@@ -179,6 +205,10 @@ mod tests {
         assert_eq!(user_id_of("chat.evt.c1.x"), None);
         assert_eq!(user_event_of("user.u1.chat.joined"), Some("chat.joined"));
         assert_eq!(user_event_of("user.u1"), None);
+        assert_eq!(outcome_target_of(&edge_outcome("e1", "u1", "c1")), Some(("u1", "c1")));
+        assert_eq!(outcome_target_of("edge.e1.outcome.u1"), None);
+        assert_eq!(outcome_target_of("edge.e1.outcome.u1.c1.x"), None);
+        assert_eq!(outcome_target_of("user.u1.rejected"), None);
         assert_eq!(presence_changed_user("presence.changed.u1"), Some("u1"));
         assert_eq!(presence_changed_user("presence.changed."), None);
         assert_eq!(presence_changed_user("presence.conn.u1"), None);

@@ -17,7 +17,7 @@ use chat_nats::{
 pub struct Effects {
     /// Persisted events, with the trace context of the command that caused them.
     pub events: Vec<(ChatEvent, Option<String>)>,
-    /// Core NATS messages: outcomes to `reply` subjects, rejections and copies to users.
+    /// Core NATS messages: outcomes to `reply` subjects, live signals, copies to users.
     pub notices: Vec<(String, Bytes)>,
 }
 
@@ -27,19 +27,14 @@ impl Effects {
         self.events.push((event, traceparent.map(str::to_owned)));
     }
 
-    /// Answers the issuer: the outcome to its `reply` subject, and a rejection also to
-    /// the user's connections so the edge can turn it into an `error`.
+    /// Answers the issuer with the outcome on the command's `reply` subject: the api's
+    /// inbox, or the sending connection's subject on its edge, which turns a rejection
+    /// into an `error` for that socket.
     pub fn answer(&mut self, envelope: &CommandEnvelope, outcome: CommandOutcome) {
         if let Some(reply) = &envelope.reply
             && let Ok(body) = serde_json::to_vec(&outcome)
         {
             self.notices.push((reply.clone(), body.into()));
-        }
-        if let CommandOutcome::Rejected(rejection) = outcome
-            && envelope.conn_id.is_some()
-            && let Ok(body) = serde_json::to_vec(&rejection)
-        {
-            self.notices.push((subjects::user(&envelope.actor.user_id, "rejected"), body.into()));
         }
     }
 
@@ -51,16 +46,11 @@ impl Effects {
         message: impl Into<String>,
     ) {
         crate::metrics::COMMANDS.with_label_values(&[envelope.command.name(), "rejected"]).inc();
-        let client_msg_id = match &envelope.command {
-            chat_nats::commands::Command::MsgSend { client_msg_id, .. } => Some(client_msg_id.clone()),
-            _ => None,
-        };
         let rejection = Rejection {
             code,
             message: message.into(),
             reference: envelope.reference.clone(),
-            conn_id: envelope.conn_id.clone(),
-            client_msg_id,
+            client_msg_id: envelope.command.client_msg_id().map(str::to_owned),
         };
         self.answer(envelope, CommandOutcome::Rejected(rejection));
     }

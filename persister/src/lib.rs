@@ -9,8 +9,10 @@
 //!
 //! Layout: [`partitions`] (leases, shares, one pipeline per owned partition),
 //! [`pipeline`] (fetching, batching, retrying, acking), [`fence`] (when a pipeline
-//! must stop), [`commands`] (one file per command), [`effects`] (what a batch
-//! publishes), [`metrics`], [`setup`] (streams and consumers this binary owns).
+//! must stop), [`command`] (what a handler gets besides its command, and how it
+//! fails), [`commands`] (one file per command, each handler taking its own command's
+//! struct), [`effects`] (what a batch publishes), [`metrics`], [`setup`] (streams and
+//! consumers this binary owns).
 
 pub mod authorization;
 pub mod command;

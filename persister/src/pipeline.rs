@@ -21,7 +21,7 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     commands,
     effects::Effects,
     fence::Fence,
@@ -60,6 +60,12 @@ pub struct Pipeline {
     pub js: jetstream::Context,
     /// Most commands per batch.
     pub batch_max: usize,
+}
+
+/// A parsed command with the NATS message to ack once it is handled.
+struct Incoming {
+    issued: Issued,
+    message: jetstream::Message,
 }
 
 /// How far a batch got.
@@ -189,9 +195,9 @@ impl Pipeline {
                 let Err(error) = self.handle_segment(&segments[index], known).await else { break };
                 tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "batch step failed; retrying in order");
                 for command in segments[index..].iter_mut().flatten() {
-                    metrics::COMMANDS.with_label_values(&[command.envelope.command.name(), "retried"]).inc();
+                    metrics::COMMANDS.with_label_values(&[command.issued.envelope.command.name(), "retried"]).inc();
                     // The step may have written part of its work: the retry must look.
-                    command.redelivered = true;
+                    command.issued.redelivered = true;
                     let _ = command.message.ack_with(AckKind::Progress).await;
                 }
                 tokio::select! {
@@ -206,25 +212,11 @@ impl Pipeline {
 
     async fn handle_segment(&self, segment: &[Incoming], known: &mut KnownChats) -> Result<(), HandleError> {
         let mut effects = Effects::default();
-        let Some(first) = segment.first() else { return Ok(()) };
-        let store = &self.store;
-        // Every command but sends and read marks may move `last_seq` by an increment.
-        if !matches!(first.envelope.command, Command::MsgSend { .. } | Command::Read { .. }) {
-            known.forget(first.envelope.chat_id());
-        }
-        match &first.envelope.command {
-            Command::MsgSend { .. } => commands::msg_send::handle(store, known, segment, &mut effects).await?,
-            Command::MsgEdit { .. } => commands::msg_edit::handle(store, first, &mut effects).await?,
-            Command::MsgDelete { .. } => commands::msg_delete::handle(store, first, &mut effects).await?,
-            Command::Read { .. } => commands::read::handle(store, first, &mut effects).await?,
-            Command::ChatCreate { .. } => commands::chat_create::handle(store, first, &mut effects).await?,
-            Command::ChatUpdate { .. } => commands::chat_update::handle(store, first, &mut effects).await?,
-            Command::MemberAdd { .. } => commands::member_add::handle(store, first, &mut effects).await?,
-            Command::MemberRemove { .. } => commands::member_remove::handle(store, first, &mut effects).await?,
-        }
+        let step: Vec<&Issued> = segment.iter().map(|command| &command.issued).collect();
+        commands::handle_step(&self.store, known, &step, &mut effects).await?;
         let now = chrono::Utc::now();
         for command in segment {
-            let waited = (now - command.envelope.issued_at).num_microseconds().unwrap_or(0).max(0);
+            let waited = (now - command.issued.envelope.issued_at).num_microseconds().unwrap_or(0).max(0);
             metrics::PERSIST_SECONDS.observe(waited as f64 / 1e6);
         }
         publish::publish_all(&self.js, effects.outgoing_events(now.timestamp_micros())).await?;
@@ -235,10 +227,10 @@ impl Pipeline {
         }
         for command in segment {
             tracing::debug!(
-                trace_id = command.traceparent.as_deref().and_then(chat_core::trace::trace_id),
-                chat_id = command.envelope.chat_id(),
-                user_id = %command.envelope.actor.user_id,
-                command = command.envelope.command.name(),
+                trace_id = command.issued.traceparent.as_deref().and_then(chat_core::trace::trace_id),
+                chat_id = command.issued.envelope.chat_id(),
+                user_id = %command.issued.envelope.actor.user_id,
+                command = command.issued.envelope.command.name(),
                 "command handled"
             );
             if let Err(error) = command.message.ack().await {
@@ -253,7 +245,9 @@ impl Pipeline {
 fn segments(incoming: Vec<Incoming>) -> Vec<Vec<Incoming>> {
     let commands: Vec<(&str, bool)> = incoming
         .iter()
-        .map(|command| (command.envelope.chat_id(), matches!(command.envelope.command, Command::MsgSend { .. })))
+        .map(|command| {
+            (command.issued.envelope.chat_id(), matches!(command.issued.envelope.command, Command::MsgSend(_)))
+        })
         .collect();
     let plan = plan_steps(&commands);
     let mut slots: Vec<Option<Incoming>> = incoming.into_iter().map(Some).collect();
@@ -289,7 +283,7 @@ async fn parse(message: jetstream::Message, replay_through: u64) -> Option<Incom
             let redelivered =
                 message.info().map(|info| info.delivered > 1 || info.stream_sequence <= replay_through).unwrap_or(true);
             let traceparent = crate::effects::traceparent(message.headers.as_ref());
-            Some(Incoming { envelope, traceparent, redelivered, message })
+            Some(Incoming { issued: Issued { envelope, traceparent, redelivered }, message })
         }
         Err(error) => {
             tracing::error!(subject = %message.subject, %error, "malformed command dropped");

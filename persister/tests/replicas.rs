@@ -15,7 +15,7 @@ use std::{
 use async_nats::jetstream;
 use bson::doc;
 use chat_nats::{
-    commands::{Actor, Command, CommandEnvelope, CommandOutcome},
+    commands::{Actor, ChatCreate, Command, CommandEnvelope, CommandOutcome, MsgSend},
     model::ChatKind,
     subjects,
 };
@@ -79,13 +79,13 @@ async fn start_replica(servers: &Servers, index: usize) -> ServerProcess {
 
 async fn create_chat(nats: &async_nats::Client, js: &jetstream::Context) -> String {
     let chat_id = chat_core::ids::new_id();
-    let command = Command::ChatCreate {
+    let command = Command::ChatCreate(ChatCreate {
         chat_id: chat_id.clone(),
         kind: ChatKind::Group,
         title: Some("crash test".into()),
         member_ids: vec![],
         external_id: None,
-    };
+    });
     let reply = nats.new_inbox();
     let mut answers = nats.subscribe(reply.clone()).await.unwrap_or_else(|e| panic!("{e}"));
     let envelope = envelope(command, Some(reply));
@@ -117,12 +117,12 @@ async fn publish_steadily(js: jetstream::Context, chats: Vec<String>, accepted: 
         tick.tick().await;
         let chat_id = &chats[index % chats.len()];
         let key = format!("k{index}");
-        let command = Command::MsgSend {
+        let command = Command::MsgSend(MsgSend {
             chat_id: chat_id.clone(),
             client_msg_id: key.clone(),
             text: key.clone(),
             reply_to: None,
-        };
+        });
         let payload = serde_json::to_vec(&envelope(command, None)).unwrap_or_default();
         let ack = async { js.publish(subjects::command(chat_id, "msg.send"), payload.into()).await?.await };
         if let Ok(ack) = ack.await {
@@ -293,13 +293,13 @@ async fn an_upgrade_drains_the_single_consumer_in_order_before_partitions_start(
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let chat_id = chat_core::ids::new_id();
-    let create = Command::ChatCreate {
+    let create = Command::ChatCreate(ChatCreate {
         chat_id: chat_id.clone(),
         kind: ChatKind::Group,
         title: Some("upgrade".into()),
         member_ids: vec![],
         external_id: None,
-    };
+    });
     let publish = |command: Command| {
         let js = js.clone();
         let subject = subjects::command(command.chat_id(), command.name());
@@ -313,11 +313,13 @@ async fn an_upgrade_drains_the_single_consumer_in_order_before_partitions_start(
         }
     };
     publish(create).await;
-    let send = |index: usize| Command::MsgSend {
-        chat_id: chat_id.clone(),
-        client_msg_id: format!("k{index:03}"),
-        text: format!("m{index}"),
-        reply_to: None,
+    let send = |index: usize| {
+        Command::MsgSend(MsgSend {
+            chat_id: chat_id.clone(),
+            client_msg_id: format!("k{index:03}"),
+            text: format!("m{index}"),
+            reply_to: None,
+        })
     };
     for index in 0..40 {
         publish(send(index)).await;
@@ -387,13 +389,13 @@ async fn a_replica_logs_every_line_as_ecs() {
     .await;
     let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
     let chat_id = chat_core::ids::new_id();
-    let command = Command::ChatCreate {
+    let command = Command::ChatCreate(ChatCreate {
         chat_id: chat_id.clone(),
         kind: ChatKind::Group,
         title: Some("logs".into()),
         member_ids: vec![],
         external_id: None,
-    };
+    });
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(chat_nats::headers::TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     let payload = serde_json::to_vec(&envelope(command, None)).unwrap_or_default();

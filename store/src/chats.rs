@@ -74,6 +74,7 @@ impl Store {
 
     /// Inserts a new chat.
     pub async fn insert_chat(&self, chat: &ChatDoc) -> Result<(), StoreError> {
+        self.writes.admit("insert_chat")?;
         self.chats().insert_one(chat).await?;
         Ok(())
     }
@@ -82,6 +83,7 @@ impl Store {
     /// durable before anything uses it, so a crash leaves a gap, never a reuse. Only
     /// `last_seq` comes back: a chat document carries every participant.
     pub async fn reserve_seqs(&self, chat_id: &str, count: u64) -> Result<Option<u64>, StoreError> {
+        self.writes.admit("reserve_seqs")?;
         let updated = self
             .db
             .collection::<LastSeq>(crate::collections::CHATS)
@@ -104,6 +106,7 @@ impl Store {
         last: &LastMessageDoc,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.writes.admit("advance_head")?;
         let last_doc = bson::to_bson(last).map_err(|e| StoreError::Bson(e.to_string()))?;
         let result = self
             .chats()
@@ -126,6 +129,7 @@ impl Store {
         last: &LastMessageDoc,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.writes.admit("set_last_message")?;
         let last_doc = bson::to_bson(last).map_err(|e| StoreError::Bson(e.to_string()))?;
         self.chats()
             .update_one(
@@ -147,6 +151,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         for member in members {
+            self.writes.admit("add_chat_members")?;
             let member_doc = bson::to_bson(member).map_err(|e| StoreError::Bson(e.to_string()))?;
             self.chats()
                 .update_one(
@@ -223,6 +228,7 @@ impl Store {
 
     /// Applies a `$set` (and optional `$pull`) to a chat; returns it after the change.
     pub async fn update_chat(&self, chat_id: &str, update: bson::Document) -> Result<Option<ChatDoc>, StoreError> {
+        self.writes.admit("update_chat")?;
         Ok(self
             .chats()
             .find_one_and_update(doc! { "_id": chat_id }, update)
@@ -237,6 +243,7 @@ impl Store {
         message_id: &str,
         text: &str,
     ) -> Result<(), StoreError> {
+        self.writes.admit("refresh_last_message_text")?;
         let preview: String = text.chars().take(crate::docs::PREVIEW_CHARS).collect();
         self.chats()
             .update_one(
@@ -254,6 +261,7 @@ impl Store {
         user_id: &str,
         role: chat_nats::model::Role,
     ) -> Result<(), StoreError> {
+        self.writes.admit("set_chat_member_role")?;
         self.chats()
             .update_one(
                 doc! { "_id": chat_id, "participants.user_id": user_id },

@@ -13,6 +13,7 @@ pub mod indexes;
 pub mod messages;
 pub mod participants;
 pub mod users;
+pub mod writes;
 
 /// Collection names (pinned).
 pub mod collections {
@@ -35,6 +36,15 @@ pub enum StoreError {
     /// A document could not be converted.
     #[error("document conversion: {0}")]
     Bson(String),
+    /// The handle's write limit ([`writes::Writes`]) stopped this write before it was
+    /// sent.
+    #[error("write {write} ({what}) refused: the handle's write limit is reached")]
+    Interrupted {
+        /// Its number among the handle's writes, from 1.
+        write: usize,
+        /// The operation.
+        what: &'static str,
+    },
 }
 
 impl StoreError {
@@ -42,7 +52,7 @@ impl StoreError {
     pub fn is_duplicate_key(&self) -> bool {
         match self {
             StoreError::Mongo(error) => is_duplicate_key(error),
-            StoreError::Bson(_) => false,
+            StoreError::Bson(_) | StoreError::Interrupted { .. } => false,
         }
     }
 }
@@ -65,12 +75,25 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
 pub struct Store {
     /// The database.
     pub db: mongodb::Database,
+    /// The writes made through this handle (and its clones).
+    writes: writes::Writes,
 }
 
 impl Store {
     /// Wraps an open database.
     pub fn new(db: mongodb::Database) -> Self {
-        Store { db }
+        Store { db, writes: writes::Writes::default() }
+    }
+
+    /// A handle on the same database whose writes after the first `limit` fail with
+    /// [`StoreError::Interrupted`]: a process that dies between two writes.
+    pub fn with_write_limit(&self, limit: usize) -> Self {
+        Store { db: self.db.clone(), writes: writes::Writes::limited(limit) }
+    }
+
+    /// How many writes this handle (and its clones) made.
+    pub fn writes_made(&self) -> usize {
+        self.writes.made()
     }
 
     /// `chats`.

@@ -133,6 +133,7 @@ impl Store {
         if messages.is_empty() {
             return Ok(());
         }
+        self.writes.admit("insert_messages")?;
         let options = InsertManyOptions::builder().ordered(false).build();
         match self.messages().insert_many(messages).with_options(options).await {
             Ok(_) => Ok(()),
@@ -284,6 +285,7 @@ impl Store {
         message_id: &str,
         set: bson::Document,
     ) -> Result<Option<MessageDoc>, StoreError> {
+        self.writes.admit("update_message")?;
         Ok(self
             .messages()
             .find_one_and_update(doc! { "_id": message_id, "chat_id": chat_id }, doc! { "$set": set })

@@ -25,6 +25,7 @@ impl Store {
         if participants.is_empty() {
             return Ok(());
         }
+        self.writes.admit("insert_participants")?;
         let options = InsertManyOptions::builder().ordered(false).build();
         match self.participants().insert_many(participants).with_options(options).await {
             Ok(_) => Ok(()),
@@ -94,6 +95,7 @@ impl Store {
 impl Store {
     /// Moves a read mark forward only; true when it moved.
     pub async fn advance_read_mark(&self, chat_id: &str, user_id: &str, up_to_seq: u64) -> Result<bool, StoreError> {
+        self.writes.admit("advance_read_mark")?;
         let seq = crate::docs::bson_seq(up_to_seq);
         let result = self
             .participants()
@@ -114,6 +116,7 @@ impl Store {
         seq: u64,
         command_id: &str,
     ) -> Result<(), StoreError> {
+        self.writes.admit("set_participant_role")?;
         self.participants()
             .update_one(
                 doc! { "_id": ParticipantDoc::key(chat_id, user_id) },
@@ -125,6 +128,7 @@ impl Store {
 
     /// Removes a membership.
     pub async fn delete_participant(&self, chat_id: &str, user_id: &str) -> Result<(), StoreError> {
+        self.writes.admit("delete_participant")?;
         self.participants().delete_one(doc! { "_id": ParticipantDoc::key(chat_id, user_id) }).await?;
         Ok(())
     }

@@ -15,6 +15,7 @@ impl Store {
         roles: &[String],
         at: DateTime<Utc>,
     ) -> Result<UserDoc, StoreError> {
+        self.writes.admit("upsert_user")?;
         let updated = self
             .users()
             .find_one_and_update(

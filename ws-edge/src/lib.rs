@@ -33,6 +33,7 @@ pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
+pub mod outcomes;
 pub mod protocol;
 pub mod rate;
 pub mod registry;
@@ -94,6 +95,10 @@ pub async fn start_with_hook(
     let user_feed = user_events::start(&nats, hub.clone())
         .await
         .map_err(|error| StartupError::dependency("subscribing to user deliveries", error))?;
+    let edge_id: Arc<str> = Arc::from(chat_core::ids::new_id());
+    let outcome_feed = outcomes::start(&nats, &edge_id, hub.clone())
+        .await
+        .map_err(|error| StartupError::dependency("subscribing to command outcomes", error))?;
     let presence_feed = feeds::start_presence_feed(&nats, hub.registry().clone())
         .await
         .map_err(|error| StartupError::dependency("subscribing to presence changes", error))?;
@@ -122,6 +127,7 @@ pub async fn start_with_hook(
         message_budget,
         upgrades,
         command_hook,
+        edge_id,
     };
     let edge_for_heartbeat = edge.clone();
     let app = upgrade::router(edge);
@@ -131,7 +137,7 @@ pub async fn start_with_hook(
         let nats = nats.clone();
         async move {
             lifecycle::drain_on_shutdown(hub, shutdown, grace, nats).await;
-            drop((user_feed, presence_feed));
+            drop((user_feed, outcome_feed, presence_feed));
         }
     });
     let heartbeat = tokio::spawn(lifecycle::heartbeat_connections(edge_for_heartbeat, shutdown.clone()));

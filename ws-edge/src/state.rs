@@ -43,6 +43,9 @@ pub struct EdgeState {
     pub upgrades: Arc<Semaphore>,
     /// See [`CommandHook`].
     pub command_hook: Option<CommandHook>,
+    /// This edge's name on the bus: the persister answers its connections' commands on
+    /// `edge.<edge_id>.outcome.<user_id>.<conn_id>`.
+    pub edge_id: Arc<str>,
 }
 
 /// Why memberships could not be loaded.

@@ -1,18 +1,19 @@
 //! Deliveries on `user.<user_id>.<event>`, through one edge-wide subscription to
 //! `user.>`: joined chats start flowing (from the event that made the user a member,
-//! replayed when this edge was not delivering the chat to them) and left ones stop, rejections go back to the
-//! connection that sent the command, and copies of events go to every connection of
-//! the user. Deliveries for users without a connection here are skipped.
+//! replayed when this edge was not delivering the chat to them) and left ones stop, and
+//! copies of events go to every connection of the user. Deliveries for users without a
+//! connection here are skipped. (Rejections come on this edge's own outcome subjects,
+//! [`outcomes`](crate::outcomes).)
 //!
 //! One subscription per edge instead of one per connected user: user deliveries are
-//! rare (rejections, joins, leaves, resend copies), while a subscription per user cost
-//! every connection a NATS channel and a task.
+//! rare (joins, leaves, resend copies), while a subscription per user cost every
+//! connection a NATS channel and a task.
 
 use bytes::Bytes;
-use chat_nats::{commands::Rejection, events::UserEvent, subjects};
+use chat_nats::{events::UserEvent, subjects};
 use futures::StreamExt;
 
-use crate::{feeds::utf8, hub::Hub, protocol::ServerFrame, registry::AbortOnDrop};
+use crate::{feeds::utf8, hub::Hub, registry::AbortOnDrop};
 
 /// Subscribes to `user.>` (in place before this returns) and serves it.
 pub async fn start(nats: &async_nats::Client, hub: Hub) -> Result<AbortOnDrop, async_nats::SubscribeError> {
@@ -35,19 +36,6 @@ pub async fn start(nats: &async_nats::Client, hub: Hub) -> Result<AbortOnDrop, a
 /// Handles one delivery for a local user.
 pub async fn handle(hub: &Hub, user_id: &str, event: &str, payload: Bytes) {
     match event {
-        "rejected" => {
-            let Ok(rejection) = serde_json::from_slice::<Rejection>(&payload) else { return };
-            let Some(conn_id) = rejection.conn_id.as_deref() else { return };
-            let frame = ServerFrame::Error {
-                reference: rejection.reference.as_deref(),
-                code: rejection.code,
-                message: &rejection.message,
-                client_msg_id: rejection.client_msg_id.as_deref(),
-                retry_after_ms: None,
-            }
-            .to_text();
-            hub.deliver_to_conn(user_id, conn_id, frame.into());
-        }
         "chat.joined" | "chat.left" => match serde_json::from_slice::<UserEvent>(&payload) {
             Ok(UserEvent::ChatJoined { chat_id, stream_seq: Some(stream_seq), .. }) => {
                 hub.join_from(user_id, &chat_id, stream_seq).await

@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use chat_nats::{
-    commands::Command,
+    commands::{ChatCreate, ChatUpdate, Command},
     model::{Chat, ChatKind, ErrorCode, Role, direct_key},
 };
 use chat_store::docs::{ChatDoc, ParticipantDoc};
@@ -62,13 +62,13 @@ pub async fn create(
             if let Some(existing) = state.inner.store.direct_chat(&direct_key(caller.id(), &member_id)).await? {
                 return Ok((StatusCode::OK, Json(existing.into())));
             }
-            Command::ChatCreate {
+            Command::ChatCreate(ChatCreate {
                 chat_id: chat_core::ids::new_id(),
                 kind: ChatKind::Direct,
                 title: None,
                 member_ids: vec![member_id],
                 external_id: None,
-            }
+            })
         }
         CreateChat::Group { title, member_ids, external_id } => {
             chat_nats::limits::check_title(&title).map_err(ApiError::invalid)?;
@@ -85,13 +85,13 @@ pub async fn create(
                     ));
                 }
             }
-            Command::ChatCreate {
+            Command::ChatCreate(ChatCreate {
                 chat_id: chat_core::ids::new_id(),
                 kind: ChatKind::Group,
                 title: Some(title),
                 member_ids,
                 external_id,
-            }
+            })
         }
     };
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
@@ -216,7 +216,7 @@ pub async fn rename(
 ) -> Result<Json<Chat>, ApiError> {
     check_member(&state, &caller, &chat_id).await?;
     chat_nats::limits::check_title(&request.title).map_err(ApiError::invalid)?;
-    let command = Command::ChatUpdate { chat_id, title: request.title };
+    let command = Command::ChatUpdate(ChatUpdate { chat_id, title: request.title });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     let (_, chat, _) = commands::done_or_error(outcome)?;
     chat.map(Json).ok_or_else(|| ApiError::internal("persister answered without a chat"))

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use chat_nats::{
-    commands::Command,
+    commands::{Command, MemberAdd, MemberRemove},
     model::{Chat, Role},
 };
 use serde::Deserialize;
@@ -50,7 +50,7 @@ pub async fn add(
     for id in &request.user_ids {
         check_id(id, "user_ids")?;
     }
-    let command = Command::MemberAdd { chat_id, user_ids: request.user_ids, role: request.role };
+    let command = Command::MemberAdd(MemberAdd { chat_id, user_ids: request.user_ids, role: request.role });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     let (_, chat, _) = commands::done_or_error(outcome)?;
     chat.map(Json).ok_or_else(|| ApiError::internal("persister answered without a chat"))
@@ -65,8 +65,13 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     check_member(&state, &caller, &chat_id).await?;
     check_id(&user_id, "user id")?;
-    let outcome =
-        commands::submit(&state, &caller, Command::MemberRemove { chat_id, user_id }, traceparent(&headers)).await?;
+    let outcome = commands::submit(
+        &state,
+        &caller,
+        Command::MemberRemove(MemberRemove { chat_id, user_id }),
+        traceparent(&headers),
+    )
+    .await?;
     commands::done_or_error(outcome)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,11 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
-use chat_nats::{commands::Command, limits, model::Message};
+use chat_nats::{
+    commands::{Command, MsgDelete, MsgEdit, MsgSend, Read},
+    limits,
+    model::Message,
+};
 use chat_store::messages::HistoryPage;
 use serde::{Deserialize, Serialize};
 
@@ -109,12 +113,12 @@ pub async fn send(
             retry_after_s: Some(retry_after_ms.div_ceil(1000)),
         });
     }
-    let command = Command::MsgSend {
+    let command = Command::MsgSend(MsgSend {
         chat_id,
         client_msg_id: request.client_msg_id,
         text: request.text,
         reply_to: request.reply_to,
-    };
+    });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     let (message, _, created) = commands::done_or_error(outcome)?;
     let message = message.ok_or_else(|| ApiError::internal("persister answered without a message"))?;
@@ -140,7 +144,7 @@ pub async fn edit(
     check_member(&state, &caller, &chat_id).await?;
     check_id(&message_id, "message id")?;
     check_text(&request.text)?;
-    let command = Command::MsgEdit { chat_id, message_id, text: request.text };
+    let command = Command::MsgEdit(MsgEdit { chat_id, message_id, text: request.text });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     let (message, _, _) = commands::done_or_error(outcome)?;
     message.map(Json).ok_or_else(|| ApiError::internal("persister answered without a message"))
@@ -159,7 +163,7 @@ pub async fn remove(
     }
     check_id(&chat_id, "chat id")?;
     check_id(&message_id, "message id")?;
-    let command = Command::MsgDelete { chat_id, message_id };
+    let command = Command::MsgDelete(MsgDelete { chat_id, message_id });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     let (message, _, _) = commands::done_or_error(outcome)?;
     message.map(Json).ok_or_else(|| ApiError::internal("persister answered without a message"))
@@ -182,7 +186,7 @@ pub async fn read(
     ApiJson(request): ApiJson<MarkRead>,
 ) -> Result<StatusCode, ApiError> {
     check_member(&state, &caller, &chat_id).await?;
-    let command = Command::Read { chat_id, up_to_seq: request.up_to_seq };
+    let command = Command::Read(Read { chat_id, up_to_seq: request.up_to_seq });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     commands::done_or_error(outcome)?;
     Ok(StatusCode::NO_CONTENT)

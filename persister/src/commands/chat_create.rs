@@ -2,7 +2,7 @@
 //! The chat id comes from the api, so a retried command finds the chat it created.
 
 use chat_nats::{
-    commands::{Command, CommandOutcome},
+    commands::{ChatCreate, CommandOutcome},
     events::{ChatEvent, EventBody},
     limits,
     model::{ChatKind, ErrorCode, Role, direct_key},
@@ -14,7 +14,7 @@ use chat_store::{
 };
 
 use crate::{
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     effects::Effects,
     metrics,
 };
@@ -25,11 +25,14 @@ const CREATED_SEQ: u64 = 1;
 const EXTERNAL_ID_FORBIDDEN: &str = "only the platform (admin or service role) may set external_id";
 
 /// Handles one `chat.create`.
-pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
-    let envelope = &command.envelope;
-    let Command::ChatCreate { chat_id, kind, title, member_ids, external_id } = &envelope.command else {
-        return Ok(());
-    };
+pub async fn handle(
+    store: &Store,
+    issued: &Issued,
+    command: &ChatCreate,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let envelope = &issued.envelope;
+    let ChatCreate { chat_id, kind, title, member_ids, external_id } = command;
     let creator = &envelope.actor.user_id;
     if let Err(reason) = validate(creator, *kind, title.as_deref(), member_ids, external_id.as_deref()) {
         effects.reject(envelope, ErrorCode::Invalid, reason);
@@ -43,13 +46,13 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     }
 
     if let Some(existing) = store.chat(chat_id).await? {
-        return finish(store, command, existing, false, effects).await;
+        return finish(store, issued, existing, false, effects).await;
     }
     let key = (*kind == ChatKind::Direct).then(|| direct_key(creator, &member_ids[0]));
     if let Some(key) = &key
         && let Some(existing) = store.direct_chat(key).await?
     {
-        return finish(store, command, existing, false, effects).await;
+        return finish(store, issued, existing, false, effects).await;
     }
     if let Some(external_id) = external_id
         && store.chat_by_external_id(external_id).await?.is_some()
@@ -82,7 +85,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         last_removal: None,
     };
     match store.insert_chat(&chat).await {
-        Ok(()) => finish(store, command, chat, true, effects).await,
+        Ok(()) => finish(store, issued, chat, true, effects).await,
         Err(error) if error.is_duplicate_key() => {
             // Another command created the same pair's chat or took the external id first.
             let winner = match &key {
@@ -90,7 +93,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
                 None => None,
             };
             match winner {
-                Some(existing) => finish(store, command, existing, false, effects).await,
+                Some(existing) => finish(store, issued, existing, false, effects).await,
                 None => {
                     effects.reject(envelope, ErrorCode::Conflict, "a chat with this external_id exists");
                     Ok(())
@@ -105,7 +108,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
 /// them), then records the event and the answer.
 async fn finish(
     store: &Store,
-    command: &Incoming,
+    issued: &Issued,
     chat: ChatDoc,
     created: bool,
     effects: &mut Effects,
@@ -122,18 +125,18 @@ async fn finish(
             joined_seq: CREATED_SEQ as i64,
             last_read_seq: 0,
             muted: false,
-            added_by: Some(command.envelope.id.clone()),
+            added_by: Some(issued.envelope.id.clone()),
         })
         .collect();
     store.insert_participants(&participants).await?;
     let public: chat_nats::model::Chat = chat.into();
-    if created || command.redelivered {
+    if created || issued.redelivered {
         let event = ChatEvent::new(&public.id, CREATED_SEQ, EventBody::ChatCreated { chat: public.clone() });
-        effects.event(event, command.traceparent.as_deref());
+        effects.event(event, issued.traceparent.as_deref());
     }
     let outcome = if created { "stored" } else { "duplicate" };
     metrics::COMMANDS.with_label_values(&["chat.create", outcome]).inc();
-    effects.answer(&command.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(public)), created });
+    effects.answer(&issued.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(public)), created });
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `chat.update`: owners and admins rename a group.
 
 use chat_nats::{
-    commands::{Command, CommandOutcome},
+    commands::{ChatUpdate, CommandOutcome},
     events::{ChatEvent, EventBody},
     limits,
     model::ErrorCode,
@@ -13,15 +13,20 @@ use chat_store::{
 
 use crate::{
     authorization,
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     effects::Effects,
     metrics,
 };
 
 /// Handles one `chat.update`.
-pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
-    let envelope = &command.envelope;
-    let Command::ChatUpdate { chat_id, title } = &envelope.command else { return Ok(()) };
+pub async fn handle(
+    store: &Store,
+    issued: &Issued,
+    command: &ChatUpdate,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let envelope = &issued.envelope;
+    let ChatUpdate { chat_id, title } = command;
     let reject = |effects: &mut Effects, code, reason: &str| {
         effects.reject(envelope, code, reason);
         Ok(())
@@ -32,7 +37,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     };
     if let Some(mark) = chat.last_update.as_ref().filter(|mark| mark.command_id == envelope.id) {
         let seq = u64::try_from(mark.seq).unwrap_or(0);
-        return finish(command, chat.into(), seq, false, effects);
+        return finish(issued, chat.into(), seq, false, effects);
     }
     if let Err(refusal) = authorization::may_rename(chat.kind, role) {
         return reject(effects, refusal.code, refusal.reason);
@@ -47,20 +52,20 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     let Some(updated) = store.rename_chat(chat_id, title, &mark, chrono::Utc::now()).await? else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
-    finish(command, updated.into(), seq, true, effects)
+    finish(issued, updated.into(), seq, true, effects)
 }
 
 fn finish(
-    command: &Incoming,
+    issued: &Issued,
     chat: chat_nats::model::Chat,
     seq: u64,
     fresh: bool,
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
     let event = ChatEvent::new(&chat.id, seq, EventBody::ChatUpdated { chat: chat.clone() });
-    effects.event(event, command.traceparent.as_deref());
+    effects.event(event, issued.traceparent.as_deref());
     metrics::COMMANDS.with_label_values(&["chat.update", if fresh { "stored" } else { "duplicate" }]).inc();
     effects
-        .answer(&command.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh });
+        .answer(&issued.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh });
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! existing members. Each addition or change gets a seq and a `member.added` event.
 
 use chat_nats::{
-    commands::{Command, CommandOutcome},
+    commands::{CommandOutcome, MemberAdd},
     events::{ChatEvent, EventBody},
     limits,
     model::ErrorCode,
@@ -15,17 +15,20 @@ use chat_store::{
 
 use crate::{
     authorization,
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     effects::Effects,
     metrics,
 };
 
 /// Handles one `member.add`.
-pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
-    let envelope = &command.envelope;
-    let Command::MemberAdd { chat_id, user_ids, role } = &envelope.command else {
-        return Ok(());
-    };
+pub async fn handle(
+    store: &Store,
+    issued: &Issued,
+    command: &MemberAdd,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let envelope = &issued.envelope;
+    let MemberAdd { chat_id, user_ids, role } = command;
     let reject = |effects: &mut Effects, code, reason: &str| {
         effects.reject(envelope, code, reason);
         Ok(())
@@ -115,10 +118,13 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
             added.push(participant);
         }
     }
+    // In seq order: a replay finds this command's memberships in the order they were
+    // named, and an edge drops an event whose seq is below one it delivered.
+    added.sort_by_key(|participant| participant.joined_seq);
     for participant in &added {
         let seq = u64::try_from(participant.joined_seq).unwrap_or(0);
         let body = EventBody::MemberAdded { user_id: participant.user_id.clone(), role: participant.role };
-        effects.event(ChatEvent::new(chat_id, seq, body), command.traceparent.as_deref());
+        effects.event(ChatEvent::new(chat_id, seq, body), issued.traceparent.as_deref());
     }
     metrics::COMMANDS.with_label_values(&["member.add", "stored"]).inc();
     let chat = store.chat(chat_id).await?.map(|chat| Box::new(chat.into()));

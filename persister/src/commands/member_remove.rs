@@ -3,7 +3,7 @@
 //! direct chats keep their two members.
 
 use chat_nats::{
-    commands::{Command, CommandOutcome},
+    commands::{CommandOutcome, MemberRemove},
     events::{ChatEvent, EventBody},
     model::{ErrorCode, Role},
 };
@@ -14,15 +14,20 @@ use chat_store::{
 
 use crate::{
     authorization,
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     effects::Effects,
     metrics,
 };
 
 /// Handles one `member.remove`.
-pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
-    let envelope = &command.envelope;
-    let Command::MemberRemove { chat_id, user_id } = &envelope.command else { return Ok(()) };
+pub async fn handle(
+    store: &Store,
+    issued: &Issued,
+    command: &MemberRemove,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let envelope = &issued.envelope;
+    let MemberRemove { chat_id, user_id } = command;
     let actor = &envelope.actor.user_id;
     let reject = |effects: &mut Effects, code, reason: &str| {
         effects.reject(envelope, code, reason);
@@ -35,7 +40,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         let seq = u64::try_from(mark.seq).unwrap_or(0);
         let (user_id, role) = (mark.user_id.clone(), mark.role);
         store.delete_participant(chat_id, &user_id).await?;
-        return finish(command, chat.into(), seq, user_id, role, false, effects);
+        return finish(issued, chat.into(), seq, user_id, role, false, effects);
     }
     let Some(actor_role) = super::role_in(&chat, actor) else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
@@ -58,11 +63,11 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     store.delete_participant(chat_id, user_id).await?;
-    finish(command, updated.into(), seq, user_id.clone(), target_role, true, effects)
+    finish(issued, updated.into(), seq, user_id.clone(), target_role, true, effects)
 }
 
 fn finish(
-    command: &Incoming,
+    issued: &Issued,
     chat: chat_nats::model::Chat,
     seq: u64,
     user_id: String,
@@ -71,9 +76,9 @@ fn finish(
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
     let event = ChatEvent::new(&chat.id, seq, EventBody::MemberRemoved { user_id, role });
-    effects.event(event, command.traceparent.as_deref());
+    effects.event(event, issued.traceparent.as_deref());
     metrics::COMMANDS.with_label_values(&["member.remove", if fresh { "stored" } else { "duplicate" }]).inc();
     effects
-        .answer(&command.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh });
+        .answer(&issued.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh });
     Ok(())
 }

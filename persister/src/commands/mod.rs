@@ -1,5 +1,6 @@
-//! One file per command. Each handler authorises, writes MongoDB, and records in
-//! [`Effects`](crate::effects::Effects) what to publish.
+//! One file per command. Each handler receives its own command's struct, authorises
+//! it, writes MongoDB, and records in [`Effects`] what to publish; [`handle_step`]
+//! hands a step of the pipeline to the handler of its kind.
 
 pub mod chat_create;
 pub mod chat_update;
@@ -10,8 +11,49 @@ pub mod msg_edit;
 pub mod msg_send;
 pub mod read;
 
-use chat_nats::model::Role;
-use chat_store::docs::ChatDoc;
+use chat_nats::{commands::Command, model::Role};
+use chat_store::{Store, docs::ChatDoc};
+
+use crate::{
+    command::{HandleError, Issued},
+    effects::Effects,
+    known_chats::KnownChats,
+};
+
+/// Handles one step of a batch: a run of sends, or one other command (the pipeline's
+/// `plan_steps` never mixes them). `known` is what the partition remembers of its chats.
+pub async fn handle_step(
+    store: &Store,
+    known: &mut KnownChats,
+    step: &[&Issued],
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let Some(&first) = step.first() else { return Ok(()) };
+    // Every command but sends and read marks may move `last_seq` by an increment.
+    if !matches!(first.envelope.command, Command::MsgSend(_) | Command::Read(_)) {
+        known.forget(first.envelope.chat_id());
+    }
+    match &first.envelope.command {
+        Command::MsgSend(_) => {
+            // The pipeline's steps that start with a send hold only sends.
+            let sends: Vec<msg_send::SendInRun<'_>> = step
+                .iter()
+                .filter_map(|&issued| match &issued.envelope.command {
+                    Command::MsgSend(command) => Some(msg_send::SendInRun { issued, command }),
+                    _ => None,
+                })
+                .collect();
+            msg_send::handle(store, known, &sends, effects).await
+        }
+        Command::MsgEdit(command) => msg_edit::handle(store, first, command, effects).await,
+        Command::MsgDelete(command) => msg_delete::handle(store, first, command, effects).await,
+        Command::Read(command) => read::handle(store, first, command, effects).await,
+        Command::ChatCreate(command) => chat_create::handle(store, first, command, effects).await,
+        Command::ChatUpdate(command) => chat_update::handle(store, first, command, effects).await,
+        Command::MemberAdd(command) => member_add::handle(store, first, command, effects).await,
+        Command::MemberRemove(command) => member_remove::handle(store, first, command, effects).await,
+    }
+}
 
 /// The role of `user_id` in a stored chat.
 pub fn role_in(chat: &ChatDoc, user_id: &str) -> Option<Role> {

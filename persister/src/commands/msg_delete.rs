@@ -2,7 +2,7 @@
 //! `admin`. The text goes, the tombstone stays, `updated_seq` moves.
 
 use chat_nats::{
-    commands::{Command, CommandOutcome},
+    commands::{CommandOutcome, MsgDelete},
     events::{ChatEvent, EventBody},
     model::{ErrorCode, Message},
 };
@@ -10,15 +10,20 @@ use chat_store::Store;
 
 use crate::{
     authorization,
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     effects::Effects,
     metrics,
 };
 
 /// Handles one `msg.delete`.
-pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
-    let envelope = &command.envelope;
-    let Command::MsgDelete { chat_id, message_id } = &envelope.command else { return Ok(()) };
+pub async fn handle(
+    store: &Store,
+    issued: &Issued,
+    command: &MsgDelete,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let envelope = &issued.envelope;
+    let MsgDelete { chat_id, message_id } = command;
     let actor = &envelope.actor.user_id;
     let reject = |effects: &mut Effects, code, reason: &str| {
         effects.reject(envelope, code, reason);
@@ -36,7 +41,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     if message.last_command.as_deref() == Some(envelope.id.as_str()) {
         // A replay: the run before may have crashed before the preview refresh.
         store.refresh_last_message_text(chat_id, message_id, "").await?;
-        return finish(command, message.into(), false, effects);
+        return finish(issued, message.into(), false, effects);
     }
     if let Err(refusal) = authorization::may_delete(&message.sender_id == actor, role, platform_admin) {
         return reject(effects, refusal.code, refusal.reason);
@@ -55,16 +60,16 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
     store.refresh_last_message_text(chat_id, message_id, "").await?;
-    finish(command, updated.into(), true, effects)
+    finish(issued, updated.into(), true, effects)
 }
 
-fn finish(command: &Incoming, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+fn finish(issued: &Issued, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
     let deleted_at = message.deleted_at.unwrap_or(message.created_at);
     let body = EventBody::MsgDeleted { message_id: message.id.clone(), deleted_at };
-    effects.event(ChatEvent::new(&message.chat_id, message.updated_seq, body), command.traceparent.as_deref());
+    effects.event(ChatEvent::new(&message.chat_id, message.updated_seq, body), issued.traceparent.as_deref());
     metrics::COMMANDS.with_label_values(&["msg.delete", if fresh { "stored" } else { "duplicate" }]).inc();
     effects.answer(
-        &command.envelope,
+        &issued.envelope,
         CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created: fresh },
     );
     Ok(())

@@ -1,7 +1,7 @@
 //! `msg.edit`: only the sender changes a message's text; deleted messages stay deleted.
 
 use chat_nats::{
-    commands::{Command, CommandOutcome},
+    commands::{CommandOutcome, MsgEdit},
     events::{ChatEvent, EventBody},
     limits,
     model::{ErrorCode, Message},
@@ -10,15 +10,20 @@ use chat_store::Store;
 
 use crate::{
     authorization,
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     effects::Effects,
     metrics,
 };
 
 /// Handles one `msg.edit`.
-pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) -> Result<(), HandleError> {
-    let envelope = &command.envelope;
-    let Command::MsgEdit { chat_id, message_id, text } = &envelope.command else { return Ok(()) };
+pub async fn handle(
+    store: &Store,
+    issued: &Issued,
+    command: &MsgEdit,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    let envelope = &issued.envelope;
+    let MsgEdit { chat_id, message_id, text } = command;
     let actor = &envelope.actor.user_id;
     let reject = |effects: &mut Effects, code, reason: &str| {
         effects.reject(envelope, code, reason);
@@ -34,7 +39,7 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
     if message.last_command.as_deref() == Some(envelope.id.as_str()) {
         // A replay: the run before may have crashed before the preview refresh.
         store.refresh_last_message_text(chat_id, message_id, &message.text).await?;
-        return finish(command, message.into(), false, effects);
+        return finish(issued, message.into(), false, effects);
     }
     if let Err(refusal) = authorization::may_edit(&message.sender_id == actor, message.deleted_at.is_some()) {
         return reject(effects, refusal.code, refusal.reason);
@@ -50,16 +55,16 @@ pub async fn handle(store: &Store, command: &Incoming, effects: &mut Effects) ->
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
     store.refresh_last_message_text(chat_id, message_id, text).await?;
-    finish(command, updated.into(), true, effects)
+    finish(issued, updated.into(), true, effects)
 }
 
-fn finish(command: &Incoming, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+fn finish(issued: &Issued, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
     let event =
         ChatEvent::new(&message.chat_id, message.updated_seq, EventBody::MsgEdited { message: message.clone() });
-    effects.event(event, command.traceparent.as_deref());
+    effects.event(event, issued.traceparent.as_deref());
     metrics::COMMANDS.with_label_values(&["msg.edit", if fresh { "stored" } else { "duplicate" }]).inc();
     effects.answer(
-        &command.envelope,
+        &issued.envelope,
         CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created: fresh },
     );
     Ok(())

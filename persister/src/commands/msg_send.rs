@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chat_nats::{
-    commands::{Command, CommandOutcome},
+    commands::{CommandOutcome, MsgSend},
     events::{ChatEvent, EventBody},
     limits,
     model::{ErrorCode, Message},
@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
 use crate::{
-    command::{HandleError, Incoming},
+    command::{HandleError, Issued},
     effects::Effects,
     known_chats::KnownChats,
     metrics,
@@ -29,9 +29,18 @@ use crate::{
 /// Compare-and-set tries per chat before falling back to an atomic increment.
 const HEAD_TRIES: usize = 3;
 
+/// One send of a run: the command and what the pipeline knows of it.
+#[derive(Debug, Clone, Copy)]
+pub struct SendInRun<'a> {
+    /// Who sent it, how to answer, whether it may be a replay.
+    pub issued: &'a Issued,
+    /// The send itself.
+    pub command: &'a MsgSend,
+}
+
 /// A send that passed validation, waiting for its seq.
 struct Accepted<'a> {
-    command: &'a Incoming,
+    issued: &'a Issued,
     key: SendKey,
     text: &'a str,
     reply_to: Option<&'a String>,
@@ -41,34 +50,18 @@ struct Accepted<'a> {
 pub async fn handle(
     store: &Store,
     known: &mut KnownChats,
-    sends: &[Incoming],
+    sends: &[SendInRun<'_>],
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
     let mut unchecked: Vec<(&str, &str)> = sends
         .iter()
-        .map(|s| (s.envelope.chat_id(), s.envelope.actor.user_id.as_str()))
+        .map(|s| (s.command.chat_id.as_str(), s.issued.envelope.actor.user_id.as_str()))
         .filter(|(chat_id, user_id)| known.role(chat_id, user_id).is_none())
         .collect();
     unchecked.sort_unstable();
     unchecked.dedup();
-    let replied_to: Vec<String> = sends
-        .iter()
-        .filter_map(|s| match &s.envelope.command {
-            Command::MsgSend { reply_to: Some(id), .. } => Some(id.clone()),
-            _ => None,
-        })
-        .collect();
-    let keys: Vec<SendKey> = sends
-        .iter()
-        .filter_map(|s| match &s.envelope.command {
-            Command::MsgSend { chat_id, client_msg_id, .. } => Some(SendKey {
-                chat_id: chat_id.clone(),
-                sender_id: s.envelope.actor.user_id.clone(),
-                client_msg_id: client_msg_id.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+    let replied_to: Vec<String> = sends.iter().filter_map(|s| s.command.reply_to.clone()).collect();
+    let keys: Vec<SendKey> = sends.iter().map(|s| key_of(s.issued, s.command)).collect();
     let (roles, reply_targets, existing) = futures::try_join!(
         store.member_roles(&unchecked),
         store.chats_of_messages(&replied_to),
@@ -80,11 +73,9 @@ pub async fn handle(
     let reply_targets: HashMap<String, String> = reply_targets.into_iter().collect();
 
     let mut accepted = Vec::new();
-    for command in sends {
-        let Command::MsgSend { chat_id, client_msg_id, text, reply_to } = &command.envelope.command else {
-            continue;
-        };
-        let sender = &command.envelope.actor.user_id;
+    for &SendInRun { issued, command } in sends {
+        let MsgSend { chat_id, client_msg_id, text, reply_to } = command;
+        let sender = &issued.envelope.actor.user_id;
         let problem = if known.role(chat_id, sender).is_none() {
             Some((ErrorCode::NotFound, "no such chat".to_owned()))
         } else if let Err(reason) =
@@ -97,11 +88,10 @@ pub async fn handle(
             None
         };
         if let Some((code, reason)) = problem {
-            effects.reject(&command.envelope, code, reason);
+            effects.reject(&issued.envelope, code, reason);
             continue;
         }
-        let key = SendKey { chat_id: chat_id.clone(), sender_id: sender.clone(), client_msg_id: client_msg_id.clone() };
-        accepted.push(Accepted { command, key, text, reply_to: reply_to.as_ref() });
+        accepted.push(Accepted { issued, key: key_of(issued, command), text, reply_to: reply_to.as_ref() });
     }
 
     let mut stored: HashMap<SendKey, MessageDoc> = existing.into_iter().map(|m| (SendKey::of(&m), m)).collect();
@@ -156,7 +146,7 @@ pub async fn handle(
     }
     for send in &accepted {
         if !stored.contains_key(&send.key) {
-            effects.reject(&send.command.envelope, ErrorCode::NotFound, "no such chat");
+            effects.reject(&send.issued.envelope, ErrorCode::NotFound, "no such chat");
         }
     }
     store.insert_messages(&fresh).await?;
@@ -168,7 +158,7 @@ pub async fn handle(
     let mut newest: HashMap<&str, &MessageDoc> = HashMap::new();
     let replayed = accepted
         .iter()
-        .filter(|send| send.command.redelivered && !fresh_chats.contains(send.key.chat_id.as_str()))
+        .filter(|send| send.issued.redelivered && !fresh_chats.contains(send.key.chat_id.as_str()))
         .filter_map(|send| stored.get(&send.key));
     for doc in replayed {
         let entry = newest.entry(doc.chat_id.as_str()).or_insert(doc);
@@ -189,8 +179,8 @@ pub async fn handle(
         let message: Message = doc.clone().into();
         let event = ChatEvent::new(&message.chat_id, message.seq, EventBody::MsgCreated { message: message.clone() });
         let created = fresh_keys.contains(&send.key) && answered.insert(send.key.clone());
-        let traceparent = send.command.traceparent.as_deref();
-        if created || send.command.redelivered {
+        let traceparent = send.issued.traceparent.as_deref();
+        if created || send.issued.redelivered {
             // A redelivered command may have stored without publishing: publish again
             // under the same event id, which JetStream drops if it has it.
             effects.event(event, traceparent);
@@ -201,7 +191,7 @@ pub async fn handle(
         let outcome = if created { "stored" } else { "duplicate" };
         metrics::COMMANDS.with_label_values(&["msg.send", outcome]).inc();
         effects.answer(
-            &send.command.envelope,
+            &send.issued.envelope,
             CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created },
         );
     }
@@ -246,6 +236,15 @@ async fn reserve(
         store.set_last_message(chat_id, &LastMessageDoc::of(newest), now).await?;
     }
     Ok(Some(last))
+}
+
+/// The idempotency key of a send.
+fn key_of(issued: &Issued, command: &MsgSend) -> SendKey {
+    SendKey {
+        chat_id: command.chat_id.clone(),
+        sender_id: issued.envelope.actor.user_id.clone(),
+        client_msg_id: command.client_msg_id.clone(),
+    }
 }
 
 /// Numbers messages from `first` on.

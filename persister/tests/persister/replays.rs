@@ -4,7 +4,7 @@
 
 use bson::doc;
 use chat_nats::{
-    commands::{Command, CommandEnvelope, CommandOutcome},
+    commands::{Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberRemove, MsgDelete, MsgEdit},
     model::Role,
 };
 use chat_store::docs::{LastMessageDoc, ParticipantDoc, RemovalMark, bson_seq};
@@ -34,7 +34,8 @@ impl Harness {
 async fn a_removal_replayed_after_its_chat_write_removes_the_membership_too() {
     let h = Harness::start().await;
     let chat_id = h.create_group("u1", &["u2"]).await;
-    let removal = h.replayable("u1", Command::MemberRemove { chat_id: chat_id.clone(), user_id: "u2".into() });
+    let removal =
+        h.replayable("u1", Command::MemberRemove(MemberRemove { chat_id: chat_id.clone(), user_id: "u2".into() }));
     // The first write of a removal: the chat document loses the member and records it.
     let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
     let mark =
@@ -60,7 +61,7 @@ async fn an_addition_replayed_after_its_membership_write_adds_to_the_chat_too() 
     let chat_id = h.create_group("u1", &[]).await;
     let addition = h.replayable(
         "u1",
-        Command::MemberAdd { chat_id: chat_id.clone(), user_ids: vec!["u3".into()], role: Role::Admin },
+        Command::MemberAdd(MemberAdd { chat_id: chat_id.clone(), user_ids: vec!["u3".into()], role: Role::Admin }),
     );
     // The first write of an addition: the membership document.
     let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
@@ -89,7 +90,7 @@ async fn a_role_change_replayed_after_its_membership_write_changes_the_chat_too(
     let chat_id = h.create_group("u1", &["u2"]).await;
     let promotion = h.replayable(
         "u1",
-        Command::MemberAdd { chat_id: chat_id.clone(), user_ids: vec!["u2".into()], role: Role::Admin },
+        Command::MemberAdd(MemberAdd { chat_id: chat_id.clone(), user_ids: vec!["u2".into()], role: Role::Admin }),
     );
     let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
     h.store
@@ -112,7 +113,7 @@ async fn an_edit_or_delete_replayed_after_its_message_write_refreshes_the_previe
 
     let edit = h.replayable(
         "u1",
-        Command::MsgEdit { chat_id: chat_id.clone(), message_id: message_id.clone(), text: "second".into() },
+        Command::MsgEdit(MsgEdit { chat_id: chat_id.clone(), message_id: message_id.clone(), text: "second".into() }),
     );
     let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
     let set = doc! { "text": "second", "updated_seq": bson_seq(seq), "last_command": &edit.id };
@@ -120,7 +121,8 @@ async fn an_edit_or_delete_replayed_after_its_message_write_refreshes_the_previe
     assert!(matches!(h.deliver(&edit).await, CommandOutcome::Done { created: false, .. }));
     assert_eq!(h.preview(&chat_id).await, "second");
 
-    let delete = h.replayable("u1", Command::MsgDelete { chat_id: chat_id.clone(), message_id: message_id.clone() });
+    let delete =
+        h.replayable("u1", Command::MsgDelete(MsgDelete { chat_id: chat_id.clone(), message_id: message_id.clone() }));
     let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
     let set = doc! {
         "text": "",

@@ -5,11 +5,12 @@
 use chat_core::auth::{Audience, Claims, DEV_SECRET, dev_claims, mint_hs256};
 use chat_e2e::{Stack, WAIT, token, token_with_roles};
 use chat_nats::{
-    commands::{Actor, Command, CommandEnvelope},
+    commands::{Actor, ChatCreate, Command, CommandEnvelope},
     model::ChatKind,
     publish::{Outgoing, publish_one},
     subjects,
 };
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
@@ -111,25 +112,39 @@ async fn a_student_cannot_claim_a_course_external_id_over_rest_or_the_bus() {
 
     // The same create sent on the command stream as the student, as an edge or a forged
     // publisher could: the persister refuses it, and the refusal reaches the student's
-    // socket like any rejected command.
+    // socket like any rejected command, on the reply subject the edge names for that
+    // socket (read off a command the socket sends).
     let (mut student, hello) = stack.connect_with_hello(&token("stu")).await;
+    let bus = stack.bus().await;
+    let mut commands = bus.subscribe(subjects::CMD_ALL).await.unwrap_or_else(|error| panic!("{error}"));
+    bus.flush().await.unwrap_or_else(|error| panic!("{error}"));
+    let own = stack.create_chat(&token("stu"), json!({"type": "group", "title": "own"})).await;
+    student.send_message(&own, "k1", "hi").await;
+    let reply = loop {
+        let published = tokio::time::timeout(WAIT, commands.next()).await.ok().flatten().expect("the student's send");
+        let sent: CommandEnvelope = serde_json::from_slice(&published.payload).unwrap_or_else(|e| panic!("{e}"));
+        if sent.actor.user_id == "stu" && sent.command.name() == "msg.send" {
+            break sent.reply;
+        }
+    };
+    assert_eq!(student.next_of("chat.created").await["chat"]["id"], own.as_str(), "the student's own chat");
     let envelope = CommandEnvelope {
         v: chat_nats::PAYLOAD_VERSION,
         id: chat_core::ids::new_id(),
         actor: Actor { user_id: "stu".into(), roles: vec!["student".into()] },
         reference: Some("claim".into()),
         conn_id: hello["conn_id"].as_str().map(str::to_owned),
-        reply: None,
+        reply,
         issued_at: chrono::Utc::now(),
-        command: Command::ChatCreate {
+        command: Command::ChatCreate(ChatCreate {
             chat_id: chat_core::ids::new_id(),
             kind: ChatKind::Group,
             title: Some("mine".into()),
             member_ids: vec![],
             external_id: Some("course-7a".into()),
-        },
+        }),
     };
-    let bus = async_nats::jetstream::new(stack.bus().await);
+    let bus = async_nats::jetstream::new(bus);
     let subject = subjects::command(envelope.chat_id(), envelope.command.name());
     let payload = serde_json::to_vec(&envelope).unwrap_or_default();
     publish_one(&bus, Outgoing::new(subject, envelope.id.clone(), payload.into()))

@@ -2,7 +2,11 @@
 //! authorised for ownership and roles by the persister, which answers a refusal as an
 //! `error` with the same `ref`.
 
-use chat_nats::{commands::Command, model::ErrorCode, roles};
+use chat_nats::{
+    commands::{Command, MsgDelete, MsgEdit, Read},
+    model::ErrorCode,
+    roles,
+};
 
 use super::{check_ids, reply_error, submit::submit};
 use crate::{outbox::ConnHandle, session::Session, state::EdgeState};
@@ -17,10 +21,9 @@ pub async fn handle(
 ) -> &'static str {
     let refer = reference.as_deref();
     let (chat_id, message_id) = match &command {
-        Command::MsgEdit { chat_id, message_id, .. } | Command::MsgDelete { chat_id, message_id } => {
-            (chat_id.as_str(), Some(message_id.as_str()))
-        }
-        Command::Read { chat_id, .. } => (chat_id.as_str(), None),
+        Command::MsgEdit(MsgEdit { chat_id, message_id, .. })
+        | Command::MsgDelete(MsgDelete { chat_id, message_id }) => (chat_id.as_str(), Some(message_id.as_str())),
+        Command::Read(Read { chat_id, .. }) => (chat_id.as_str(), None),
         _ => return "invalid",
     };
     let mut ids = vec![(chat_id, "chat_id")];
@@ -29,7 +32,7 @@ pub async fn handle(
         reply_error(conn, refer, ErrorCode::Invalid, &reason, None);
         return "invalid";
     }
-    if let Command::MsgEdit { text, .. } = &command
+    if let Command::MsgEdit(MsgEdit { text, .. }) = &command
         && let Err((code, reason)) = super::check_text(text)
     {
         reply_error(conn, refer, code, &reason, None);
@@ -37,7 +40,7 @@ pub async fn handle(
     }
     // A platform admin may delete in chats they do not belong to; the persister decides.
     let admin_delete =
-        matches!(command, Command::MsgDelete { .. }) && session.roles.iter().any(|r| r == roles::PLATFORM_ADMIN);
+        matches!(command, Command::MsgDelete(_)) && session.roles.iter().any(|r| r == roles::PLATFORM_ADMIN);
     if !admin_delete && !edge.is_member(session, chat_id).await {
         reply_error(conn, refer, ErrorCode::NotFound, "no such chat", None);
         return "rejected";

@@ -7,7 +7,11 @@ mod submit;
 mod sync;
 pub mod typing;
 
-use chat_nats::{commands::Command, limits, model::ErrorCode};
+use chat_nats::{
+    commands::{Command, MsgDelete, MsgEdit, Read},
+    limits,
+    model::ErrorCode,
+};
 
 use crate::{
     outbox::{ConnHandle, Outbound},
@@ -38,13 +42,14 @@ pub async fn dispatch(
             msg_send::handle(edge, session, conn, send).await
         }
         ClientCommand::MsgEdit { reference, chat_id, message_id, text } => {
-            changes::handle(edge, session, conn, reference, Command::MsgEdit { chat_id, message_id, text }).await
+            changes::handle(edge, session, conn, reference, Command::MsgEdit(MsgEdit { chat_id, message_id, text }))
+                .await
         }
         ClientCommand::MsgDelete { reference, chat_id, message_id } => {
-            changes::handle(edge, session, conn, reference, Command::MsgDelete { chat_id, message_id }).await
+            changes::handle(edge, session, conn, reference, Command::MsgDelete(MsgDelete { chat_id, message_id })).await
         }
         ClientCommand::Read { reference, chat_id, up_to_seq } => {
-            changes::handle(edge, session, conn, reference, Command::Read { chat_id, up_to_seq }).await
+            changes::handle(edge, session, conn, reference, Command::Read(Read { chat_id, up_to_seq })).await
         }
         ClientCommand::Typing { reference, chat_id, state } => {
             typing::handle(edge, session, conn, throttle, reference, chat_id, state).await

@@ -1,7 +1,10 @@
 //! `msg.send` (the seed's MessageHandler): validate, then publish to
 //! `chat.cmd.<chat_id>.msg.send`. The `msg.created` event follows from the persister.
 
-use chat_nats::{commands::Command, model::ErrorCode};
+use chat_nats::{
+    commands::{Command, MsgSend},
+    model::ErrorCode,
+};
 
 use super::{check_ids, reply_error, submit::submit};
 use crate::{outbox::ConnHandle, session::Session, state::EdgeState};
@@ -51,11 +54,11 @@ pub async fn handle(edge: &EdgeState, session: &Session, conn: &ConnHandle, send
         reply_error(conn, reference, ErrorCode::NotFound, "no such chat", key);
         return "rejected";
     }
-    let command = Command::MsgSend {
+    let command = Command::MsgSend(MsgSend {
         chat_id: send.chat_id,
         client_msg_id: send.client_msg_id,
         text: send.text,
         reply_to: send.reply_to,
-    };
+    });
     submit(edge, session, conn, send.reference, command).await
 }

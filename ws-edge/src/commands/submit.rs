@@ -1,6 +1,8 @@
 //! Publishing a client command to `CHAT_CMD` and answering `ack` once JetStream stored
 //! it. The publish is written in the connection's order; only its ack is awaited in the
-//! background, so the next command is not held up by this one's round trip.
+//! background, so the next command is not held up by this one's round trip. The
+//! command names this connection's outcome subject on this edge as its `reply`, where
+//! [`outcomes`](crate::outcomes) hears whether the persister refused it.
 
 use bytes::Bytes;
 use chat_nats::{
@@ -26,17 +28,14 @@ pub async fn submit(
     reference: Option<String>,
     command: Command,
 ) -> &'static str {
-    let client_msg_id = match &command {
-        Command::MsgSend { client_msg_id, .. } => Some(client_msg_id.clone()),
-        _ => None,
-    };
+    let client_msg_id = command.client_msg_id().map(str::to_owned);
     let envelope = CommandEnvelope {
         v: chat_nats::PAYLOAD_VERSION,
         id: chat_core::ids::new_id(),
         actor: Actor { user_id: session.user_id.to_string(), roles: session.roles.clone() },
         reference,
         conn_id: Some(session.conn_id.to_string()),
-        reply: None,
+        reply: Some(subjects::edge_outcome(&edge.edge_id, &session.user_id, &session.conn_id)),
         issued_at: chrono::Utc::now(),
         command,
     };

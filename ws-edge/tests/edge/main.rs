@@ -21,7 +21,8 @@ use chat_core::{
     config::{AdminArgs, HttpArgs, LogArgs, LogFormat, ShutdownArgs},
 };
 use chat_nats::{
-    model::Role,
+    commands::{CommandEnvelope, CommandOutcome, Rejection},
+    model::{ErrorCode, Role},
     rpc::{Membership, MembershipsReply, MembershipsRequest},
     subjects,
 };
@@ -280,19 +281,36 @@ async fn joins_and_rejections_from_workers_reach_the_right_sockets() {
     );
     while tokio::time::timeout(Duration::from_millis(300), u1.next()).await.is_ok() {}
 
+    // A command from a second connection names that connection's outcome subject on
+    // this edge; the persister's rejection published there reaches that socket only.
+    h.member_of("u1", &["c9"]);
     let hello_conn = {
         let mut other = h.connect_with(&token("u1", 600)).await;
         let hello = next(&mut other).await;
         (other, hello["conn_id"].as_str().unwrap_or_default().to_owned())
     };
     let (mut second, conn_id) = hello_conn;
-    let rejection =
-        json!({"code": "forbidden", "message": "no", "ref": "r7", "conn_id": conn_id, "client_msg_id": "k7"});
-    h.nats
-        .publish(subjects::user("u1", "rejected"), rejection.to_string().into())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let error = next(&mut second).await;
+    let mut commands = h.nats.subscribe(subjects::CMD_ALL).await.unwrap_or_else(|e| panic!("{e}"));
+    h.nats.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    let send = json!({"type": "msg.send", "ref": "r7", "chat_id": "c9", "client_msg_id": "k7", "text": "hi"});
+    second.send(Message::text(send.to_string())).await.unwrap_or_else(|e| panic!("{e}"));
+    let published = tokio::time::timeout(WAIT, commands.next()).await.ok().flatten().expect("the command on the bus");
+    let envelope: CommandEnvelope = serde_json::from_slice(&published.payload).unwrap_or_else(|e| panic!("{e}"));
+    let reply = envelope.reply.expect("an edge command names a reply subject");
+    assert_eq!(subjects::outcome_target_of(&reply), Some(("u1", conn_id.as_str())));
+    let rejection = CommandOutcome::Rejected(Rejection {
+        code: ErrorCode::Forbidden,
+        message: "no".into(),
+        reference: envelope.reference.clone(),
+        client_msg_id: Some("k7".into()),
+    });
+    let body = serde_json::to_vec(&rejection).unwrap_or_else(|e| panic!("{e}"));
+    h.nats.publish(reply, body.into()).await.unwrap_or_else(|e| panic!("{e}"));
+    // The `ack` (JetStream stored the command) may come first.
+    let mut error = next(&mut second).await;
+    if error["type"] == "ack" {
+        error = next(&mut second).await;
+    }
     assert_eq!(
         error,
         json!({"type": "error", "ref": "r7", "code": "forbidden", "message": "no", "client_msg_id": "k7"})
