@@ -10,7 +10,8 @@
 //! Layout: [`partitions`] (leases, shares, one pipeline per owned partition),
 //! [`pipeline`] (fetching, batching, retrying, acking), [`fence`] (when a pipeline
 //! must stop), [`commands`] (one file per command), [`effects`] (what a batch
-//! publishes), [`metrics`], [`setup`] (streams and consumers this binary owns).
+//! publishes), [`plausibility`] (whether a command's publisher may act for its actor),
+//! [`metrics`], [`setup`] (streams and consumers this binary owns).
 
 pub mod authorization;
 pub mod command;
@@ -21,6 +22,7 @@ pub mod known_chats;
 pub mod metrics;
 pub mod partitions;
 pub mod pipeline;
+pub mod plausibility;
 pub mod setup;
 
 use std::{net::SocketAddr, time::Duration};
