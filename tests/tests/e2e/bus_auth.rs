@@ -1,7 +1,7 @@
 //! The bus with authentication on: a `nats-server` started with `deploy/nats/auth.conf`
 //! itself, every binary connected as its own NATS user. Each component does its work
-//! (a chat created over REST, messages, typing, user deliveries, a push request read by
-//! the push gateway's user), each user's forbidden publish is refused by the server
+//! (a chat created over REST, messages, a refusal, a read mark, typing, user
+//! deliveries, a push request read by the push gateway's user), each user's forbidden publish is refused by the server
 //! with a permissions violation, and the persister drops a command that acts as the
 //! platform's `service` unless the api published it.
 
@@ -117,9 +117,20 @@ async fn each_component_does_its_work_on_its_own_user_and_is_refused_the_rest() 
     let ack =
         alice.command(json!({"type": "msg.send", "chat_id": chat, "client_msg_id": "m1", "text": "hi"}), "m1").await;
     assert_eq!(ack["type"], "ack", "{ack}");
+    let mut hi = json!(null);
     for client in [&mut alice, &mut bob] {
-        assert_eq!(client.next_of("msg.created").await["message"]["text"], "hi");
+        hi = client.next_of("msg.created").await["message"].clone();
+        assert_eq!(hi["text"], "hi");
     }
+
+    // The persister's refusals (user.<id>.rejected) and read marks (chat.live) too.
+    let edit = json!({"type": "msg.edit", "chat_id": chat, "message_id": hi["id"], "text": "mine now"});
+    assert_eq!(bob.command(edit, "e1").await["type"], "ack");
+    let refused = bob.next_of("error").await;
+    assert_eq!((&refused["code"], &refused["ref"]), (&json!("forbidden"), &json!("e1")), "{refused}");
+    let read = json!({"type": "read", "chat_id": chat, "up_to_seq": hi["seq"]});
+    assert_eq!(alice.command(read, "r1").await["type"], "ack");
+    assert_eq!(bob.next_of("read").await["user_id"], "alice");
 
     // The api's own write waits for the persister's outcome in the api's inbox.
     let (status, sent) = stack
