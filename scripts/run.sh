@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole chat service locally: installs missing servers, starts NATS
-# (JetStream), Redis and the MongoDB-compatible store on development ports with data
-# under .dev/, builds and starts all five binaries on their default ports, and prints
+# (JetStream, with the users and permissions of deploy/nats/auth.conf and public
+# development passwords), Redis and the MongoDB-compatible store on development ports
+# with data under .dev/, builds and starts all five binaries on their default ports,
+# each as its own NATS user, and prints
 # the URLs and a development token. Ctrl-C stops everything this script started.
 #
 # Set CHAT_MONGODB_URI to use an existing MongoDB instead of the local store, and
@@ -39,7 +41,17 @@ wait_port() {
   return 1
 }
 
-"$CHAT_TEST_NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$DEV_DIR/nats" >"$DEV_DIR/logs/nats.log" 2>&1 &
+# NATS with the permissions of deploy/nats/auth.conf, each binary on its own user.
+# The passwords are DEVELOPMENT ONLY and public (docs/operations.md): dev-only-nats-<user>.
+NATS_USERS=(ws-edge api persister notifier presence push-gateway operator)
+{
+  for user in "${NATS_USERS[@]}"; do
+    var="NATS_PASSWORD_$(echo "$user" | tr 'a-z-' 'A-Z_')"
+    echo "$var: \"dev-only-nats-$user\""
+  done
+  cat deploy/nats/auth.conf
+} >"$DEV_DIR/nats.conf"
+"$CHAT_TEST_NATS_SERVER" -c "$DEV_DIR/nats.conf" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$DEV_DIR/nats" >"$DEV_DIR/logs/nats.log" 2>&1 &
 pids+=($!)
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$DEV_DIR" >"$DEV_DIR/logs/redis.log" 2>&1 &
 pids+=($!)
@@ -66,7 +78,7 @@ export CHAT_JWT_AUDIENCE="chat"
 export CHAT_ALLOWED_ORIGINS="${CHAT_ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}"
 
 for bin in persister api notifier presence ws-edge; do
-  "$target_dir/$bin" >"$DEV_DIR/logs/$bin.log" 2>&1 &
+  CHAT_NATS_USER="$bin" CHAT_NATS_PASSWORD="dev-only-nats-$bin" "$target_dir/$bin" >"$DEV_DIR/logs/$bin.log" 2>&1 &
   pids+=($!)
 done
 wait_port 8080
@@ -75,12 +87,14 @@ wait_port 8082
 token=$("$target_dir/chatctl" token dev-user --name "Dev User" --roles student)
 cat <<INFO
 
-  chat service is running (DEVELOPMENT SETTINGS: HS256 secret "dev-only-secret-change-me-0123456789")
+  chat service is running (DEVELOPMENT SETTINGS: HS256 secret "dev-only-secret-change-me-0123456789",
+  NATS passwords "dev-only-nats-<user>")
 
   REST API     http://127.0.0.1:8080/api        (OpenAPI: /api/openapi.json)
   WebSocket    ws://127.0.0.1:8082/ws
   admin        api :9080  ws-edge :9082  persister :9101  notifier :9102  presence :9103
-  NATS         $CHAT_NATS_URL
+  NATS         $CHAT_NATS_URL   (each binary its own user; the NATS CLI:
+               nats --server nats://operator:dev-only-nats-operator@127.0.0.1:$NATS_PORT ...)
   Redis        $CHAT_REDIS_URL
   MongoDB      $CHAT_MONGODB_URI
   logs         $DEV_DIR/logs/

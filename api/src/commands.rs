@@ -39,7 +39,7 @@ pub async fn submit(
         command,
     };
     let payload = serde_json::to_vec(&envelope).map_err(ApiError::internal)?;
-    let subject = subjects::command(envelope.chat_id(), envelope.command.name());
+    let subject = subjects::api_command(envelope.chat_id(), envelope.command.name());
     let mut outgoing = Outgoing::new(subject, envelope.id.clone(), Bytes::from(payload));
     if let Some(traceparent) = traceparent {
         outgoing = outgoing.with_header(headers::TRACEPARENT, traceparent);

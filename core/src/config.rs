@@ -43,6 +43,56 @@ pub struct NatsArgs {
         value_parser = clap::value_parser!(u32).range(1..=1024)
     )]
     pub command_partitions: u32,
+    /// Who this binary is on the bus.
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
+}
+
+/// NATS credentials: a `.creds` file (decentralised JWT auth), a user and password,
+/// or an nkey seed file; at most one. None of them: connect without authenticating
+/// (a server without `authorization`, as in the tests and for a local server).
+/// The password and seeds never reach a log: `Debug` shows whether they are set.
+#[derive(Clone, Default, Args)]
+pub struct NatsAuthArgs {
+    /// A NATS credentials file (user JWT and nkey seed, as `nsc` writes them).
+    #[arg(long = "nats-creds", env = "CHAT_NATS_CREDS", conflicts_with_all = ["nats_user", "nats_nkey_seed_file"])]
+    pub nats_creds: Option<std::path::PathBuf>,
+    /// NATS user name (with `CHAT_NATS_PASSWORD`).
+    #[arg(
+        long = "nats-user",
+        env = "CHAT_NATS_USER",
+        requires = "nats_password",
+        conflicts_with = "nats_nkey_seed_file"
+    )]
+    pub nats_user: Option<String>,
+    /// NATS password of `CHAT_NATS_USER`.
+    #[arg(long = "nats-password", env = "CHAT_NATS_PASSWORD", hide_env_values = true, requires = "nats_user")]
+    pub nats_password: Option<String>,
+    /// A file holding the NATS user's nkey seed (`SU...`).
+    #[arg(long = "nats-nkey-seed-file", env = "CHAT_NATS_NKEY_SEED_FILE")]
+    pub nats_nkey_seed_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for NatsAuthArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsAuthArgs")
+            .field("nats_creds", &self.nats_creds)
+            .field("nats_user", &self.nats_user)
+            .field("nats_password", &self.nats_password.as_ref().map(|_| "<set>"))
+            .field("nats_nkey_seed_file", &self.nats_nkey_seed_file)
+            .finish()
+    }
+}
+
+impl NatsAuthArgs {
+    /// A user and password.
+    pub fn user(user: &str, password: &str) -> NatsAuthArgs {
+        NatsAuthArgs {
+            nats_user: Some(user.to_owned()),
+            nats_password: Some(password.to_owned()),
+            ..Default::default()
+        }
+    }
 }
 
 impl NatsArgs {
@@ -178,6 +228,30 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         http: HttpArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct NatsCli {
+        #[command(flatten)]
+        nats: NatsArgs,
+    }
+
+    #[test]
+    fn nats_credentials_are_one_kind_at_most_and_the_password_is_never_shown() {
+        let parse = |args: &[&str]| NatsCli::try_parse_from([&["cli"], args].concat());
+        let cli = parse(&[]).unwrap_or_else(|error| panic!("{error}"));
+        assert!(cli.nats.auth.nats_user.is_none() && cli.nats.auth.nats_creds.is_none(), "none by default");
+        let cli = parse(&["--nats-user", "api", "--nats-password", "hunter2-secret"])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(cli.nats.auth.nats_user.as_deref(), Some("api"));
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("hunter2-secret") && shown.contains("<set>"), "{shown}");
+        assert!(parse(&["--nats-user", "api"]).is_err(), "a user needs a password");
+        assert!(parse(&["--nats-password", "p"]).is_err(), "a password needs a user");
+        assert!(parse(&["--nats-creds", "/c", "--nats-user", "u", "--nats-password", "p"]).is_err());
+        assert!(parse(&["--nats-creds", "/c", "--nats-nkey-seed-file", "/s"]).is_err());
+        assert!(parse(&["--nats-nkey-seed-file", "/s", "--nats-user", "u", "--nats-password", "p"]).is_err());
+        assert!(parse(&["--nats-nkey-seed-file", "/s"]).is_ok());
     }
 
     #[test]

@@ -5,26 +5,58 @@ use std::time::Duration;
 
 use crate::{
     StartupError,
-    config::{MongoArgs, NatsArgs, RedisArgs},
+    config::{MongoArgs, NatsArgs, NatsAuthArgs, RedisArgs},
     redis_conn::{RedisConnection, RedisTarget},
 };
 
-/// Connects to NATS, retrying forever in the background after the first connection.
+/// Connects to NATS as `name` (the component: ws-edge, api, ...), retrying forever in
+/// the background after the first connection. Its replies arrive under its own inbox
+/// prefix, which its NATS user is allowed to read and the others are not.
 pub async fn nats(args: &NatsArgs, name: &str) -> Result<async_nats::Client, StartupError> {
-    async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name(name)
+        .custom_inbox_prefix(chat_nats::subjects::inbox_prefix(name))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
         .event_callback(|event| async move {
             match event {
                 async_nats::Event::Connected => tracing::info!("nats connected"),
                 async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                // Permission violations and refused credentials come this way.
+                async_nats::Event::ServerError(error) => tracing::warn!(%error, "nats server error"),
                 other => tracing::info!(event = %other, "nats event"),
             }
-        })
+        });
+    with_credentials(options, &args.auth)
+        .await?
         .connect(nats_servers(&args.nats_url))
         .await
         .map_err(|error| StartupError::dependency("connecting to NATS", error))
+}
+
+/// Adds the configured credentials; a file that cannot be read stops start-up with
+/// the variable's name (never its contents).
+async fn with_credentials(
+    options: async_nats::ConnectOptions,
+    auth: &NatsAuthArgs,
+) -> Result<async_nats::ConnectOptions, StartupError> {
+    if let Some(path) = &auth.nats_creds {
+        return options
+            .credentials_file(path)
+            .await
+            .map_err(|error| StartupError::Config(format!("CHAT_NATS_CREDS: {}: {error}", path.display())));
+    }
+    if let Some(path) = &auth.nats_nkey_seed_file {
+        let seed = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|error| StartupError::Config(format!("CHAT_NATS_NKEY_SEED_FILE: {}: {error}", path.display())))?;
+        return Ok(options.nkey(seed.trim().to_owned()));
+    }
+    match (&auth.nats_user, &auth.nats_password) {
+        (Some(user), Some(password)) => Ok(options.user_and_password(user.clone(), password.clone())),
+        (None, None) => Ok(options),
+        _ => Err(StartupError::Config("CHAT_NATS_USER and CHAT_NATS_PASSWORD go together".into())),
+    }
 }
 
 /// The servers a comma-separated `CHAT_NATS_URL` names: async-nats reads a string as one

@@ -1004,8 +1004,10 @@ def check_nats() -> str:
     if len(nodes) != 3:
         problems.append(f"expected 3 node files, found {len(nodes)}")
     names = set()
+    # The users' passwords are the servers' environment (Secret chat-nats-server).
+    env = {**os.environ, **{name: "check-deploy-placeholder" for name in nats_password_vars()}}
     for node in nodes:
-        result = run([binary, "-t", "-c", node.name], cwd=node.parent)
+        result = run([binary, "-t", "-c", node.name], cwd=node.parent, env=env)
         if result.returncode != 0:
             problems.append(f"{node.name}: {(result.stdout + result.stderr).strip()}")
         names.update(re.findall(r'server_name:\s*"?([\w-]+)', node.read_text()))
@@ -1021,6 +1023,64 @@ def check_nats() -> str:
     collect(problems)
     version = run([binary, "--version"]).stdout.strip()
     return f"{version}: -t valid for {', '.join(n.name for n in nodes)}"
+
+
+NATS_COMPONENTS = ("api", "ws-edge", "persister", "notifier", "presence")
+
+
+def nats_users() -> dict[str, str]:
+    """The users of deploy/nats/auth.conf and the variable holding each password."""
+    text = (DEPLOY / "nats/auth.conf").read_text()
+    return dict(re.findall(r'\{user: "([\w-]+)", password: \$(NATS_PASSWORD_\w+)', text))
+
+
+def nats_password_vars() -> set[str]:
+    return set(nats_users().values())
+
+
+def check_nats_credentials() -> str:
+    path = DEPLOY / "k8s/base/nats-credentials.template.yaml"
+    resources = [r for r in yaml.safe_load_all(path.read_text()) if r]
+    problems, _, _ = validate_k8s(resources, rel(path))
+    secrets = {r["metadata"]["name"]: {**r.get("stringData", {}), **r.get("data", {})} for r in resources}
+    users = nats_users()
+    auth = (DEPLOY / "nats/auth.conf").read_text()
+    if "include ./auth.conf" not in (DEPLOY / "nats/nats-cluster.conf").read_text():
+        problems.append("nats-cluster.conf does not include auth.conf")
+    if not re.search(r'EDGE = \{.*?deny: \[[^]]*"chat\.evt\.>"', auth, flags=re.S):
+        problems.append("auth.conf: the edge must be denied chat.evt.>")
+    for name, values in secrets.items():
+        for key, value in values.items():
+            if "REPLACE_ME" not in str(value):
+                problems.append(f"{name}: {key} holds a value that is not a REPLACE_ME placeholder")
+    if set(secrets.get("chat-nats-server", {})) != set(users.values()):
+        problems.append(f"chat-nats-server must hold exactly the passwords auth.conf reads: {sorted(users.values())}")
+    for component in NATS_COMPONENTS:
+        if component not in users:
+            problems.append(f"auth.conf has no user {component}")
+        if set(secrets.get(f"chat-nats-{component}", {})) != {"password"}:
+            problems.append(f"chat-nats-{component} must hold one key, password")
+    base = yaml.safe_load((DEPLOY / "k8s/base/kustomization.yaml").read_text())
+    if path.name in base.get("resources", []):
+        problems.append("the template must not be a kustomize resource (apply would overwrite the real Secrets)")
+    for overlay in OVERLAYS:
+        if overlay not in RENDERED:
+            continue
+        deployments = by_kind(RENDERED[overlay], "Deployment")
+        rendered_secrets = by_kind(RENDERED[overlay], "Secret")
+        for component in NATS_COMPONENTS:
+            container = deployments.get(component, {}).get("spec", {}).get("template", {}).get("spec", {})
+            env = {e["name"]: e for e in (container.get("containers") or [{}])[0].get("env", [])}
+            where = f"{overlay} Deployment/{component}"
+            if env.get("CHAT_NATS_USER", {}).get("value") != component:
+                problems.append(f"{where}: CHAT_NATS_USER must be {component}")
+            ref = env.get("CHAT_NATS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
+            if (ref.get("name"), ref.get("key")) != (f"chat-nats-{component}", "password"):
+                problems.append(f"{where}: CHAT_NATS_PASSWORD must come from chat-nats-{component}/password")
+            if overlay == "dev" and f"chat-nats-{component}" not in rendered_secrets:
+                problems.append(f"dev renders no Secret chat-nats-{component}")
+    collect(problems)
+    return f"{len(users)} NATS users, {len(secrets)} Secret templates, every Deployment on its own user"
 
 
 def check_redis() -> str:
@@ -1464,6 +1524,7 @@ def main() -> int:
         check(f"k8s-policy {overlay}", k8s_policy(overlay))
     check("keda-scaledobjects", check_keda)
     check("secret-template", check_secret_template)
+    check("nats-credentials", check_nats_credentials)
     check("log-shipping (Fluent Bit, Kibana)", check_log_shipping)
     check("dockerfile-hadolint", check_hadolint)
     check("dockerfile-contents", check_dockerfile_contents)

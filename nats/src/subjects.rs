@@ -30,10 +30,70 @@ pub const USER_ALL: &str = "user.>";
 pub const PRESENCE_CHANGED_ALL: &str = "presence.changed.*";
 /// Prefix of the request/reply service subjects.
 pub const RPC_PREFIX: &str = "chat.rpc";
+/// The token that marks a command as the api's: `chat.cmd.<chat_id>.api.<command>`.
+/// Only the api's NATS user may publish there (`deploy/nats/auth.conf`), so the
+/// persister knows who published a command it reads from `CHAT_CMD`.
+pub const API_MARK: &str = "api";
+/// Root of every reply subject; each component's replies come under its own
+/// [`inbox_prefix`].
+pub const INBOX_ROOT: &str = "_INBOX";
 
 /// `chat.cmd.<chat_id>.<command>`: a command for the persister.
 pub fn command(chat_id: &str, command: &str) -> String {
     format!("chat.cmd.{chat_id}.{command}")
+}
+
+/// `chat.cmd.<chat_id>.api.<command>`: a command published by the api, the only
+/// publisher allowed to act as the platform's `service`.
+pub fn api_command(chat_id: &str, command: &str) -> String {
+    format!("chat.cmd.{chat_id}.{API_MARK}.{command}")
+}
+
+/// Who published a command, as its subject tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandPublisher {
+    /// A WebSocket edge (or anything else allowed on `chat.cmd.>` but not the api's
+    /// subjects).
+    Edge,
+    /// The api.
+    Api,
+}
+
+/// Who published the command for `chat_id` named `command` that `CHAT_CMD` stored on
+/// `subject`; `None` when the subject does not name that chat and command, which no
+/// publisher of this code base does.
+///
+/// `CHAT_CMD` stores every command with its partition in front of the chat id (see
+/// [`cmd_partition_transform`]); only commands stored before partitioning lack it, and
+/// those predate the api's mark. The unpartitioned reading therefore never says
+/// [`CommandPublisher::Api`]: an edge that publishes `chat.cmd.api.<command>` for the
+/// chat named like its partition would otherwise pass for the api.
+pub fn command_publisher(subject: &str, chat_id: &str, command: &str) -> Option<CommandPublisher> {
+    let rest = subject.strip_prefix("chat.cmd.")?;
+    let after_chat = |rest: &str| {
+        let tail = rest.strip_prefix(chat_id)?.strip_prefix('.')?;
+        if tail == command {
+            return Some(CommandPublisher::Edge);
+        }
+        let tail = tail.strip_prefix(API_MARK)?.strip_prefix('.')?;
+        (tail == command).then_some(CommandPublisher::Api)
+    };
+    let partitioned = rest.split_once('.').filter(|(partition, _)| partition.bytes().all(|b| b.is_ascii_digit()));
+    partitioned
+        .and_then(|(_, rest)| after_chat(rest))
+        .or_else(|| after_chat(rest).filter(|publisher| *publisher == CommandPublisher::Edge))
+}
+
+/// `_INBOX.<component>`: where a component's replies arrive (JetStream acks, request
+/// answers, command outcomes), so that each NATS user may read its own replies only.
+pub fn inbox_prefix(component: &str) -> String {
+    format!("{INBOX_ROOT}.{component}")
+}
+
+/// True for a reply subject that is an inbox, never a subject of the bus: the
+/// persister publishes a command's outcome only there.
+pub fn is_inbox(subject: &str) -> bool {
+    subject.strip_prefix(INBOX_ROOT).is_some_and(|rest| rest.starts_with('.') && rest.len() > 1)
 }
 
 /// How `CHAT_CMD` stores a command: its chat's partition (a hash of the chat id) goes in
@@ -194,6 +254,42 @@ mod tests {
         assert_eq!(rpc("memberships"), "chat.rpc.memberships");
         assert_eq!(edge_outcome("e1", "u1", "c1"), "edge.e1.outcome.u1.c1");
         assert_eq!(edge_outcomes("e1"), "edge.e1.outcome.>");
+        assert_eq!(api_command("c1", "msg.send"), "chat.cmd.c1.api.msg.send");
+        assert_eq!(inbox_prefix("api"), "_INBOX.api");
+    }
+
+    #[test]
+    fn a_commands_subject_tells_who_published_it() {
+        use CommandPublisher::*;
+        for (subject, want) in [
+            ("chat.cmd.7.c1.msg.send", Some(Edge)),
+            ("chat.cmd.c1.msg.send", Some(Edge)),
+            ("chat.cmd.7.c1.api.msg.send", Some(Api)),
+            // Another chat than the body's, another command, or a mark elsewhere.
+            ("chat.cmd.7.c2.msg.send", None),
+            ("chat.cmd.7.c1.read", None),
+            ("chat.cmd.7.c1.msg.send.api", None),
+            ("chat.cmd.7.x.c1.api.msg.send", None),
+            ("chat.evt.7.c1.msg.send", None),
+        ] {
+            assert_eq!(command_publisher(subject, "c1", "msg.send"), want, "{subject}");
+        }
+        // A numeric chat id is not mistaken for a partition.
+        assert_eq!(command_publisher("chat.cmd.3.42.read", "42", "read"), Some(Edge));
+        assert_eq!(command_publisher("chat.cmd.42.read", "42", "read"), Some(Edge));
+        assert_eq!(command_publisher("chat.cmd.3.42.api.read", "42", "read"), Some(Api));
+        // An edge's `chat.cmd.api.read` for chat "5", stored in partition 5, is no api command.
+        assert_eq!(command_publisher("chat.cmd.5.api.read", "5", "read"), None);
+        assert_eq!(command_publisher("chat.cmd.c1.api.read", "c1", "read"), None, "unpartitioned: never the api");
+    }
+
+    #[test]
+    fn only_inboxes_are_reply_subjects() {
+        assert!(is_inbox("_INBOX.api.abc"));
+        assert!(is_inbox("_INBOX.abc"));
+        for bad in ["_INBOX", "_INBOX.", "_INBOXx.a", "chat.evt.c1.msg.created", "user.u1.chat.joined"] {
+            assert!(!is_inbox(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! [`pipeline`] (fetching, batching, retrying, acking), [`fence`] (when a pipeline
 //! must stop), [`command`] (what a handler gets besides its command, and how it
 //! fails), [`commands`] (one file per command, each handler taking its own command's
-//! struct), [`effects`] (what a batch publishes), [`metrics`], [`setup`] (streams and
+//! struct), [`effects`] (what a batch publishes), [`plausibility`] (whether a
+//! command's publisher may act for its actor), [`metrics`], [`setup`] (streams and
 //! consumers this binary owns).
 
 pub mod authorization;
@@ -23,6 +24,7 @@ pub mod known_chats;
 pub mod metrics;
 pub mod partitions;
 pub mod pipeline;
+pub mod plausibility;
 pub mod setup;
 
 use std::{net::SocketAddr, time::Duration};

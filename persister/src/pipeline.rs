@@ -280,6 +280,9 @@ fn plan_steps(commands: &[(&str, bool)]) -> Vec<Vec<usize>> {
 async fn parse(message: jetstream::Message, replay_through: u64) -> Option<Incoming> {
     match serde_json::from_slice::<CommandEnvelope>(&message.payload) {
         Ok(envelope) => {
+            if !crate::plausibility::admit(&message, &envelope).await {
+                return None;
+            }
             let redelivered =
                 message.info().map(|info| info.delivered > 1 || info.stream_sequence <= replay_through).unwrap_or(true);
             let traceparent = crate::effects::traceparent(message.headers.as_ref());

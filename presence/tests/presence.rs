@@ -78,6 +78,7 @@ impl Harness {
                     nats_url: nats_url.clone(),
                     stream_replicas: 1,
                     command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+                    auth: Default::default(),
                 },
                 redis: redis_args.clone(),
                 admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },

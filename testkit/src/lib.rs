@@ -48,7 +48,10 @@ pub struct Servers {
 impl Servers {
     /// Starts all three servers.
     pub async fn start() -> Servers {
-        let nats = start_nats().await;
+        Servers::start_around(start_nats().await).await
+    }
+
+    async fn start_around(nats: ServerProcess) -> Servers {
         let redis = start_redis().await;
         let (mongo, mongodb_uri) = match std::env::var("CHAT_TEST_MONGODB_URI") {
             Ok(uri) if !uri.is_empty() => (None, uri),
@@ -62,6 +65,12 @@ impl Servers {
         Servers { nats, redis, mongo, mongodb_uri, db_name }
     }
 
+    /// Starts Redis and the store around `nats`, a NATS server the test started its
+    /// own way (with [`start_nats_with_config`], say).
+    pub async fn start_with_nats(nats: ServerProcess) -> Servers {
+        Servers::start_around(nats).await
+    }
+
     /// The NATS URL.
     pub fn nats_url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.nats.port())
@@ -73,6 +82,7 @@ impl Servers {
             nats_url: self.nats_url(),
             stream_replicas: 1,
             command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+            auth: Default::default(),
         }
     }
 
@@ -112,6 +122,34 @@ pub async fn start_nats() -> ServerProcess {
         nats_server(),
         |port, dir| {
             vec![
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-js".into(),
+                "-sd".into(),
+                dir.join("jetstream").display().to_string(),
+            ]
+        },
+        "Server is ready",
+        START_TIMEOUT,
+    )
+    .await
+}
+
+/// Starts `nats-server` with JetStream on a random port and the configuration file
+/// `config` (written to the server's directory as `nats.conf`): the tests of the bus's
+/// permissions run it with `deploy/nats/auth.conf`.
+pub async fn start_nats_with_config(config: String) -> ServerProcess {
+    ServerProcess::start(
+        "nats-server",
+        nats_server(),
+        move |port, dir| {
+            let path = dir.join("nats.conf");
+            std::fs::write(&path, &config).unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+            vec![
+                "-c".into(),
+                path.display().to_string(),
                 "-a".into(),
                 "127.0.0.1".into(),
                 "-p".into(),

@@ -88,6 +88,7 @@ impl NatsCluster {
             nats_url: self.url(),
             stream_replicas: NODES,
             command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+            auth: Default::default(),
         }
     }
 

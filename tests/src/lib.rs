@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use chat_core::{
     auth::{DEV_SECRET, dev_claims, dev_jwt_args, mint_hs256},
-    config::{AdminArgs, HttpArgs, LogArgs, LogFormat, NatsArgs, RedisArgs, ShutdownArgs},
+    config::{AdminArgs, HttpArgs, LogArgs, LogFormat, NatsArgs, NatsAuthArgs, RedisArgs, ShutdownArgs},
 };
 use chat_testkit::Servers;
 use clap::Parser;
@@ -73,6 +73,12 @@ pub struct StackOptions {
     pub redis: Option<RedisArgs>,
     /// Changes to the edge's settings (tighter limits, say).
     pub edge: Option<fn(&mut ws_edge::Config)>,
+    /// Servers to run on instead of a fresh [`Servers::start`] (a NATS server with
+    /// authorization, say).
+    pub servers: Option<Servers>,
+    /// The NATS credentials of each component, by the name it connects with
+    /// (`ws-edge`, `api`, `persister`, `notifier`, `presence`); none without.
+    pub nats_auth: Option<fn(&str) -> NatsAuthArgs>,
 }
 
 /// Servers plus every binary.
@@ -97,6 +103,7 @@ pub struct Stack {
     pub persister: PersisterHandle,
     /// The notifier.
     pub notifier: NotifierHandle,
+    nats_auth: Option<fn(&str) -> NatsAuthArgs>,
     shutdown: CancellationToken,
     http: reqwest::Client,
 }
@@ -115,14 +122,18 @@ impl Stack {
 
     /// Starts everything, on the NATS and Redis of `options` where given.
     pub async fn start_with(options: StackOptions) -> Stack {
-        let servers = Servers::start().await;
+        let servers = match options.servers {
+            Some(servers) => servers,
+            None => Servers::start().await,
+        };
         let redis = options.redis.unwrap_or_else(|| servers.redis_args());
         let nats = options.nats.unwrap_or_else(|| servers.nats_args());
+        let nats_for = |component: &str| with_auth(&nats, options.nats_auth, component);
         let shutdown = CancellationToken::new();
         let api = api::start(
             api::Config {
                 log: log(),
-                nats: nats.clone(),
+                nats: nats_for("api"),
                 mongo: servers.mongo_args(),
                 redis: redis.clone(),
                 jwt: dev_jwt_args(),
@@ -141,28 +152,33 @@ impl Stack {
         )
         .await
         .unwrap_or_else(|error| panic!("api did not start: {error}"));
-        let persister = start_persister(&servers, &nats).await;
-        let notifier = start_notifier(&servers, &nats, &redis).await;
-        let presence_config = presence::Config::try_parse_from([
-            "presence",
-            "--log",
-            "warn",
-            "--nats-url",
-            &nats.nats_url,
-            "--stream-replicas",
-            &nats.stream_replicas.to_string(),
-            "--redis-url",
-            &redis.redis_url,
-            "--admin-addr",
-            "127.0.0.1:0",
-        ])
-        .unwrap_or_else(|error| panic!("presence settings: {error}"));
+        let persister = start_persister(&servers, &nats_for("persister")).await;
+        let notifier = start_notifier(&servers, &nats_for("notifier"), &redis).await;
+        let mut presence_args = vec![
+            "presence".to_owned(),
+            "--log".into(),
+            "warn".into(),
+            "--nats-url".into(),
+            nats.nats_url.clone(),
+            "--stream-replicas".into(),
+            nats.stream_replicas.to_string(),
+            "--redis-url".into(),
+            redis.redis_url.clone(),
+            "--admin-addr".into(),
+            "127.0.0.1:0".into(),
+        ];
+        let presence_auth = nats_for("presence").auth;
+        if let (Some(user), Some(password)) = (presence_auth.nats_user, presence_auth.nats_password) {
+            presence_args.extend(["--nats-user".into(), user, "--nats-password".into(), password]);
+        }
+        let presence_config = presence::Config::try_parse_from(presence_args)
+            .unwrap_or_else(|error| panic!("presence settings: {error}"));
         let presence = presence::start(presence_config, shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("presence did not start: {error}"));
         let mut edge_config = ws_edge::Config {
             log: log(),
-            nats: nats.clone(),
+            nats: nats_for("ws-edge"),
             redis: redis.clone(),
             limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
             jwt: dev_jwt_args(),
@@ -201,6 +217,7 @@ impl Stack {
             redis,
             persister,
             notifier,
+            nats_auth: options.nats_auth,
             shutdown,
             http: reqwest::Client::new(),
         }
@@ -216,7 +233,7 @@ impl Stack {
 
     /// Starts the notifier again; it catches up from its durable consumer.
     pub async fn start_notifier(&mut self) {
-        self.notifier = start_notifier(&self.servers, &self.nats, &self.redis).await;
+        self.notifier = start_notifier(&self.servers, &self.nats_for("notifier"), &self.redis).await;
     }
 
     /// The notifier's admin URL, while it runs.
@@ -234,7 +251,7 @@ impl Stack {
 
     /// Starts the persister again.
     pub async fn start_persister(&mut self) {
-        self.persister = start_persister(&self.servers, &self.nats).await;
+        self.persister = start_persister(&self.servers, &self.nats_for("persister")).await;
     }
 
     /// The persister's admin URL, while it runs.
@@ -260,7 +277,20 @@ impl Stack {
 
     /// A client connected to NATS, for watching subjects.
     pub async fn bus(&self) -> async_nats::Client {
-        chat_core::connect::nats(&self.nats, "test-bus").await.unwrap_or_else(|error| panic!("NATS: {error}"))
+        self.bus_as("test-bus").await
+    }
+
+    /// A client connected to NATS as `component` would connect: with its credentials
+    /// and its inbox prefix.
+    pub async fn bus_as(&self, component: &str) -> async_nats::Client {
+        chat_core::connect::nats(&self.nats_for(component), component)
+            .await
+            .unwrap_or_else(|error| panic!("NATS as {component}: {error}"))
+    }
+
+    /// The NATS settings `component` runs with.
+    pub fn nats_for(&self, component: &str) -> NatsArgs {
+        with_auth(&self.nats, self.nats_auth, component)
     }
 
     /// Creates a chat over REST; returns its id.
@@ -298,6 +328,14 @@ impl Drop for Stack {
         self.persister.shutdown.cancel();
         self.notifier.shutdown.cancel();
     }
+}
+
+fn with_auth(nats: &NatsArgs, auth: Option<fn(&str) -> NatsAuthArgs>, component: &str) -> NatsArgs {
+    let mut nats = nats.clone();
+    if let Some(auth) = auth {
+        nats.auth = auth(component);
+    }
+    nats
 }
 
 async fn start_notifier(servers: &Servers, nats: &NatsArgs, redis: &RedisArgs) -> NotifierHandle {

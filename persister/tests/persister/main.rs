@@ -65,8 +65,13 @@ impl Harness {
         }
     }
 
+    /// Publishes as the api when the envelope waits for an outcome (only the api does),
+    /// else as an edge.
     async fn publish(&self, envelope: &CommandEnvelope) {
-        let subject = subjects::command(envelope.chat_id(), envelope.command.name());
+        let subject = match envelope.reply {
+            Some(_) => subjects::api_command(envelope.chat_id(), envelope.command.name()),
+            None => subjects::command(envelope.chat_id(), envelope.command.name()),
+        };
         let payload = serde_json::to_vec(envelope).unwrap_or_default();
         publish_one(&self.js, Outgoing::new(subject, envelope.id.clone(), payload.into()))
             .await

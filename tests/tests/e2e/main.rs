@@ -3,6 +3,7 @@
 
 mod authorization;
 mod bench;
+mod bus_auth;
 mod features;
 mod limits;
 mod nats_cluster;

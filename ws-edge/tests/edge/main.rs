@@ -54,6 +54,7 @@ fn config(nats_url: String) -> ws_edge::Config {
             nats_url,
             stream_replicas: 1,
             command_partitions: chat_nats::streams::DEFAULT_COMMAND_PARTITIONS,
+            auth: Default::default(),
         },
         redis: chat_core::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() },
         limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 10, messages_per_user_burst: None },
