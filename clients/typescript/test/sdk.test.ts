@@ -19,14 +19,25 @@ after(() => {
   releaseControl();
 });
 
-function client(userId: string, options: { url?: string | string[]; ttlS?: number; outboxStore?: OutboxStore; counter?: { tokens: number } } = {}): ChatClient {
+interface ClientSetup {
+  url?: string | string[];
+  ttlS?: number;
+  outboxStore?: OutboxStore;
+  counter?: { tokens: number };
+  /** Replaces the token provider. */
+  provider?: () => string;
+}
+
+function client(userId: string, options: ClientSetup = {}): ChatClient {
   const chat = new ChatClient({
     url: options.url ?? env.wsUrl2,
     apiUrl: env.apiUrl,
-    token: () => {
-      if (options.counter) options.counter.tokens += 1;
-      return token(userId, options.ttlS);
-    },
+    token:
+      options.provider ??
+      (() => {
+        if (options.counter) options.counter.tokens += 1;
+        return token(userId, options.ttlS);
+      }),
     ...(options.outboxStore ? { outboxStore: options.outboxStore } : {}),
     backoff: { initialMs: 100, maxMs: 2000 },
   });
@@ -169,8 +180,16 @@ test("resume after the edge stops mid-stream: same state as a client that never 
   away.on("disconnected", (close) => closes.push(close.code));
 
   const sent: Message[] = [];
-  for (let i = 0; i < 10; i += 1) sent.push(await b.send(chat.id, `before ${i}`));
-  await until("the away client is streaming", () => away.messages(chat.id).length >= 5);
+  for (let i = 0; i < 5; i += 1) sent.push(await b.send(chat.id, `before ${i}`));
+  await until("the away client has the first messages", () => away.messages(chat.id).length === 5);
+  // Bob keeps sending while the edge goes down under alice and comes back.
+  const stream = (async () => {
+    for (let i = 0; i < 25; i += 1) {
+      sent.push(await b.send(chat.id, `stream ${i}`));
+      await sleep(20);
+    }
+  })();
+  await until("the stream reaches the away client", () => away.messages(chat.id).length >= 8);
   await control("stop-edge");
   await until("the away client noticed", () => !away.isSynced);
   assert.deepEqual(closes.slice(0, 1), [1001]);
@@ -179,14 +198,15 @@ test("resume after the edge stops mid-stream: same state as a client that never 
   // While it is away: more messages, an edit, a delete, a rename, a member, a read mark
   // from another device, and a send of its own.
   const ownSend = away.send(chat.id, "written while away");
-  for (let i = 0; i < 10; i += 1) sent.push(await b.send(chat.id, `during ${i}`));
+  await stream;
   await b.edit(chat.id, sent[3]!.id, "before 3 (edited while away)");
   await b.delete(chat.id, sent[5]!.id);
   await b.delete(chat.id, sent[12]!.id);
   await b.api.renameChat(chat.id, "Chemistry (away)");
   await b.api.addMembers(chat.id, [carol]);
-  await until("the device that stayed saw everything", () => stayed.messages(chat.id).length === 20);
+  await until("the device that stayed saw everything", () => stayed.messages(chat.id).length === 30);
   await stayed.markRead(chat.id, sent[14]!.seq);
+  assert.ok(away.messages(chat.id).length < 30, "the away client missed part of the stream, which only sync can bring");
   assert.equal(away.pendingSends().length, 1);
   await until("the client given a second edge moved there", () => mover.isSynced, 20_000);
 
@@ -233,6 +253,33 @@ test("resume after the edge stops mid-stream: same state as a client that never 
   assert.equal(view?.lastReadSeq, listed?.last_read_seq);
   assert.equal(view?.unreadCount, listed?.unread_count);
   assert.equal(view?.lastSeq, listed?.last_seq);
+});
+
+test("a token that could not be refreshed ends with 4001, and the next dial brings a fresh one", async () => {
+  const user = `${run}-dora`;
+  let failing = false;
+  let ttlS = 4;
+  const c = client(user, {
+    url: env.wsUrl,
+    provider: () => {
+      if (failing) throw new Error("the platform's token service is down");
+      return token(user, ttlS);
+    },
+  });
+  const closes: number[] = [];
+  c.on("disconnected", (close) => closes.push(close.code));
+  const authErrors: Error[] = [];
+  c.on("authError", (error) => {
+    authErrors.push(error);
+    failing = false;
+    ttlS = 3600;
+  });
+  await c.connect();
+  failing = true;
+  await until("the edge closed the connection at the token's expiry", () => closes.includes(4001), 10_000);
+  assert.equal(authErrors.length, 1, "the refresh failed once");
+  await until("the client is back with a fresh token", () => c.isSynced, 10_000);
+  assert.ok((await c.ping()) >= 0);
 });
 
 test("every frame type the server sends was received and typed", () => {
