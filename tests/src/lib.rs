@@ -209,7 +209,7 @@ impl Stack {
             .await
             .unwrap_or_else(|error| panic!("presence did not start: {error}"));
         let edge_settings = EdgeSettings { nats: nats.clone(), redis: redis.clone(), adjust: options.edge };
-        let edge = start_edge(&edge_settings, any_port(), &shutdown).await;
+        let edge = start_edge(&edge_settings, any_port(), any_port(), &shutdown).await;
         let edge_addr = edge.listen_addr();
         Stack {
             api_url: format!("http://{}", api.listen_addr),
@@ -236,15 +236,17 @@ impl Stack {
         self.edge.stop().await;
     }
 
-    /// Starts the edge again on the port it had, so clients come back to the same URL.
+    /// Starts the edge again on the ports it had, so clients come back to the same URL
+    /// and [`Stack::edge_admin_url`] stays right.
     pub async fn start_edge(&mut self) {
-        self.edge = start_edge(&self.edge_settings, self.edge_addr, &self.shutdown).await;
+        let admin_addr = self.edge.admin_addr;
+        self.edge = start_edge(&self.edge_settings, self.edge_addr, admin_addr, &self.shutdown).await;
     }
 
     /// Starts one more edge on a port of its own (an edge the first one's clients may
     /// move to, or that keeps serving while the first is down).
     pub async fn start_extra_edge(&self) -> EdgeHandle {
-        start_edge(&self.edge_settings, any_port(), &self.shutdown).await
+        start_edge(&self.edge_settings, any_port(), any_port(), &self.shutdown).await
     }
 
     /// Stops the notifier, as when it is down or far behind, and waits until it has.
@@ -341,14 +343,19 @@ impl Drop for Stack {
     }
 }
 
-async fn start_edge(settings: &EdgeSettings, listen_addr: SocketAddr, stack: &CancellationToken) -> EdgeHandle {
+async fn start_edge(
+    settings: &EdgeSettings,
+    listen_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    stack: &CancellationToken,
+) -> EdgeHandle {
     let mut config = ws_edge::Config {
         log: log(),
         nats: settings.nats.clone(),
         redis: settings.redis.clone(),
         limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
         jwt: dev_jwt_args(),
-        admin: admin(),
+        admin: AdminArgs { admin_addr: Some(admin_addr) },
         shutdown: grace(),
         http: http(),
         listen_addr,

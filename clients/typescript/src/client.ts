@@ -212,7 +212,7 @@ export class ChatClient extends Emitter<ClientEvents> {
     await this.loaded;
     const entry: PendingSend = {
       chat_id: chatId,
-      client_msg_id: options.clientMsgId ?? globalThis.crypto.randomUUID(),
+      client_msg_id: options.clientMsgId ?? newClientMsgId(),
       text,
       reply_to: options.replyTo ?? null,
       queued_at: Date.now(),
@@ -540,6 +540,14 @@ export class ChatClient extends Emitter<ClientEvents> {
   private changed(entry: ChatEntry): void {
     this.emit("chat", entry.view(this.me));
   }
+}
+
+/** A random idempotency key. `randomUUID` exists only in secure contexts (https, localhost). */
+function newClientMsgId(): string {
+  const crypto = globalThis.crypto;
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function asError(error: unknown): Error {
