@@ -125,7 +125,9 @@ export class ChatClient extends Emitter<ClientEvents> {
   private resumed = false;
   private resuming = false;
   private closedForGood = false;
-  private loaded: Promise<void> = Promise.resolve();
+  /** The outbox store's sends, loaded once, before anything is added to it. */
+  private loading: Promise<void> | undefined;
+  private connecting: Promise<void> | undefined;
   /** Ref → `client_msg_id` of every send transmitted. */
   private readonly sendRefs = new Map<string, string>();
   private sendCount = 0;
@@ -150,15 +152,23 @@ export class ChatClient extends Emitter<ClientEvents> {
   }
 
   /** Connects (and keeps reconnecting); resolves once the first resume is complete. */
-  async connect(): Promise<void> {
-    this.loaded = this.outbox.load().then((loaded) => {
-      for (const entry of loaded) void this.outbox.wait(entry.client_msg_id).then((m) => this.emit("sent", m), () => undefined);
+  connect(): Promise<void> {
+    this.connecting ??= (async () => {
+      await this.loaded();
+      if (this.closedForGood) return;
+      const synced = this.once("synced");
+      this.connection.start();
+      await synced;
+    })();
+    return this.connecting;
+  }
+
+  private loaded(): Promise<void> {
+    // Sends of an earlier page are settled silently: nobody holds their promises any more.
+    this.loading ??= this.outbox.load().then((loaded) => {
+      for (const entry of loaded) void this.outbox.wait(entry.client_msg_id).catch(() => undefined);
     });
-    await this.loaded;
-    if (this.closedForGood) return;
-    const synced = this.once("synced");
-    this.connection.start();
-    await synced;
+    return this.loading;
   }
 
   /** Closes the socket for good (the client cannot connect again); pending sends stay in the outbox store. */
@@ -209,7 +219,7 @@ export class ChatClient extends Emitter<ClientEvents> {
    * reconnect; rejects with `SendError` only when the server refuses it for good.
    */
   async send(chatId: string, text: string, options: { replyTo?: string; clientMsgId?: string } = {}): Promise<Message> {
-    await this.loaded;
+    await this.loaded();
     const entry: PendingSend = {
       chat_id: chatId,
       client_msg_id: options.clientMsgId ?? newClientMsgId(),
