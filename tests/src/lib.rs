@@ -62,6 +62,51 @@ pub struct NotifierHandle {
     running: Option<notifier::Running>,
 }
 
+/// A running edge that can be stopped on its own.
+pub struct EdgeHandle {
+    shutdown: CancellationToken,
+    running: Option<ws_edge::Running>,
+    listen_addr: SocketAddr,
+    admin_addr: SocketAddr,
+}
+
+impl EdgeHandle {
+    /// Its WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.listen_addr)
+    }
+
+    /// Its admin URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// Shuts it down and waits until it has drained.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.wait().await;
+        }
+    }
+}
+
+impl Drop for EdgeHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// What an edge is started with, kept so that it can be started again alike.
+struct EdgeSettings {
+    nats: NatsArgs,
+    redis: RedisArgs,
+    adjust: Option<fn(&mut ws_edge::Config)>,
+}
+
 /// What a test may run the stack on instead of the servers [`Servers`] starts.
 #[derive(Default)]
 pub struct StackOptions {
@@ -104,6 +149,9 @@ pub struct Stack {
     /// The notifier.
     pub notifier: NotifierHandle,
     nats_auth: Option<fn(&str) -> NatsAuthArgs>,
+    edge: EdgeHandle,
+    edge_addr: SocketAddr,
+    edge_settings: EdgeSettings,
     shutdown: CancellationToken,
     http: reqwest::Client,
 }
@@ -176,40 +224,13 @@ impl Stack {
         let presence = presence::start(presence_config, shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("presence did not start: {error}"));
-        let mut edge_config = ws_edge::Config {
-            log: log(),
-            nats: nats_for("ws-edge"),
-            redis: redis.clone(),
-            limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
-            jwt: dev_jwt_args(),
-            admin: admin(),
-            shutdown: grace(),
-            http: http(),
-            listen_addr: any_port(),
-            allowed_origins: vec!["http://localhost:3000".into()],
-            heartbeat_ms: 25_000,
-            idle_timeout_ms: 60_000,
-            queue_frames: 1024,
-            queue_bytes: 4 << 20,
-            write_timeout_ms: 10_000,
-            close_timeout_ms: 2_000,
-            read_buffer_bytes: 1024,
-            max_pending_upgrades: 256,
-            max_frame_bytes: 64 * 1024,
-            commands_per_s: 1000,
-            commands_burst: 1000,
-            max_connections_per_user: 10,
-        };
-        if let Some(adjust) = options.edge {
-            adjust(&mut edge_config);
-        }
-        let edge = ws_edge::start(edge_config, shutdown.clone())
-            .await
-            .unwrap_or_else(|error| panic!("edge did not start: {error}"));
+        let edge_settings = EdgeSettings { nats: nats_for("ws-edge"), redis: redis.clone(), adjust: options.edge };
+        let edge = start_edge(&edge_settings, any_port(), any_port(), &shutdown).await;
+        let edge_addr = edge.listen_addr();
         Stack {
             api_url: format!("http://{}", api.listen_addr),
-            ws_url: format!("ws://{}/ws", edge.listen_addr),
-            edge_admin_url: format!("http://{}", edge.admin_addr),
+            ws_url: format!("ws://{edge_addr}/ws"),
+            edge_admin_url: edge.admin_url(),
             api_admin_url: format!("http://{}", api.admin_addr),
             presence_admin_url: format!("http://{}", presence.admin_addr),
             servers,
@@ -218,9 +239,31 @@ impl Stack {
             persister,
             notifier,
             nats_auth: options.nats_auth,
+            edge,
+            edge_addr,
+            edge_settings,
             shutdown,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Stops the edge (every client gets `reconnect` and a 1001 close) and waits until
+    /// it has drained and released its port.
+    pub async fn stop_edge(&mut self) {
+        self.edge.stop().await;
+    }
+
+    /// Starts the edge again on the ports it had, so clients come back to the same URL
+    /// and [`Stack::edge_admin_url`] stays right.
+    pub async fn start_edge(&mut self) {
+        let admin_addr = self.edge.admin_addr;
+        self.edge = start_edge(&self.edge_settings, self.edge_addr, admin_addr, &self.shutdown).await;
+    }
+
+    /// Starts one more edge on a port of its own (an edge the first one's clients may
+    /// move to, or that keeps serving while the first is down).
+    pub async fn start_extra_edge(&self) -> EdgeHandle {
+        start_edge(&self.edge_settings, any_port(), any_port(), &self.shutdown).await
     }
 
     /// Stops the notifier, as when it is down or far behind, and waits until it has.
@@ -336,6 +379,47 @@ fn with_auth(nats: &NatsArgs, auth: Option<fn(&str) -> NatsAuthArgs>, component:
         nats.auth = auth(component);
     }
     nats
+}
+
+async fn start_edge(
+    settings: &EdgeSettings,
+    listen_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    stack: &CancellationToken,
+) -> EdgeHandle {
+    let mut config = ws_edge::Config {
+        log: log(),
+        nats: settings.nats.clone(),
+        redis: settings.redis.clone(),
+        limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
+        jwt: dev_jwt_args(),
+        admin: AdminArgs { admin_addr: Some(admin_addr) },
+        shutdown: grace(),
+        http: http(),
+        listen_addr,
+        allowed_origins: vec!["http://localhost:3000".into()],
+        heartbeat_ms: 25_000,
+        idle_timeout_ms: 60_000,
+        queue_frames: 1024,
+        queue_bytes: 4 << 20,
+        write_timeout_ms: 10_000,
+        close_timeout_ms: 2_000,
+        read_buffer_bytes: 1024,
+        max_pending_upgrades: 256,
+        max_frame_bytes: 64 * 1024,
+        commands_per_s: 1000,
+        commands_burst: 1000,
+        max_connections_per_user: 10,
+    };
+    if let Some(adjust) = settings.adjust {
+        adjust(&mut config);
+    }
+    // A child of the stack's token: the stack's drop stops it, and it stops alone too.
+    let shutdown = stack.child_token();
+    let running = ws_edge::start(config, shutdown.clone())
+        .await
+        .unwrap_or_else(|error| panic!("edge did not start on {listen_addr}: {error}"));
+    EdgeHandle { listen_addr: running.listen_addr, admin_addr: running.admin_addr, shutdown, running: Some(running) }
 }
 
 async fn start_notifier(servers: &Servers, nats: &NatsArgs, redis: &RedisArgs) -> NotifierHandle {

@@ -11,3 +11,4 @@ mod operations;
 mod pipeline;
 mod protocol;
 mod redis_cluster;
+mod sdk;
