@@ -80,8 +80,11 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
         .max_frame_size(Some(max))
         .max_message_size(Some(max));
     let stream = ClientStream::new(tcp, conn.outbox.clone());
-    let mut socket =
-        Box::pin(WebSocketStream::from_partially_read(stream, read_ahead.to_vec(), Role::Server, Some(config))).await;
+    // `read_ahead` is a slice of hyper's read buffer, which it keeps alive: copied out
+    // and dropped, so that an idle connection does not hold a buffer of HTTP's.
+    let part = read_ahead.to_vec();
+    drop(read_ahead);
+    let mut socket = Box::pin(WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config))).await;
     let close_timeout = Duration::from_millis(edge.config.close_timeout_ms);
     // The rarely taken steps are boxed, so that the task of an idle connection carries
     // only the state of its main loop.
