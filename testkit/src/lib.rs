@@ -120,17 +120,7 @@ pub async fn start_nats() -> ServerProcess {
     ServerProcess::start(
         "nats-server",
         nats_server(),
-        |port, dir| {
-            vec![
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-                "-js".into(),
-                "-sd".into(),
-                dir.join("jetstream").display().to_string(),
-            ]
-        },
+        |port, dir| nats_args(port, dir),
         "Server is ready",
         START_TIMEOUT,
     )
@@ -147,22 +137,20 @@ pub async fn start_nats_with_config(config: String) -> ServerProcess {
         move |port, dir| {
             let path = dir.join("nats.conf");
             std::fs::write(&path, &config).unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
-            vec![
-                "-c".into(),
-                path.display().to_string(),
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-                "-js".into(),
-                "-sd".into(),
-                dir.join("jetstream").display().to_string(),
-            ]
+            let mut args = vec!["-c".into(), path.display().to_string()];
+            args.extend(nats_args(port, dir));
+            args
         },
         "Server is ready",
         START_TIMEOUT,
     )
     .await
+}
+
+/// A JetStream server on 127.0.0.1:`port` with its data under `dir`.
+fn nats_args(port: u16, dir: &std::path::Path) -> Vec<String> {
+    let jetstream = dir.join("jetstream").display().to_string();
+    ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", &jetstream].map(String::from).to_vec()
 }
 
 /// Starts `redis-server` without persistence on a free port.
