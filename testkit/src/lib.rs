@@ -117,14 +117,7 @@ fn nats_server() -> PathBuf {
 
 /// Starts `nats-server` with JetStream on a random port.
 pub async fn start_nats() -> ServerProcess {
-    ServerProcess::start(
-        "nats-server",
-        nats_server(),
-        |port, dir| nats_args(port, dir),
-        "Server is ready",
-        START_TIMEOUT,
-    )
-    .await
+    ServerProcess::start("nats-server", nats_server(), nats_args, "Server is ready", START_TIMEOUT).await
 }
 
 /// Starts `nats-server` with JetStream on a random port and the configuration file
