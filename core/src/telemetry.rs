@@ -27,7 +27,26 @@ pub fn init(args: &LogArgs, service: &'static str) -> Result<(), crate::StartupE
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
-    result.map_err(|error| crate::StartupError::Config(format!("logging: {error}")))
+    result.map_err(|error| crate::StartupError::Config(format!("logging: {error}")))?;
+    log_panics();
+    Ok(())
+}
+
+/// A panic (ours, or in a library's background task, such as the MongoDB driver's
+/// connection pool at shutdown) is logged as an `error` line with its location,
+/// instead of the default hook's plain text, which a log shipper cannot parse.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let thread = std::thread::current();
+        tracing::error!(panic = message, location, thread = thread.name().unwrap_or("unnamed"), "panicked");
+    }));
 }
 
 /// Runs a binary's body with logging installed: a failure becomes one `error` log line
