@@ -31,7 +31,7 @@ use tokio_tungstenite::{
 use crate::{
     client_stream::ClientStream,
     close, commands, metrics,
-    outbox::{Backlog, ConnHandle, Outbox},
+    outbox::{Backlog, ConnHandle, Outbound, Outbox},
     protocol::{self, ServerFrame},
     rate::TokenBucket,
     session::Session,
@@ -88,7 +88,10 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     let close_timeout = Duration::from_millis(edge.config.close_timeout_ms);
     // The rarely taken steps are boxed, so that the task of an idle connection carries
     // only the state of its main loop.
+    // Registered, the connection gets deliveries at once; the outbox holds them until
+    // `hello` is in front of them.
     if Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
+        conn.outbox.discard_held();
         conn.outbox.close(close::TOO_MANY_CONNECTIONS);
         finish(&mut socket, &conn.outbox, Ending::Close(close::TOO_MANY_CONNECTIONS), close_timeout).await;
         return;
@@ -101,7 +104,7 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
         heartbeat_ms: edge.config.heartbeat_ms,
         limits: edge.limits(),
     };
-    conn.reply(hello.to_text());
+    conn.outbox.release(Outbound::Frame(hello.to_text().into()));
     Box::pin(edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Connected)).await;
 
     let mut connection = Connection {

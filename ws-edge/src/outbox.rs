@@ -110,6 +110,9 @@ struct Queue {
     closing: Option<u16>,
     /// A write failed: the peer is gone.
     broken: bool,
+    /// Nothing is written yet: the connection is registered (so deliveries arrive)
+    /// but its `hello`, which must come first, is not sent yet.
+    held: bool,
 }
 
 /// What the connection's task is to do after writing the backlog.
@@ -136,9 +139,39 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// The send side of `socket`.
+    /// The send side of `socket`, holding what is offered until [`Outbox::release`]
+    /// puts the first frame in front of it.
     pub fn new(limits: QueueLimits, socket: Arc<TcpStream>) -> Self {
-        Outbox { queue: Mutex::default(), wake: Notify::new(), limits, socket: Some(socket) }
+        let queue = Queue { held: true, ..Queue::default() };
+        Outbox { queue: Mutex::new(queue), wake: Notify::new(), limits, socket: Some(socket) }
+    }
+
+    /// Sends `first` (the `hello`) ahead of everything offered while held, and from
+    /// then on writes as usual; the connection's task writes the held backlog.
+    pub fn release(&self, first: Outbound) {
+        let mut queue = self.lock();
+        if !queue.held {
+            return;
+        }
+        queue.held = false;
+        if queue.frames.is_empty() {
+            self.write_first(&mut queue, first);
+            return;
+        }
+        queue.bytes += first.budget_len();
+        queue.frames.push_front(first);
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// Forgets what was held: the connection is refused before its `hello`.
+    pub fn discard_held(&self) {
+        let mut queue = self.lock();
+        if queue.held {
+            queue.frames = VecDeque::new();
+            queue.bytes = 0;
+            queue.held = false;
+        }
     }
 
     /// A queue without a socket, which keeps everything offered.
@@ -158,7 +191,7 @@ impl Outbox {
         if queue.closing.is_some() || queue.broken {
             return false;
         }
-        if queue.frames.is_empty() {
+        if queue.frames.is_empty() && !queue.held {
             return self.write_first(&mut queue, outbound);
         }
         let len = outbound.budget_len();
@@ -188,7 +221,7 @@ impl Outbox {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let outbound = Outbound::Control(bytes);
-        if queue.frames.is_empty() {
+        if queue.frames.is_empty() && !queue.held {
             self.write_first(&mut queue, outbound);
             return Ok(());
         }
@@ -288,7 +321,7 @@ impl Outbox {
     /// Writes as much of the backlog as the socket takes, many frames per write.
     pub fn write_backlog(&self) -> Backlog {
         let mut queue = self.lock();
-        while !queue.frames.is_empty() && !queue.broken {
+        while !queue.frames.is_empty() && !queue.broken && !queue.held {
             let Some(socket) = &self.socket else { return Backlog::Blocked };
             match write_some(socket, &mut queue) {
                 Ok(true) => {}

@@ -117,6 +117,14 @@ async fn socket_pair(small_buffers: bool) -> (Arc<TcpStream>, WebSocketStream<Tc
     (Arc::new(server), client)
 }
 
+/// The send side of `server`, released with a `hello` that the client reads first.
+async fn opened(limits: QueueLimits, server: Arc<TcpStream>, client: &mut WebSocketStream<TcpStream>) -> Outbox {
+    let outbox = Outbox::new(limits, server);
+    outbox.release(Outbound::Frame("hello".into()));
+    assert_eq!(next_text(client).await, "hello");
+    outbox
+}
+
 async fn next_text(client: &mut WebSocketStream<TcpStream>) -> String {
     match tokio::time::timeout(Duration::from_secs(10), client.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => text.to_string(),
@@ -146,7 +154,7 @@ fn numbered(i: usize, len: usize) -> String {
 #[tokio::test]
 async fn deliveries_are_written_at_once_and_arrive_in_order() {
     let (server, mut client) = socket_pair(false).await;
-    let outbox = Outbox::new(QueueLimits { max_frames: 10, max_bytes: 1 << 20 }, server);
+    let outbox = opened(QueueLimits { max_frames: 10, max_bytes: 1 << 20 }, server, &mut client).await;
     for i in 0..50 {
         assert!(outbox.offer(event(&numbered(i, 200 * i), false)));
     }
@@ -159,7 +167,7 @@ async fn deliveries_are_written_at_once_and_arrive_in_order() {
 #[tokio::test]
 async fn what_a_full_socket_does_not_take_is_written_later_in_order() {
     let (server, mut client) = socket_pair(true).await;
-    let outbox = Outbox::new(QueueLimits { max_frames: 10_000, max_bytes: 64 << 20 }, server);
+    let outbox = opened(QueueLimits { max_frames: 10_000, max_bytes: 64 << 20 }, server, &mut client).await;
     let count = 100;
     for i in 0..count {
         assert!(outbox.offer(event(&numbered(i, 20_000), false)));
@@ -183,7 +191,7 @@ async fn what_a_full_socket_does_not_take_is_written_later_in_order() {
 #[tokio::test]
 async fn an_overflow_ends_with_whole_frames_then_the_close_frame() {
     let (server, mut client) = socket_pair(true).await;
-    let outbox = Outbox::new(QueueLimits { max_frames: 1000, max_bytes: 100_000 }, server);
+    let outbox = opened(QueueLimits { max_frames: 1000, max_bytes: 100_000 }, server, &mut client).await;
     let mut offered = 0;
     while outbox.offer(event(&numbered(offered, 20_000), false)) {
         offered += 1;
@@ -215,8 +223,8 @@ async fn an_overflow_ends_with_whole_frames_then_the_close_frame() {
 
 #[tokio::test]
 async fn a_socket_the_peer_closed_refuses_what_follows() {
-    let (server, client) = socket_pair(false).await;
-    let outbox = Outbox::new(QueueLimits { max_frames: 10, max_bytes: 1 << 20 }, server);
+    let (server, mut client) = socket_pair(false).await;
+    let outbox = opened(QueueLimits { max_frames: 10, max_bytes: 1 << 20 }, server, &mut client).await;
     drop(client);
     let mut refused = false;
     for _ in 0..100 {
@@ -229,4 +237,19 @@ async fn a_socket_the_peer_closed_refuses_what_follows() {
     assert!(refused, "writes to a closed peer fail within a second");
     assert_eq!(outbox.write_backlog(), Backlog::Broken);
     assert!(outbox.offer_control(Bytes::from_static(b"\x88\x00")).is_err());
+}
+
+#[tokio::test]
+async fn what_arrives_before_the_hello_follows_it() {
+    let (server, mut client) = socket_pair(false).await;
+    let outbox = Outbox::new(QueueLimits { max_frames: 10, max_bytes: 1 << 20 }, server);
+    assert!(outbox.offer(event("an event delivered right after the registration", false)));
+    assert_eq!(queued(&outbox).len(), 1, "nothing is written before the hello");
+    outbox.release(Outbound::Frame("hello".into()));
+    assert_eq!(write_out(&outbox).await, Backlog::Written);
+    assert_eq!(next_text(&mut client).await, "hello");
+    assert_eq!(next_text(&mut client).await, "an event delivered right after the registration");
+    assert!(outbox.offer(event("later", false)));
+    assert!(queued(&outbox).is_empty(), "after the hello, deliveries are written at once");
+    assert_eq!(next_text(&mut client).await, "later");
 }
