@@ -32,18 +32,22 @@ pub fn init(args: &LogArgs, service: &'static str) -> Result<(), crate::StartupE
     Ok(())
 }
 
+/// The text a panic was raised with (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// A panic (ours, or in a library's background task, such as the MongoDB driver's
 /// connection pool at shutdown) is logged as an `error` line with its location,
 /// instead of the default hook's plain text, which a log shipper cannot parse.
 fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
         let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(no message)");
+        let message = panic_message(info.payload());
         let thread = std::thread::current();
         tracing::error!(panic = message, location, thread = thread.name().unwrap_or("unnamed"), "panicked");
     }));

@@ -119,7 +119,7 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     let ending = match AssertUnwindSafe(connection.run()).catch_unwind().await {
         Ok(ending) => ending,
         Err(panic) => {
-            let message = panic_message(panic.as_ref());
+            let message = chat_core::telemetry::panic_message(panic.as_ref());
             let session = &connection.session;
             tracing::error!(conn_id = %session.conn_id, user_id = %session.user_id, panic = message, "connection panicked; closing it with 1011");
             Ending::Close(close::INTERNAL)
@@ -133,14 +133,6 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     Box::pin(edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Disconnected)).await;
     metrics::CONNECTIONS.dec();
     tracing::debug!(conn_id = %session.conn_id, ?ending, "disconnected");
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 /// Closes the socket the way `ending` says, within `deadline`, and ends its sending

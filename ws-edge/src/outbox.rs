@@ -187,10 +187,37 @@ impl Outbox {
     /// Writes a frame, or queues what the socket does not take. Returns false when it
     /// was dropped, the connection is closing or its socket failed.
     pub fn offer(&self, outbound: Outbound) -> bool {
-        let mut queue = self.lock();
+        let queue = self.lock();
         if queue.closing.is_some() || queue.broken {
             return false;
         }
+        self.enqueue(queue, outbound)
+    }
+
+    /// Queues a frame tungstenite encoded (a pong, or the close frame or its reply).
+    /// It is refused only when the socket failed, and counts against the queue's
+    /// bounds unless the connection is closing: a client that pings without reading
+    /// overflows like any other.
+    pub fn offer_control(&self, bytes: Bytes) -> io::Result<()> {
+        let mut queue = self.lock();
+        if queue.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let outbound = Outbound::Control(bytes);
+        let backlog = !queue.frames.is_empty() || queue.held;
+        if queue.closing.is_some() && backlog {
+            // The close frame goes behind the backlog whatever its size.
+            queue.bytes += outbound.budget_len();
+            queue.frames.push_back(outbound);
+        } else {
+            self.enqueue(queue, outbound);
+        }
+        Ok(())
+    }
+
+    /// Writes `outbound` now when nothing is ahead of it, else queues it within the
+    /// bounds (dropping typing and presence first, then closing with 4009).
+    fn enqueue(&self, mut queue: MutexGuard<'_, Queue>, outbound: Outbound) -> bool {
         if queue.frames.is_empty() && !queue.held {
             return self.write_first(&mut queue, outbound);
         }
@@ -211,43 +238,18 @@ impl Outbox {
         true
     }
 
-    /// Queues a frame tungstenite encoded (a pong, or the close frame or its reply).
-    /// It is refused only when the socket failed, and counts against the queue's
-    /// bounds unless the connection is closing: a client that pings without reading
-    /// overflows like any other.
-    pub fn offer_control(&self, bytes: Bytes) -> io::Result<()> {
-        let mut queue = self.lock();
-        if queue.broken {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        let outbound = Outbound::Control(bytes);
-        if queue.frames.is_empty() && !queue.held {
-            self.write_first(&mut queue, outbound);
-            return Ok(());
-        }
-        let len = outbound.budget_len();
-        if queue.closing.is_none() && !self.fits(&queue, len) {
-            self.overflow(queue);
-            return Ok(());
-        }
-        queue.bytes += len;
-        queue.frames.push_back(outbound);
-        Ok(())
-    }
-
     /// The path of nearly every delivery: nothing is queued, so the frame is written
     /// now and only its unwritten rest, if any, is queued for the connection's task.
     fn write_first(&self, queue: &mut Queue, outbound: Outbound) -> bool {
+        let (header, body) = outbound.segments();
+        let header = header.as_ref().map_or(&[][..], TextHeader::as_bytes);
+        let wire_len = header.len() + body.len();
         let written = match &self.socket {
-            Some(socket) => {
-                let (header, body) = outbound.segments();
-                let header = header.as_ref().map_or(&[][..], TextHeader::as_bytes);
-                write_now(socket, &[IoSlice::new(header), IoSlice::new(body)])
-            }
+            Some(socket) => write_now(socket, &[IoSlice::new(header), IoSlice::new(body)]),
             None => Ok(0),
         };
         match written {
-            Ok(n) if n == outbound.wire_len() => {
+            Ok(n) if n == wire_len => {
                 outbound.delivered();
                 true
             }
