@@ -31,9 +31,14 @@ impl Effects {
     /// inbox, or the sending connection's subject on its edge, which turns a rejection
     /// into an `error` for that socket.
     pub fn answer(&mut self, envelope: &CommandEnvelope, outcome: CommandOutcome) {
-        if let Some(reply) = &envelope.reply
-            && let Ok(body) = serde_json::to_vec(&outcome)
-        {
+        let Some(reply) = &envelope.reply else { return };
+        // An edge turns rejections into `error` frames and needs nothing for a command
+        // that was done (its client had the `ack`, the event follows): not publishing
+        // those spares every send a message through NATS and a parse at the edge.
+        if matches!(outcome, CommandOutcome::Done { .. }) && subjects::outcome_target_of(reply).is_some() {
+            return;
+        }
+        if let Ok(body) = serde_json::to_vec(&outcome) {
             self.notices.push((reply.clone(), body.into()));
         }
     }
@@ -85,4 +90,44 @@ impl Effects {
 /// The `traceparent` header of a NATS message, if any.
 pub fn traceparent(headers: Option<&HeaderMap>) -> Option<String> {
     headers.and_then(|h| h.get(headers::TRACEPARENT)).map(|value| value.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_nats::{
+        commands::{Actor, Command, Read},
+        model::ErrorCode,
+    };
+
+    use super::*;
+
+    fn read_from(reply: &str) -> CommandEnvelope {
+        CommandEnvelope {
+            v: 1,
+            id: "id".into(),
+            actor: Actor { user_id: "u1".into(), roles: Vec::new() },
+            reference: Some("r1".into()),
+            conn_id: Some("k1".into()),
+            reply: Some(reply.to_owned()),
+            issued_at: chrono::Utc::now(),
+            command: Command::Read(Read { chat_id: "c1".into(), up_to_seq: 1 }),
+        }
+    }
+
+    fn done() -> CommandOutcome {
+        CommandOutcome::Done { message: None, chat: None, created: false }
+    }
+
+    #[test]
+    fn an_edge_hears_only_rejections_and_an_inbox_hears_everything() {
+        let edge = read_from(&subjects::edge_outcome("e1", "u1", "k1"));
+        let inbox = read_from("_INBOX.abc");
+        let mut effects = Effects::default();
+        effects.answer(&edge, done());
+        assert!(effects.notices.is_empty(), "a done outcome was published to an edge");
+        effects.reject(&edge, ErrorCode::Forbidden, "no");
+        effects.answer(&inbox, done());
+        let subjects: Vec<&str> = effects.notices.iter().map(|(subject, _)| subject.as_str()).collect();
+        assert_eq!(subjects, ["edge.e1.outcome.u1.k1", "_INBOX.abc"]);
+    }
 }

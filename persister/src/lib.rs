@@ -20,6 +20,7 @@ pub mod command;
 pub mod commands;
 pub mod effects;
 pub mod fence;
+pub mod group_commit;
 pub mod known_chats;
 pub mod metrics;
 pub mod partitions;
@@ -119,7 +120,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let admin_shutdown = CancellationToken::new();
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
 
-    let pipeline = pipeline::Pipeline { store, nats: nats.clone(), js: js.clone(), batch_max: config.batch_max.max(1) };
+    let sends = group_commit::SendWrites::new(&store);
+    let pipeline =
+        pipeline::Pipeline { store, nats: nats.clone(), js: js.clone(), batch_max: config.batch_max.max(1), sends };
     let grace = Duration::from_secs(config.shutdown.shutdown_grace_s);
     let coordinator = Coordinator { pipeline, stream, leases, partitions: settings.command_partitions, grace };
     let task = tokio::spawn(async move {

@@ -9,6 +9,7 @@
 
 pub mod chats;
 pub mod docs;
+pub mod heads;
 pub mod indexes;
 pub mod messages;
 pub mod participants;
@@ -28,7 +29,7 @@ pub mod collections {
 }
 
 /// A storage failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The driver or server failed.
     #[error("mongodb: {0}")]

@@ -3,45 +3,15 @@
 //! limit would give, across seq gaps of every size (edits, deletes and membership events
 //! consume seqs; a crash can leave more) and at both ends of a chat.
 
-use chat_nats::model::{ChatKind, Role};
-use chat_store::{
-    Store,
-    docs::{ChatDoc, MemberDoc, MessageDoc},
-    messages::HistoryPage,
-};
+use chat_store::{Store, docs::MessageDoc, messages::HistoryPage};
 use chat_testkit::Servers;
 use chrono::{DateTime, Duration, Utc};
+use common::{insert_chat, store};
+
+mod common;
 
 /// Page sizes tried: one, odd, the api's default plus one, its maximum plus one.
 const LIMITS: [u32; 4] = [1, 7, 51, 201];
-
-async fn store(servers: &Servers) -> Store {
-    let args = servers.mongo_args();
-    let client = mongodb::Client::with_uri_str(&args.mongodb_uri).await.unwrap_or_else(|e| panic!("client: {e}"));
-    let store = Store::new(client.database(&args.mongodb_db));
-    store.ensure_indexes().await.unwrap_or_else(|e| panic!("indexes: {e}"));
-    store
-}
-
-async fn insert_chat(store: &Store, chat_id: &str, last_seq: i64) {
-    let now = Utc::now();
-    let chat = ChatDoc {
-        id: chat_id.into(),
-        kind: ChatKind::Group,
-        title: Some("paging".into()),
-        created_by: "u1".into(),
-        created_at: now,
-        updated_at: now,
-        last_seq,
-        last_message: None,
-        participants: vec![MemberDoc { user_id: "u1".into(), role: Role::Owner }],
-        external_id: None,
-        direct_key: None,
-        last_update: None,
-        last_removal: None,
-    };
-    store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("chat: {e}"));
-}
 
 /// Now, to the millisecond BSON keeps, so documents read back compare equal.
 fn now_ms() -> DateTime<Utc> {

@@ -3,7 +3,9 @@
 //! subject there (`edge.<edge_id>.outcome.<user_id>.<conn_id>`), so an outcome reaches
 //! the edge and the socket that sent the command, and no other. A rejection becomes
 //! the client's `error` with its `ref`; a command that was done needs nothing more (the
-//! client had its `ack` when JetStream stored the command, and the event follows).
+//! client had its `ack` when JetStream stored the command, and the event follows), so
+//! the persister publishes no outcome for it here. One that arrives (from a persister
+//! of an earlier version during a rolling upgrade) is ignored.
 
 use chat_nats::{commands::CommandOutcome, subjects};
 use futures::StreamExt;

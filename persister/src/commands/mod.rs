@@ -10,6 +10,7 @@ pub mod msg_delete;
 pub mod msg_edit;
 pub mod msg_send;
 pub mod read;
+pub mod seqs;
 
 use chat_nats::{commands::Command, model::Role};
 use chat_store::{Store, docs::ChatDoc};
@@ -17,6 +18,7 @@ use chat_store::{Store, docs::ChatDoc};
 use crate::{
     command::{HandleError, Issued},
     effects::Effects,
+    group_commit::SendWrites,
     known_chats::KnownChats,
 };
 
@@ -24,6 +26,7 @@ use crate::{
 /// `plan_steps` never mixes them). `known` is what the partition remembers of its chats.
 pub async fn handle_step(
     store: &Store,
+    sends: &SendWrites,
     known: &mut KnownChats,
     step: &[&Issued],
     effects: &mut Effects,
@@ -36,14 +39,14 @@ pub async fn handle_step(
     match &first.envelope.command {
         Command::MsgSend(_) => {
             // The pipeline's steps that start with a send hold only sends.
-            let sends: Vec<msg_send::SendInRun<'_>> = step
+            let run: Vec<msg_send::SendInRun<'_>> = step
                 .iter()
                 .filter_map(|&issued| match &issued.envelope.command {
                     Command::MsgSend(command) => Some(msg_send::SendInRun { issued, command }),
                     _ => None,
                 })
                 .collect();
-            msg_send::handle(store, known, &sends, effects).await
+            msg_send::handle(store, sends, known, &run, effects).await
         }
         Command::MsgEdit(command) => msg_edit::handle(store, first, command, effects).await,
         Command::MsgDelete(command) => msg_delete::handle(store, first, command, effects).await,

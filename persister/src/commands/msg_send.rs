@@ -1,7 +1,9 @@
 //! `msg.send`, handled for a whole run of sends: one round trip for the senders'
 //! memberships the pipeline has not checked yet, the replied-to messages and the sends
 //! that already exist (up to three queries at once), one compare-and-set per chat that
-//! reserves the seqs and sets the preview, and one `insert_many`.
+//! reserves the seqs and sets the preview ([`seqs`]), and one `insert_many`. The
+//! lookup of existing sends, the compare-and-sets and the insert are merged with the
+//! other partitions' ([`SendWrites`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,22 +14,20 @@ use chat_nats::{
     model::{ErrorCode, Message},
 };
 use chat_store::{
-    Store, StoreError,
-    docs::{LastMessageDoc, MessageDoc, bson_seq},
+    Store,
+    docs::{LastMessageDoc, MessageDoc},
     messages::SendKey,
 };
-use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
+use super::seqs;
 use crate::{
     command::{HandleError, Issued},
     effects::Effects,
+    group_commit::SendWrites,
     known_chats::KnownChats,
     metrics,
 };
-
-/// Compare-and-set tries per chat before falling back to an atomic increment.
-const HEAD_TRIES: usize = 3;
 
 /// One send of a run: the command and what the pipeline knows of it.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +49,7 @@ struct Accepted<'a> {
 /// Handles consecutive `msg.send` commands in order.
 pub async fn handle(
     store: &Store,
+    writes: &SendWrites,
     known: &mut KnownChats,
     sends: &[SendInRun<'_>],
     effects: &mut Effects,
@@ -65,7 +66,7 @@ pub async fn handle(
     let (roles, reply_targets, existing) = futures::try_join!(
         store.member_roles(&unchecked),
         store.chats_of_messages(&replied_to),
-        store.existing_sends(&keys),
+        writes.existing_sends(keys),
     )?;
     for member in &roles {
         known.set_role(&member.chat_id, &member.user_id, member.role);
@@ -119,14 +120,7 @@ pub async fn handle(
             last_command: None,
         });
     }
-    let reserved = try_join_all(new_per_chat.into_iter().map(|(chat_id, mut docs)| {
-        let remembered = known.last_seq(&chat_id);
-        async move {
-            let last_seq = reserve(store, &chat_id, remembered, &mut docs, now).await?;
-            Ok::<_, StoreError>((chat_id, last_seq, docs))
-        }
-    }))
-    .await?;
+    let reserved = seqs::reserve_runs(store, writes, known, new_per_chat, now).await?;
     let mut fresh = Vec::new();
     let mut fresh_keys = HashSet::new();
     for (chat_id, last_seq, docs) in reserved {
@@ -149,12 +143,12 @@ pub async fn handle(
             effects.reject(&send.issued.envelope, ErrorCode::NotFound, "no such chat");
         }
     }
-    store.insert_messages(&fresh).await?;
+    let fresh_chats: HashSet<String> = fresh.iter().map(|doc| doc.chat_id.clone()).collect();
+    writes.insert_messages(fresh).await?;
 
     // A replayed send may have been stored by an earlier version that set the preview
     // after the insert and crashed in between: it competes for the preview (the update
     // keeps the newest seq). A chat with fresh messages has just had a newer one set.
-    let fresh_chats: HashSet<&str> = fresh.iter().map(|doc| doc.chat_id.as_str()).collect();
     let mut newest: HashMap<&str, &MessageDoc> = HashMap::new();
     let replayed = accepted
         .iter()
@@ -198,59 +192,11 @@ pub async fn handle(
     Ok(())
 }
 
-/// Gives a chat's new messages (in order) their seqs and records the newest as the
-/// chat's preview, in one compare-and-set from the `last_seq` this pipeline knows (or
-/// reads); returns the chat's new `last_seq`, or `None` when there is no such chat.
-/// The preview is written before the messages: a crash in between leaves a preview
-/// whose message the replay stores under a newer seq, which then replaces it.
-async fn reserve(
-    store: &Store,
-    chat_id: &str,
-    known: Option<u64>,
-    docs: &mut [MessageDoc],
-    now: DateTime<Utc>,
-) -> Result<Option<u64>, StoreError> {
-    let count = docs.len() as u64;
-    let mut expected = known;
-    for _ in 0..HEAD_TRIES {
-        let current = match expected {
-            Some(current) => current,
-            None => match store.last_seq(chat_id).await? {
-                Some(current) => current,
-                None => return Ok(None),
-            },
-        };
-        number(docs, current + 1);
-        let Some(newest) = docs.last() else { return Ok(Some(current)) };
-        if store.advance_head(chat_id, current, &LastMessageDoc::of(newest), now).await? {
-            return Ok(Some(current + count));
-        }
-        metrics::HEAD_CONFLICTS.inc();
-        expected = None;
-    }
-    // Something else keeps moving this chat's `last_seq`: the atomic increment always
-    // succeeds, at the price of a second update for the preview.
-    let Some(last) = store.reserve_seqs(chat_id, count).await? else { return Ok(None) };
-    number(docs, last + 1 - count);
-    if let Some(newest) = docs.last() {
-        store.set_last_message(chat_id, &LastMessageDoc::of(newest), now).await?;
-    }
-    Ok(Some(last))
-}
-
 /// The idempotency key of a send.
 fn key_of(issued: &Issued, command: &MsgSend) -> SendKey {
     SendKey {
         chat_id: command.chat_id.clone(),
         sender_id: issued.envelope.actor.user_id.clone(),
         client_msg_id: command.client_msg_id.clone(),
-    }
-}
-
-/// Numbers messages from `first` on.
-fn number(docs: &mut [MessageDoc], first: u64) {
-    for (offset, doc) in docs.iter_mut().enumerate() {
-        doc.seq = bson_seq(first + offset as u64);
-        doc.updated_seq = doc.seq;
     }
 }

@@ -31,6 +31,7 @@ use persister::{
     command::{HandleError, Issued},
     commands::handle_step,
     effects::Effects,
+    group_commit::SendWrites,
     known_chats::KnownChats,
 };
 use serde_json::Value;
@@ -238,7 +239,8 @@ async fn run(
         .map(|envelope| Issued { envelope: envelope.clone(), traceparent: None, redelivered })
         .collect();
     let step: Vec<&Issued> = issued.iter().collect();
-    handle_step(store, known, &step, effects).await
+    // The handle's write limit applies to the merged writes too: they go through it.
+    handle_step(store, &SendWrites::new(store), known, &step, effects).await
 }
 
 fn assert_answers_done(case: &str, effects: &Effects) {
