@@ -45,6 +45,7 @@ async function user(id, name) {
   const errors = [];
   page.on("pageerror", (error) => errors.push(String(error)));
   await page.goto(`${base}/?ws=${encodeURIComponent(wsUrl)}`);
+  if (id === "ann") await page.screenshot({ path: `${shots}/sign-in.png` });
   await page.fill("#signin-user", `${id}-${run}`);
   await page.fill("#signin-name", `${name} ${run}`);
   await page.click("#signin-submit");
