@@ -199,6 +199,47 @@ test("two users chat in a group and a direct chat, one drops off and comes back 
   await message(carl, "Written while offline").waitFor({ timeout: WAIT });
   await message(carl, "Hello Ben").waitFor({ timeout: WAIT });
 
+  // A long history, then a fresh page of Ben's: it shows the newest messages and brings
+  // the older ones back as he scrolls up.
+  const chatId = await chatButton(ann, group).getAttribute("data-chat-id");
+  const posted = await ann.page.evaluate(
+    async ({ chatId, userId, name, count }) => {
+      const minted = await fetch("/api/dev/token", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ user_id: userId, name }),
+      }).then((r) => r.json());
+      let ok = 0;
+      for (let i = 0; i < count; i += 1) {
+        const response = await fetch(`/api/chats/${chatId}/messages`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${minted.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ client_msg_id: `bulk-${i}`, text: `bulk ${i}` }),
+        });
+        if (response.status === 201) ok += 1;
+      }
+      return ok;
+    },
+    { chatId, userId: ann.id, name: ann.name, count: 70 },
+  );
+  assert.equal(posted, 70);
+  await message(ben, "bulk 69").waitFor({ timeout: WAIT });
+  const fresh = await user("ben", "Ben");
+  await chatButton(fresh, group).click();
+  await message(fresh, "bulk 69").waitFor({ timeout: WAIT });
+  assert.equal(await message(fresh, "Hello Ben").count(), 0, "a fresh page starts with the newest page only");
+  const deadline = Date.now() + WAIT;
+  while ((await message(fresh, "Hello Ben").count()) === 0) {
+    assert.ok(Date.now() < deadline, "scrolling up brought no older messages");
+    // Down a little and back to the top, so that every round is a scroll event.
+    await fresh.page.locator(".scroller").evaluate((element) => {
+      element.scrollTo(0, 80);
+      requestAnimationFrame(() => element.scrollTo(0, 0));
+    });
+    await fresh.page.waitForTimeout(200);
+  }
+  assert.deepEqual(await transcript(fresh), await transcript(ann), "scrolled back, the fresh page holds the whole history");
+
   // Phone width: one pane at a time, back to the list.
   await ben.page.setViewportSize({ width: 390, height: 760 });
   await ben.page.screenshot({ path: `${shots}/phone-chat.png` });
@@ -206,5 +247,5 @@ test("two users chat in a group and a direct chat, one drops off and comes back 
   await chatButton(ben, group).waitFor({ timeout: WAIT });
   await ben.page.screenshot({ path: `${shots}/phone-list.png` });
 
-  for (const u of [ann, ben, carl]) assert.deepEqual(u.errors, [], `${u.id}'s page threw`);
+  for (const u of [ann, ben, carl, fresh]) assert.deepEqual(u.errors, [], `${u.id}'s page threw`);
 });
