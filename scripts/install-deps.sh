@@ -94,10 +94,11 @@ if [ "${CHAT_DEPS:-all}" != deploy ]; then
       (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
   done
-  # The web client's browser test drives Debian's chromium (playwright-core brings no browser).
+  # The web client's browser test drives Debian's chromium (playwright-core brings no
+  # browser); of its recommended packages only the font (headless needs no GL driver).
   if ! command -v chromium >/dev/null 2>&1; then
     echo "installing chromium (Debian), for the web client's browser test"
-    apt_install --no-install-recommends chromium
+    apt_install --no-install-recommends chromium fonts-liberation
   fi
   export CHAT_TEST_CHROMIUM="$(command -v chromium)"
 fi
