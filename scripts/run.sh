@@ -3,8 +3,9 @@
 # (JetStream, with the users and permissions of deploy/nats/auth.conf and public
 # development passwords), Redis and the MongoDB-compatible store on development ports
 # with data under .dev/, builds and starts all five binaries on their default ports,
-# each as its own NATS user, and prints
-# the URLs and a development token. Ctrl-C stops everything this script started.
+# each as its own NATS user, builds the web client (clients/web, skipped when
+# up to date) for the api to serve at http://127.0.0.1:8080/ with development
+# sign-in, and prints the URLs and a development token. Ctrl-C stops everything this script started.
 #
 # Set CHAT_MONGODB_URI to use an existing MongoDB instead of the local store, and
 # CHAT_RUN_PROFILE=release for an optimised build.
@@ -65,6 +66,15 @@ fi
 wait_port "$NATS_PORT"
 wait_port "$REDIS_PORT"
 
+# The web client: rebuilt when a source of it or of the SDK is newer than its build.
+web_dist="$PWD/clients/web/dist"
+if [ ! -f "$web_dist/index.html" ] || [ -n "$(find clients/web/src clients/web/index.html clients/web/vite.config.ts \
+    clients/web/package-lock.json clients/typescript/src -newer "$web_dist/index.html" -print -quit)" ]; then
+  echo "building the web client (clients/web)"
+  (cd clients/web && npm run build --silent >"$DEV_DIR/logs/web-build.log" 2>&1) \
+    || { echo "the web client did not build; see $DEV_DIR/logs/web-build.log" >&2; exit 1; }
+fi
+
 profile="${CHAT_RUN_PROFILE:-dev}"
 cargo build --profile "$profile" --bins
 target_dir="target/$([ "$profile" = dev ] && echo debug || echo "$profile")"
@@ -78,7 +88,11 @@ export CHAT_JWT_AUDIENCE="chat"
 export CHAT_ALLOWED_ORIGINS="${CHAT_ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}"
 
 for bin in persister api notifier presence ws-edge; do
-  CHAT_NATS_USER="$bin" CHAT_NATS_PASSWORD="dev-only-nats-$bin" "$target_dir/$bin" >"$DEV_DIR/logs/$bin.log" 2>&1 &
+  # Only the api serves the web client and its development sign-in (POST /api/dev/token,
+  # which works only with the public development secret above).
+  web=()
+  [ "$bin" = api ] && web=(CHAT_WEB_DIR="$web_dist" CHAT_DEV_TOKENS=true)
+  env "${web[@]}" CHAT_NATS_USER="$bin" CHAT_NATS_PASSWORD="dev-only-nats-$bin" "$target_dir/$bin" >"$DEV_DIR/logs/$bin.log" 2>&1 &
   pids+=($!)
 done
 wait_port 8080
@@ -90,6 +104,7 @@ cat <<INFO
   chat service is running (DEVELOPMENT SETTINGS: HS256 secret "dev-only-secret-change-me-0123456789",
   NATS passwords "dev-only-nats-<user>")
 
+  web client   http://127.0.0.1:8080/            (development sign-in: any user id and name)
   REST API     http://127.0.0.1:8080/api        (OpenAPI: /api/openapi.json)
   WebSocket    ws://127.0.0.1:8082/ws
   admin        api :9080  ws-edge :9082  persister :9101  notifier :9102  presence :9103

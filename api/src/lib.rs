@@ -6,7 +6,8 @@
 //! to codes and statuses), [`auth`] (the bearer-token extractor), [`extract`] (JSON and
 //! query extractors that answer in our error format), [`commands`] (submitting a command
 //! and awaiting its outcome), [`rpc`], [`cursor`], [`middleware`], [`security`] (CORS
-//! and response headers), [`metrics`].
+//! and response headers), [`metrics`], [`web`] (the web client's files and development
+//! tokens, both off by default).
 
 pub mod auth;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod routes;
 pub mod rpc;
 pub mod security;
 pub mod state;
+pub mod web;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -76,6 +78,9 @@ pub struct Config {
     /// How long a write waits for the persister before answering 503.
     #[arg(long = "command-timeout-ms", env = "CHAT_COMMAND_TIMEOUT_MS", default_value_t = 10_000)]
     pub command_timeout_ms: u64,
+    /// The web client (development).
+    #[command(flatten)]
+    pub web: web::WebArgs,
 }
 
 /// A started api.
@@ -100,6 +105,7 @@ impl Running {
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartupError> {
     metrics::register();
     let verifier = TokenVerifier::from_args(&config.jwt).map_err(|error| StartupError::Config(error.to_string()))?;
+    let dev_tokens = config.web.dev_tokens.then(|| web::dev_token::DevTokens::from_args(&config.jwt)).transpose()?;
     let nats = chat_core::connect::nats(&config.nats, "api").await?;
     let db = chat_core::connect::mongodb(&config.mongo, "api").await?;
     let store = Store::new(db.clone());
@@ -134,7 +140,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         .map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
     let listen_addr =
         listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
-    let app = routes::router(state, &config.allowed_origins)?;
+    let app = routes::router(
+        state,
+        &config.allowed_origins,
+        routes::Extras { web_dir: config.web.web_dir.clone(), dev_tokens },
+    )?;
     // Replies are small: send them at once instead of waiting for Nagle's timer.
     let settings = HttpSettings {
         nodelay: true,

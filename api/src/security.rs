@@ -35,7 +35,8 @@ pub fn cors(allowed_origins: &[String]) -> Result<CorsLayer, chat_core::StartupE
         .max_age(std::time::Duration::from_secs(600)))
 }
 
-/// Adds the security headers to every response.
+/// Adds the security headers to every response. The web client's files (`web`) bring
+/// their own content security policy and caching, which are kept.
 pub fn with_headers(router: Router) -> Router {
     let fixed: [(HeaderName, &'static str); 6] = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -46,6 +47,12 @@ pub fn with_headers(router: Router) -> Router {
         (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
     ];
     fixed.into_iter().fold(router, |router, (name, value)| {
-        router.layer(SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)))
+        let value = HeaderValue::from_static(value);
+        let own = name == header::CONTENT_SECURITY_POLICY || name == header::CACHE_CONTROL;
+        router.layer(if own {
+            SetResponseHeaderLayer::if_not_present(name, value)
+        } else {
+            SetResponseHeaderLayer::overriding(name, value)
+        })
     })
 }

@@ -105,6 +105,8 @@ struct EdgeSettings {
     nats: NatsArgs,
     redis: RedisArgs,
     adjust: Option<fn(&mut ws_edge::Config)>,
+    /// The origin of the api's web page, when it serves one.
+    page_origin: Option<String>,
 }
 
 /// What a test may run the stack on instead of the servers [`Servers`] starts.
@@ -124,6 +126,9 @@ pub struct StackOptions {
     /// The NATS credentials of each component, by the name it connects with
     /// (`ws-edge`, `api`, `persister`, `notifier`, `presence`); none without.
     pub nats_auth: Option<fn(&str) -> NatsAuthArgs>,
+    /// The api's web client settings (its files, development tokens); the edges then
+    /// also accept the api's own origin, from which the served page connects.
+    pub web: Option<api::web::WebArgs>,
 }
 
 /// Servers plus every binary.
@@ -195,6 +200,7 @@ impl Stack {
                 },
                 allowed_origins: vec!["http://localhost:3000".into()],
                 command_timeout_ms: 10_000,
+                web: options.web.clone().unwrap_or_default(),
             },
             shutdown.clone(),
         )
@@ -224,7 +230,9 @@ impl Stack {
         let presence = presence::start(presence_config, shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("presence did not start: {error}"));
-        let edge_settings = EdgeSettings { nats: nats_for("ws-edge"), redis: redis.clone(), adjust: options.edge };
+        let page_origin = options.web.as_ref().map(|_| format!("http://{}", api.listen_addr));
+        let edge_settings =
+            EdgeSettings { nats: nats_for("ws-edge"), redis: redis.clone(), adjust: options.edge, page_origin };
         let edge = start_edge(&edge_settings, any_port(), any_port(), &shutdown).await;
         let edge_addr = edge.listen_addr();
         Stack {
@@ -411,6 +419,7 @@ async fn start_edge(
         commands_burst: 1000,
         max_connections_per_user: 10,
     };
+    config.allowed_origins.extend(settings.page_origin.clone());
     if let Some(adjust) = settings.adjust {
         adjust(&mut config);
     }

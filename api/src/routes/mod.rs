@@ -10,7 +10,7 @@ pub mod users;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::HeaderMap,
+    http::{HeaderMap, Method, Uri},
     routing::{delete, get, patch, post, put},
 };
 use tower_http::catch_panic::CatchPanicLayer;
@@ -20,9 +20,18 @@ use crate::{middleware, state::AppState};
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// What the api serves beside its routes in development (nothing by default).
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// The built web client, served at `/`.
+    pub web_dir: Option<std::path::PathBuf>,
+    /// `POST /api/dev/token`.
+    pub dev_tokens: Option<crate::web::dev_token::DevTokens>,
+}
+
 /// Every route with its middleware.
-pub fn router(state: AppState, allowed_origins: &[String]) -> Result<Router, chat_core::StartupError> {
-    let routes = Router::new()
+pub fn router(state: AppState, allowed_origins: &[String], extras: Extras) -> Result<Router, chat_core::StartupError> {
+    let mut routes = Router::new()
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/chats", post(chats::create).get(chats::list))
         .route("/api/chats/{chat_id}", get(chats::get_one).patch(chats::rename))
@@ -34,8 +43,20 @@ pub fn router(state: AppState, allowed_origins: &[String]) -> Result<Router, cha
         .route("/api/users", get(users::search))
         .route("/api/users/me", get(users::me))
         .route("/api/users/presence", get(users::presence))
-        .route("/api/admin/users/{user_id}", put(admin::upsert_user))
-        .fallback(fallback)
+        .route("/api/admin/users/{user_id}", put(admin::upsert_user));
+    if let Some(tokens) = extras.dev_tokens {
+        routes = routes.merge(crate::web::dev_token::routes(tokens));
+    }
+    let routes = match extras.web_dir {
+        Some(dir) => {
+            let dir = std::sync::Arc::new(dir);
+            routes.fallback(move |method: Method, uri: Uri| async move {
+                crate::web::static_files::serve(&dir, &method, &uri).await
+            })
+        }
+        None => routes.fallback(fallback),
+    };
+    let routes = routes
         .with_state(state)
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

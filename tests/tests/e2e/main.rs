@@ -12,3 +12,4 @@ mod pipeline;
 mod protocol;
 mod redis_cluster;
 mod sdk;
+mod web;
