@@ -201,9 +201,10 @@ async fn presence(state: AppState, request: PresenceRequest) -> Result<PresenceR
     for id in &request.user_ids {
         check_user(id)?;
     }
-    let users =
-        crate::presence::lookup(&state, &request.user_ids).await.map_err(|error| RpcError { error: error.message })?;
-    Ok(PresenceReply { users })
+    let (users, hidden) = crate::presence::lookup(&state, request.viewer.as_ref(), &request.user_ids)
+        .await
+        .map_err(|error| RpcError { error: error.message })?;
+    Ok(PresenceReply { users, hidden })
 }
 
 #[cfg(test)]

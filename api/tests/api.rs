@@ -44,6 +44,7 @@ impl Harness {
             limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 3, messages_per_user_burst: None },
             allowed_origins: vec!["https://school.example".into()],
             command_timeout_ms: 500,
+            privacy: api::privacy::PrivacyArgs::default(),
         };
         let running = api::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("api: {e}"));
         let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));

@@ -195,6 +195,7 @@ impl Stack {
                 },
                 allowed_origins: vec!["http://localhost:3000".into()],
                 command_timeout_ms: 10_000,
+                privacy: api::privacy::PrivacyArgs::default(),
             },
             shutdown.clone(),
         )
