@@ -9,17 +9,26 @@ use std::{
 
 use chat_nats::{
     commands::Actor,
+    model::{Chat, HistoryVisibility},
     presence::{Presence, Status},
 };
 
 use crate::{error::ApiError, state::AppState};
 
-/// Platform roles that see everyone's presence and roles.
-pub const STAFF_ROLES: [&str; 3] = ["teacher", "admin", "service"];
+pub use chat_nats::roles::is_staff;
 
-/// True when these platform roles include a staff role.
-pub fn is_staff(roles: &[String]) -> bool {
-    roles.iter().any(|role| STAFF_ROLES.contains(&role.as_str()))
+/// The first seq of a chat a member who joined at `joined_seq` reads.
+pub fn first_readable_seq(visibility: HistoryVisibility, joined_seq: i64) -> u64 {
+    visibility.first_readable_seq(u64::try_from(joined_seq).unwrap_or(0))
+}
+
+/// A chat as a member who reads from `first_seq` on sees it: without the preview of a
+/// message from before.
+pub fn chat_as_seen(mut chat: Chat, first_seq: u64) -> Chat {
+    if chat.last_message.as_ref().is_some_and(|last| last.seq < first_seq) {
+        chat.last_message = None;
+    }
+    chat
 }
 
 /// Whose presence a user sees.

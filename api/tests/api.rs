@@ -90,6 +90,7 @@ impl Harness {
             direct_key: None,
             last_update: None,
             last_removal: None,
+            history_visibility: Default::default(),
         };
         self.store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
         let docs: Vec<ParticipantDoc> = participants

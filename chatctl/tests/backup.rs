@@ -114,6 +114,7 @@ fn chat(id: &str, kind: ChatKind, members: Vec<MemberDoc>) -> ChatDoc {
         external_id: None,
         last_update: None,
         last_removal: None,
+        history_visibility: Default::default(),
     }
 }
 

@@ -179,3 +179,118 @@ async fn directory_searches_are_bounded_per_user() {
     let (status, _) = stack.call(Method::GET, "/api/users?q=zz", &token("budget-other"), None).await;
     assert_eq!(status, 200, "the budget is per user");
 }
+
+/// Posts a message over REST; returns it.
+async fn post(stack: &Stack, token: &str, chat: &str, key: &str, text: &str) -> Value {
+    let body = json!({"client_msg_id": key, "text": text});
+    let (status, message) = stack.call(Method::POST, &format!("/api/chats/{chat}/messages"), token, Some(body)).await;
+    assert_eq!(status, 201, "{message}");
+    message
+}
+
+/// The texts of a page of history (or of a sync's messages).
+fn texts(messages: &Value) -> Vec<String> {
+    messages.as_array().into_iter().flatten().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect()
+}
+
+async fn history(stack: &Stack, token: &str, chat: &str, query: &str) -> Vec<String> {
+    let (status, page) = stack.call(Method::GET, &format!("/api/chats/{chat}/messages{query}"), token, None).await;
+    assert_eq!(status, 200, "{page}");
+    texts(&page["items"])
+}
+
+async fn add(stack: &Stack, token: &str, chat: &str, user: &str) {
+    let body = json!({"user_ids": [user]});
+    let (status, answer) =
+        stack.call(Method::POST, &format!("/api/chats/{chat}/participants"), token, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_member_of_a_since_join_chat_reads_nothing_from_before_in_history_lists_or_sync() {
+    let stack = Stack::start().await;
+    let owner = token("sj-owner");
+    let chat =
+        stack.create_chat(&owner, json!({"type": "group", "title": "Study group", "member_ids": ["sj-early"]})).await;
+    let (_, created) = stack.call(Method::GET, &format!("/api/chats/{chat}"), &owner, None).await;
+    assert_eq!(created["history_visibility"], "since_join", "a student's group: {created}");
+    let old = post(&stack, &owner, &chat, "k1", "before 1").await;
+    post(&stack, &owner, &chat, "k2", "before 2").await;
+    add(&stack, &owner, &chat, "sj-late").await;
+    let late = token("sj-late");
+
+    // Nothing yet: no history, no preview, nothing unread.
+    assert_eq!(history(&stack, &late, &chat, "").await, Vec::<String>::new());
+    assert_eq!(history(&stack, &late, &chat, "?after_seq=0").await, Vec::<String>::new());
+    let (_, list) = stack.call(Method::GET, "/api/chats", &late, None).await;
+    assert_eq!(
+        (&list["items"][0]["last_message"], &list["items"][0]["unread_count"]),
+        (&Value::Null, &json!(0)),
+        "{list}"
+    );
+    let (_, one) = stack.call(Method::GET, &format!("/api/chats/{chat}"), &late, None).await;
+    assert_eq!(one["last_message"], Value::Null, "{one}");
+
+    // An edit of an old message after the join is no way in either.
+    let edit = json!({"text": "before 1, edited"});
+    let path = format!("/api/chats/{chat}/messages/{}", old["id"].as_str().unwrap_or_default());
+    let (status, _) = stack.call(Method::PATCH, &path, &owner, Some(edit)).await;
+    assert_eq!(status, 200);
+    post(&stack, &owner, &chat, "k3", "after").await;
+    assert_eq!(history(&stack, &late, &chat, "").await, vec!["after"]);
+    assert_eq!(history(&stack, &late, &chat, "?after_seq=0").await, vec!["after"]);
+    assert_eq!(history(&stack, &token("sj-early"), &chat, "").await, vec!["after", "before 2", "before 1, edited"]);
+    let (_, list) = stack.call(Method::GET, "/api/chats", &late, None).await;
+    assert_eq!(
+        (&list["items"][0]["last_message"]["text"], &list["items"][0]["unread_count"]),
+        (&json!("after"), &json!(1)),
+        "{list}"
+    );
+
+    let mut client = stack.connect(&late).await;
+    let result = client.command(json!({"type": "sync", "chats": {chat.clone(): 0}}), "s1").await;
+    assert_eq!(texts(&result["chats"][&chat]["messages"]), vec!["after"], "{result}");
+    let fresh = client.command(json!({"type": "sync", "chats": {}}), "s2").await;
+    assert_eq!(fresh["new_chats"][0]["last_message"]["text"], "after", "{fresh}");
+
+    // The owner opens the history: the late member reads it all.
+    let body = json!({"history_visibility": "all"});
+    let (status, changed) = stack.call(Method::PATCH, &format!("/api/chats/{chat}"), &owner, Some(body)).await;
+    assert_eq!((status, &changed["history_visibility"]), (200, &json!("all")), "{changed}");
+    assert_eq!(history(&stack, &late, &chat, "").await, vec!["after", "before 2", "before 1, edited"]);
+    let (status, _) = stack
+        .call(
+            Method::PATCH,
+            &format!("/api/chats/{chat}"),
+            &token("sj-late"),
+            Some(json!({"history_visibility": "since_join"})),
+        )
+        .await;
+    assert_eq!(status, 403, "members do not choose");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_groups_show_the_whole_history_unless_created_since_join() {
+    let stack = Stack::start().await;
+    let teacher = token_with_roles("sv-teacher", &["teacher"]);
+    let class = stack.create_chat(&teacher, json!({"type": "group", "title": "7B"})).await;
+    let private = stack
+        .create_chat(&teacher, json!({"type": "group", "title": "7B staff", "history_visibility": "since_join"}))
+        .await;
+    for chat in [&class, &private] {
+        post(&stack, &teacher, chat, "k1", "welcome").await;
+        add(&stack, &teacher, chat, "sv-late").await;
+    }
+    let late = token("sv-late");
+    assert_eq!(history(&stack, &late, &class, "").await, vec!["welcome"], "a class chat: all");
+    assert_eq!(history(&stack, &late, &private, "").await, Vec::<String>::new(), "chosen since_join");
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/api/chats",
+            &teacher,
+            Some(json!({"type": "group", "title": "x", "history_visibility": "sometimes"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
