@@ -26,6 +26,11 @@ impl Caller {
         &self.0.sub
     }
 
+    /// The caller as a command's or a request's actor.
+    pub fn actor(&self) -> chat_nats::commands::Actor {
+        chat_nats::commands::Actor { user_id: self.0.sub.clone(), roles: self.0.roles.clone() }
+    }
+
     /// The display name: the token's `name`, else the id.
     pub fn name(&self) -> &str {
         self.0.name.as_deref().unwrap_or(&self.0.sub)

@@ -6,7 +6,8 @@
 //! to codes and statuses), [`auth`] (the bearer-token extractor), [`extract`] (JSON and
 //! query extractors that answer in our error format), [`commands`] (submitting a command
 //! and awaiting its outcome), [`rpc`], [`cursor`], [`middleware`], [`security`] (CORS
-//! and response headers), [`metrics`], [`web`] (the web client's files and development
+//! and response headers), [`privacy`] (who sees whose presence and roles, the
+//! directory's budget), [`metrics`], [`web`] (the web client's files and development
 //! tokens, both off by default).
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod presence;
+pub mod privacy;
 pub mod routes;
 pub mod rpc;
 pub mod security;
@@ -75,6 +77,9 @@ pub struct Config {
     /// Browser origins allowed to call the API (CORS), comma-separated.
     #[arg(long = "allowed-origins", env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
     pub allowed_origins: Vec<String>,
+    /// What users may learn about each other.
+    #[command(flatten)]
+    pub privacy: privacy::PrivacyArgs,
     /// How long a write waits for the persister before answering 503.
     #[arg(long = "command-timeout-ms", env = "CHAT_COMMAND_TIMEOUT_MS", default_value_t = 10_000)]
     pub command_timeout_ms: u64,
@@ -131,6 +136,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             verifier,
             command_timeout: Duration::from_millis(config.command_timeout_ms),
             known_users: Default::default(),
+            privacy: config.privacy.clone(),
         }),
     };
     let rpc_task = rpc::serve(nats.clone(), state.clone(), shutdown.clone()).await?;

@@ -2,7 +2,7 @@
 //! in one queue group, for the edges: `memberships` (a user's chats), `sync` (what a
 //! reconnecting client missed) and `presence` (a snapshot for `presence.watch`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_nats::service::{ServiceExt, endpoint::Endpoint};
 use chat_core::StartupError;
@@ -15,7 +15,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use crate::{privacy, state::AppState};
 
 /// Starts the service; it stops with `shutdown`.
 pub async fn serve(
@@ -143,22 +143,39 @@ pub async fn sync(state: AppState, request: SyncRequest) -> Result<SyncResult, R
         return Err(RpcError { error: format!("at most {} chats per sync", rpc::SYNC_MAX_CHATS) });
     }
     let store = &state.inner.store;
-    let member_of: Vec<String> =
-        store.memberships(&request.user_id).await.map_err(storage)?.into_iter().map(|p| p.chat_id).collect();
-    let mut chats: BTreeMap<String, chat_nats::model::Chat> =
-        store.chats_by_ids(&member_of).await.map_err(storage)?.into_iter().map(|c| (c.id.clone(), c.into())).collect();
+    let joined: HashMap<String, i64> = store
+        .memberships(&request.user_id)
+        .await
+        .map_err(storage)?
+        .into_iter()
+        .map(|p| (p.chat_id, p.joined_seq))
+        .collect();
+    let member_of: Vec<String> = joined.keys().cloned().collect();
+    // Each chat with the first seq this user reads in it (their joining, in a
+    // `since_join` chat), its preview hidden when older.
+    let mut chats: BTreeMap<String, (chat_nats::model::Chat, u64)> = store
+        .chats_by_ids(&member_of)
+        .await
+        .map_err(storage)?
+        .into_iter()
+        .map(|chat| {
+            let first_seq =
+                privacy::first_readable_seq(chat.history_visibility, joined.get(&chat.id).copied().unwrap_or(i64::MAX));
+            (chat.id.clone(), (privacy::chat_as_seen(chat.into(), first_seq), first_seq))
+        })
+        .collect();
     let mut result =
         SyncResult { chats: BTreeMap::new(), new_chats: Vec::new(), removed_chats: Vec::new(), has_more: false };
     let known: HashSet<&String> = member_of.iter().collect();
     result.removed_chats = request.chats.keys().filter(|id| !known.contains(id)).cloned().collect();
     let mut budget = ByteBudget { left: rpc::SYNC_MAX_BYTES, untouched: true };
     for (chat_id, &since) in &request.chats {
-        let Some(chat) = chats.remove(chat_id) else { continue };
-        let changes = chat_changes(store, chat, since, &mut budget).await?;
+        let Some((chat, first_seq)) = chats.remove(chat_id) else { continue };
+        let changes = chat_changes(store, chat, since, first_seq, &mut budget).await?;
         result.has_more |= changes.has_more;
         result.chats.insert(chat_id.clone(), changes);
     }
-    for chat in chats.into_values() {
+    for (chat, _) in chats.into_values() {
         if !budget.take(&chat) {
             result.has_more = true;
             break;
@@ -168,11 +185,13 @@ pub async fn sync(state: AppState, request: SyncRequest) -> Result<SyncResult, R
     Ok(result)
 }
 
-/// One chat's changes after `since`, as many as the budget holds.
+/// One chat's changes after `since` to messages from `first_seq` on, as many as the
+/// budget holds.
 async fn chat_changes(
     store: &chat_store::Store,
     chat: chat_nats::model::Chat,
     since: u64,
+    first_seq: u64,
     budget: &mut ByteBudget,
 ) -> Result<ChatChanges, RpcError> {
     let mut changes = ChatChanges { messages: Vec::new(), has_more: true, last_seq: chat.last_seq, chat: None };
@@ -180,7 +199,7 @@ async fn chat_changes(
         return Ok(changes);
     }
     let limit = rpc::SYNC_MAX_MESSAGES + 1;
-    let docs = store.changes_since(&chat.id, since, changes.last_seq, limit).await.map_err(storage)?;
+    let docs = store.changes_since_from(&chat.id, since, changes.last_seq, limit, first_seq).await.map_err(storage)?;
     changes.chat = Some(chat);
     let more_than_a_page = docs.len() > rpc::SYNC_MAX_MESSAGES as usize;
     for doc in docs.into_iter().take(rpc::SYNC_MAX_MESSAGES as usize) {
@@ -201,9 +220,10 @@ async fn presence(state: AppState, request: PresenceRequest) -> Result<PresenceR
     for id in &request.user_ids {
         check_user(id)?;
     }
-    let users =
-        crate::presence::lookup(&state, &request.user_ids).await.map_err(|error| RpcError { error: error.message })?;
-    Ok(PresenceReply { users })
+    let (users, hidden) = crate::presence::lookup(&state, request.viewer.as_ref(), &request.user_ids)
+        .await
+        .map_err(|error| RpcError { error: error.message })?;
+    Ok(PresenceReply { users, hidden })
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub struct Inner {
     /// When each user was last upserted from token claims, with the name and roles
     /// written then, so a busy user costs one write per interval, not one per request.
     pub known_users: Mutex<HashMap<String, KnownUser>>,
+    /// Who sees whose presence and roles; the directory's budget.
+    pub privacy: crate::privacy::PrivacyArgs,
 }
 
 /// When a user was last written to the directory, and with which name and roles.

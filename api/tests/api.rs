@@ -29,6 +29,10 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::start_with(api::privacy::PrivacyArgs::default()).await
+    }
+
+    async fn start_with(privacy: api::privacy::PrivacyArgs) -> Harness {
         let servers = Servers::start().await;
         let shutdown = CancellationToken::new();
         let config = api::Config {
@@ -45,6 +49,7 @@ impl Harness {
             allowed_origins: vec!["https://school.example".into()],
             command_timeout_ms: 500,
             web: Default::default(),
+            privacy,
         };
         let running = api::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("api: {e}"));
         let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
@@ -90,6 +95,7 @@ impl Harness {
             direct_key: None,
             last_update: None,
             last_removal: None,
+            history_visibility: Default::default(),
         };
         self.store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
         let docs: Vec<ParticipantDoc> = participants
@@ -512,4 +518,50 @@ async fn the_binary_logs_every_line_as_ecs() {
     assert_eq!(request["http.request.method"], "GET");
     assert_eq!(request["http.response.status_code"], 401);
     assert_eq!(request["log.level"], "info");
+}
+
+/// Writes what the presence worker would: `user_id` was last connected at `at_ms`.
+async fn seen_at(h: &Harness, user_id: &str, at_ms: i64) {
+    let mut redis = chat_core::connect::redis(&h.servers.redis_args()).await.unwrap_or_else(|e| panic!("{e}"));
+    let _: () = redis::cmd("SET")
+        .arg(chat_core::redis_keys::last_seen(user_id))
+        .arg(at_ms)
+        .query_async(&mut redis)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn student(user: &str) -> String {
+    mint_hs256(DEV_SECRET, &dev_claims(user, "Name", &["student"], 600)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_visibility_and_directory_roles_follow_their_settings() {
+    for (settings, stranger_visible, roles_shown) in [
+        (api::privacy::PrivacyArgs::default(), false, false),
+        (
+            api::privacy::PrivacyArgs {
+                presence_visibility: api::privacy::PresenceVisibility::All,
+                directory_roles: api::privacy::DirectoryRoles::Everyone,
+                ..api::privacy::PrivacyArgs::default()
+            },
+            true,
+            true,
+        ),
+    ] {
+        let h = Harness::start_with(settings).await;
+        seen_at(&h, "stranger", 1_700_000_000_000).await;
+        seen_at(&h, "mate", 1_700_000_000_000).await;
+        h.seed_group("shared", "viewer", &["mate"]).await;
+        let (status, page) =
+            h.call(Method::GET, "/api/users/presence?ids=stranger,mate", Some(&student("viewer")), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page["items"][1]["last_seen"].is_string(), "a chat mate: {page}");
+        assert_eq!(page["items"][0]["last_seen"].is_string(), stranger_visible, "a stranger: {page}");
+
+        let _ = h.call(Method::GET, "/api/users/me", Some(&token("teacher-t")), None).await;
+        let (_, found) = h.call(Method::GET, "/api/users?q=teacher-t", Some(&student("viewer")), None).await;
+        let expected = if roles_shown { json!(["teacher"]) } else { json!([]) };
+        assert_eq!(found["items"][0]["roles"], expected, "{found}");
+    }
 }

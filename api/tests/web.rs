@@ -26,6 +26,7 @@ fn config(servers: &Servers, jwt: JwtArgs, web: api::web::WebArgs) -> api::Confi
         allowed_origins: vec![],
         command_timeout_ms: 500,
         web,
+        privacy: api::privacy::PrivacyArgs::default(),
     }
 }
 

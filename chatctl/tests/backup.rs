@@ -114,6 +114,7 @@ fn chat(id: &str, kind: ChatKind, members: Vec<MemberDoc>) -> ChatDoc {
         external_id: None,
         last_update: None,
         last_removal: None,
+        history_visibility: Default::default(),
     }
 }
 
@@ -327,7 +328,7 @@ async fn a_round_trip_restores_every_document_exactly_and_the_indexes() {
         };
         assert!(last_seq >= newest.get(id).copied().unwrap_or(0), "{id}: last_seq {last_seq} behind its messages");
     }
-    let found = restored.search_users("ёлк", 10).await.unwrap_or_else(|e| panic!("{e}"));
+    let found = restored.search_users("ёлк", None, 10).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(found.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["Ёлкина Анна"]);
 }
 

@@ -6,6 +6,7 @@
 //! | [`conns`], [`last_seen`] | the user | presence: the `MULTI` of a connection report, the sweep script |
 //! | [`typing_throttle`], [`typing`] | the chat | presence: the typing script |
 //! | [`message_budget`] | the user | edge and api: the token bucket script (one key) |
+//! | [`directory_budget`] | the user | api: `INCR` + `EXPIRE` of one window's counter |
 //! | [`push_sent`] | the message | notifier: `SMISMEMBER`, then `SADD` + `EXPIRE` |
 //! | [`ONLINE`] | none (one key) | presence: `SADD`, `SREM`, `SSCAN`, `SCARD`, each alone |
 //!
@@ -43,6 +44,12 @@ pub fn typing(chat_id: &str, user_id: &str) -> String {
 /// older releases (`rate:{user}:msg:<second>`), which expire by themselves.
 pub fn message_budget(user_id: &str) -> String {
     format!("rate:{{{user_id}}}:msg:bucket")
+}
+
+/// How many directory searches a user made in one window (`window` names its length
+/// and its number since the epoch); expires with the window.
+pub fn directory_budget(user_id: &str, window: &str) -> String {
+    format!("rate:{{{user_id}}}:directory:{window}")
 }
 
 /// Set of the users a push request for this message was published for; kept as long

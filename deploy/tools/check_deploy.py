@@ -995,6 +995,22 @@ def check_nginx() -> str:
     return run([binary, "-v"]).stderr.strip().split(": ")[-1] + ": -t ok (upstream hosts mapped to 127.0.0.1)"
 
 
+def check_token_masking() -> str:
+    """HAProxy and nginx, started with our configs, never log a URL's token."""
+    import log_masking
+
+    binaries = {name: shutil.which(name) for name in ("haproxy", "nginx")}
+    if not all(binaries.values()):
+        raise Failed("haproxy and nginx must be installed")
+    try:
+        return "; ".join((
+            log_masking.check_haproxy(str(binaries["haproxy"]), DEPLOY / "haproxy/haproxy.cfg"),
+            log_masking.check_nginx(str(binaries["nginx"]), DEPLOY / "nginx/nginx.conf"),
+        ))
+    except ValueError as problem:
+        raise Failed(str(problem)) from problem
+
+
 def check_nats() -> str:
     binary = os.environ.get("CHAT_DEPLOY_NATS_SERVER")
     if not binary or not Path(binary).exists():
@@ -1531,6 +1547,7 @@ def main() -> int:
     check("github-actions (actionlint)", check_actionlint)
     check("haproxy -c", check_haproxy)
     check("nginx -t", check_nginx)
+    check("proxy logs mask ?access_token= (haproxy, nginx run)", check_token_masking)
     check("nats-server -t", check_nats)
     check("redis configs (start/stop)", check_redis)
     check("mongodb replica set", check_mongodb)

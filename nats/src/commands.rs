@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Chat, ChatKind, ErrorCode, Message, Role, timestamp};
+use crate::model::{Chat, ChatKind, ErrorCode, HistoryVisibility, Message, Role, timestamp};
 
 /// Who issued a command, as proven by their token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ pub enum Command {
     /// Move the issuer's read mark forward.
     #[serde(rename = "read")]
     Read(Read),
-    /// Rename a group.
+    /// Rename a group or change its history visibility.
     #[serde(rename = "chat.update")]
     ChatUpdate(ChatUpdate),
     /// Add members to a group, or change the role of existing ones.
@@ -110,6 +110,10 @@ pub struct ChatCreate {
     /// The platform's id for a course or group; unique.
     #[serde(default)]
     pub external_id: Option<String>,
+    /// Which history later members read; groups only. Without it: `all` when the
+    /// issuer is staff, `since_join` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_visibility: Option<HistoryVisibility>,
 }
 
 /// Change a message's text (its sender only).
@@ -141,13 +145,18 @@ pub struct Read {
     pub up_to_seq: u64,
 }
 
-/// Rename a group (owners and admins).
+/// Rename a group or change its history visibility (owners and admins); at least one
+/// of the two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatUpdate {
     /// The chat.
     pub chat_id: String,
     /// New title.
-    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// New history visibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_visibility: Option<HistoryVisibility>,
 }
 
 /// Add members to a group, or change the role of existing ones.

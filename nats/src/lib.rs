@@ -39,6 +39,15 @@ pub mod roles {
     pub fn is_platform(roles: &[String]) -> bool {
         roles.iter().any(|role| role == PLATFORM_ADMIN || role == SERVICE)
     }
+
+    /// Teachers.
+    pub const TEACHER: &str = "teacher";
+
+    /// True for staff (`teacher`, `admin`, `service`): they see everyone's presence and
+    /// roles, and their groups show new members the whole history by default.
+    pub fn is_staff(roles: &[String]) -> bool {
+        roles.iter().any(|role| role == TEACHER || role == PLATFORM_ADMIN || role == SERVICE)
+    }
 }
 
 /// The version stamped into every payload as `"v": 1`.

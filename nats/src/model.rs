@@ -139,6 +139,38 @@ pub struct LastMessage {
     pub created_at: DateTime<Utc>,
 }
 
+/// Which history a member reads: all of it, or only what happened from their joining
+/// on (`joined_seq`), in history, sync, previews and unread counts alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryVisibility {
+    /// Every member reads the whole history (chats from before the setting existed,
+    /// direct chats, groups created by staff unless they chose otherwise).
+    #[default]
+    All,
+    /// A member reads nothing from before their `joined_seq` (the default of groups
+    /// created by students).
+    SinceJoin,
+}
+
+impl HistoryVisibility {
+    /// The lowest seq a member who joined at `joined_seq` may read.
+    pub fn first_readable_seq(self, joined_seq: u64) -> u64 {
+        match self {
+            HistoryVisibility::All => 1,
+            HistoryVisibility::SinceJoin => joined_seq.max(1),
+        }
+    }
+
+    /// The lowercase name used on the wire and in MongoDB.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryVisibility::All => "all",
+            HistoryVisibility::SinceJoin => "since_join",
+        }
+    }
+}
+
 /// A chat with its members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chat {
@@ -165,6 +197,9 @@ pub struct Chat {
     pub participants: Vec<ChatMember>,
     /// The platform's id for the course or group this chat belongs to.
     pub external_id: Option<String>,
+    /// Which history members who join later read.
+    #[serde(default)]
+    pub history_visibility: HistoryVisibility,
 }
 
 impl Chat {
@@ -247,6 +282,17 @@ mod tests {
         assert_eq!(json["edited_at"], serde_json::Value::Null);
         let back: Message = serde_json::from_value(json).expect("round trip");
         assert_eq!(back, message);
+    }
+
+    #[test]
+    fn since_join_members_read_from_their_joining_and_old_chats_read_all() {
+        assert_eq!(HistoryVisibility::SinceJoin.first_readable_seq(42), 42);
+        assert_eq!(HistoryVisibility::All.first_readable_seq(42), 1);
+        let chat: serde_json::Value = serde_json::json!({"history_visibility": "since_join"});
+        assert_eq!(chat["history_visibility"], HistoryVisibility::SinceJoin.as_str());
+        let old: HistoryVisibility =
+            serde_json::from_value(serde_json::json!("all")).unwrap_or(HistoryVisibility::SinceJoin);
+        assert_eq!(old, HistoryVisibility::default());
     }
 
     #[test]

@@ -71,13 +71,22 @@ pub struct SyncRequest {
 pub struct PresenceRequest {
     /// The users (at most 200).
     pub user_ids: Vec<String>,
+    /// Who asks: the answer shows only the presence they may see (users they share a
+    /// chat with, or everyone for staff, as the api is configured). Without it, none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer: Option<crate::commands::Actor>,
 }
 
 /// The answer to [`PresenceRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceReply {
-    /// One entry per requested user.
+    /// One entry per requested user; those the viewer may not see are offline and
+    /// never seen, like a user who never connected.
     pub users: Vec<crate::presence::Presence>,
+    /// The requested users the viewer may not see: the edge does not forward their
+    /// changes either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<String>,
 }
 
 /// The answer to [`SyncRequest`]: what a reconnecting client missed.

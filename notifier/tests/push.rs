@@ -50,6 +50,7 @@ async fn setup(members: &[(&str, bool)]) -> Setup {
         direct_key: None,
         last_update: None,
         last_removal: None,
+        history_visibility: Default::default(),
     };
     store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
     let memberships: Vec<ParticipantDoc> = members.iter().map(|(id, muted)| membership(id, *muted)).collect();

@@ -85,6 +85,7 @@ async fn create_chat(nats: &async_nats::Client, js: &jetstream::Context) -> Stri
         title: Some("crash test".into()),
         member_ids: vec![],
         external_id: None,
+        history_visibility: None,
     });
     let reply = nats.new_inbox();
     let mut answers = nats.subscribe(reply.clone()).await.unwrap_or_else(|e| panic!("{e}"));
@@ -299,6 +300,7 @@ async fn an_upgrade_drains_the_single_consumer_in_order_before_partitions_start(
         title: Some("upgrade".into()),
         member_ids: vec![],
         external_id: None,
+        history_visibility: None,
     });
     let publish = |command: Command| {
         let js = js.clone();
@@ -395,6 +397,7 @@ async fn a_replica_logs_every_line_as_ecs() {
         title: Some("logs".into()),
         member_ids: vec![],
         external_id: None,
+        history_visibility: None,
     });
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(chat_nats::headers::TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");

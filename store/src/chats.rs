@@ -18,6 +18,13 @@ struct LastSeq {
     last_seq: i64,
 }
 
+/// The part of a chat document that says which history later members read.
+#[derive(Debug, Deserialize)]
+struct Visibility {
+    #[serde(default)]
+    history_visibility: chat_nats::model::HistoryVisibility,
+}
+
 /// What a chat is called, without its participants.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ChatLabel {
@@ -55,6 +62,21 @@ impl Store {
             .projection(doc! { "_id": 0, "last_seq": 1 })
             .await?;
         Ok(found.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
+    }
+
+    /// A chat's history visibility, read with a projection; `None` when there is no
+    /// such chat.
+    pub async fn history_visibility(
+        &self,
+        chat_id: &str,
+    ) -> Result<Option<chat_nats::model::HistoryVisibility>, StoreError> {
+        let found = self
+            .db
+            .collection::<Visibility>(crate::collections::CHATS)
+            .find_one(doc! { "_id": chat_id })
+            .projection(doc! { "_id": 0, "history_visibility": 1 })
+            .await?;
+        Ok(found.map(|chat| chat.history_visibility))
     }
 
     /// Several chats at once.
@@ -195,17 +217,26 @@ impl Store {
 }
 
 impl Store {
-    /// Renames a group, recording the command that did it; returns the chat after.
+    /// Renames a group and/or changes its history visibility, recording the command
+    /// that did it; returns the chat after.
     pub async fn rename_chat(
         &self,
         chat_id: &str,
-        title: &str,
+        title: Option<&str>,
+        history_visibility: Option<chat_nats::model::HistoryVisibility>,
         mark: &ChangeMark,
         at: DateTime<Utc>,
     ) -> Result<Option<ChatDoc>, StoreError> {
         let mark = bson::to_bson(mark).map_err(|e| StoreError::Bson(e.to_string()))?;
         let at = bson::DateTime::from_chrono(at);
-        self.update_chat(chat_id, doc! { "$set": { "title": title, "updated_at": at, "last_update": mark } }).await
+        let mut set = doc! { "updated_at": at, "last_update": mark };
+        if let Some(title) = title {
+            set.insert("title", title);
+        }
+        if let Some(visibility) = history_visibility {
+            set.insert("history_visibility", visibility.as_str());
+        }
+        self.update_chat(chat_id, doc! { "$set": set }).await
     }
 
     /// Takes a member out of the chat's embedded list, recording the removal (the record

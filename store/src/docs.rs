@@ -2,7 +2,7 @@
 //! numbers are `i64` in BSON (it has no unsigned integers) and `u64` in the model.
 
 use bson::serde_helpers::chrono_datetime_as_bson_datetime as bson_time;
-use chat_nats::model::{Chat, ChatKind, ChatMember, LastMessage, Message, Role};
+use chat_nats::model::{Chat, ChatKind, ChatMember, HistoryVisibility, LastMessage, Message, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,9 @@ pub struct ChatDoc {
     /// The latest removal, so a redelivered `member.remove` republishes its event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_removal: Option<RemovalMark>,
+    /// Which history later members read; chats stored before the setting read `all`.
+    #[serde(default)]
+    pub history_visibility: HistoryVisibility,
 }
 
 /// Which command made a change, and the seq of its event.
@@ -243,6 +246,7 @@ impl From<ChatDoc> for Chat {
                 .map(|m| ChatMember { user_id: m.user_id, role: m.role })
                 .collect(),
             external_id: doc.external_id,
+            history_visibility: doc.history_visibility,
         }
     }
 }

@@ -62,8 +62,14 @@ struct Windows {
 
 impl Windows {
     /// Windows below `below` (exclusive), down to seq 1.
+    #[cfg(test)]
     fn descending(below: i64, limit: u32) -> Self {
-        Windows { descending: true, edge: below, end: 1, width: Self::first_width(limit) }
+        Self::descending_to(below, 1, limit)
+    }
+
+    /// Windows below `below` (exclusive), down to `lowest` (inclusive).
+    fn descending_to(below: i64, lowest: i64, limit: u32) -> Self {
+        Windows { descending: true, edge: below, end: lowest, width: Self::first_width(limit) }
     }
 
     /// Windows from `from` (inclusive) up to `above` (exclusive).
@@ -153,42 +159,58 @@ impl Store {
     /// message), or oldest first after one. Reads the chat's `last_seq` (a projection),
     /// then bounded [`Windows`] of `seq`; no chat, no page.
     pub async fn history(&self, chat_id: &str, page: HistoryPage, limit: u32) -> Result<Vec<MessageDoc>, StoreError> {
+        self.history_from(chat_id, page, limit, 1).await
+    }
+
+    /// [`Store::history`] of the messages from `first_seq` on only: what a member of a
+    /// `since_join` chat reads (nothing from before they joined).
+    pub async fn history_from(
+        &self,
+        chat_id: &str,
+        page: HistoryPage,
+        limit: u32,
+        first_seq: u64,
+    ) -> Result<Vec<MessageDoc>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let Some(last_seq) = self.last_seq(chat_id).await? else { return Ok(Vec::new()) };
         let above_last = bson_seq(last_seq).saturating_add(1);
+        let first = bson_seq(first_seq).max(1);
         let windows = match page {
             HistoryPage::Before(before) => {
-                Windows::descending(before.map_or(above_last, |seq| bson_seq(seq).min(above_last)), limit)
+                Windows::descending_to(before.map_or(above_last, |seq| bson_seq(seq).min(above_last)), first, limit)
             }
-            HistoryPage::After(seq) => Windows::ascending(bson_seq(seq).saturating_add(1), above_last, limit),
+            HistoryPage::After(seq) => {
+                Windows::ascending(bson_seq(seq).saturating_add(1).max(first), above_last, limit)
+            }
         };
-        self.read_windows(chat_id, "seq", windows, limit).await
+        self.read_windows(chat_id, "seq", windows, limit, first).await
     }
 
-    /// Up to `limit` messages of a chat in `field` order (`seq` or `updated_seq`), read
-    /// window by window until the page is full or the windows run out.
+    /// Up to `limit` messages of a chat in `field` order (`seq` or `updated_seq`) whose
+    /// `seq` is at least `first_seq`, read window by window until the page is full or the
+    /// windows run out.
     async fn read_windows(
         &self,
         chat_id: &str,
         field: &str,
         windows: Windows,
         limit: u32,
+        first_seq: i64,
     ) -> Result<Vec<MessageDoc>, StoreError> {
         let order = if windows.descending { -1 } else { 1 };
         let limit = limit as usize;
         let mut page = Vec::new();
         for (lo, hi) in windows {
             let wanted = i64::try_from(limit - page.len()).unwrap_or(i64::MAX);
-            let found: Vec<MessageDoc> = self
-                .messages()
-                .find(doc! { "chat_id": chat_id, field: { "$gte": lo, "$lt": hi } })
-                .sort(doc! { field: order })
-                .limit(wanted)
-                .await?
-                .try_collect()
-                .await?;
+            let mut filter = doc! { "chat_id": chat_id, field: { "$gte": lo, "$lt": hi } };
+            // A change window of `updated_seq` also holds edits of older messages.
+            if field != "seq" && first_seq > 1 {
+                filter.insert("seq", doc! { "$gte": first_seq });
+            }
+            let found: Vec<MessageDoc> =
+                self.messages().find(filter).sort(doc! { field: order }).limit(wanted).await?.try_collect().await?;
             page.extend(found);
             if page.len() >= limit {
                 break;
@@ -302,12 +324,30 @@ impl Store {
         last_seq: u64,
         limit: u32,
     ) -> Result<Vec<MessageDoc>, StoreError> {
+        self.changes_since_from(chat_id, after_seq, last_seq, limit, 1).await
+    }
+
+    /// [`Store::changes_since`] of the messages from `first_seq` on only (a change is
+    /// at or after its message, so the windows start there too): what a member of a
+    /// `since_join` chat syncs.
+    pub async fn changes_since_from(
+        &self,
+        chat_id: &str,
+        after_seq: u64,
+        last_seq: u64,
+        limit: u32,
+        first_seq: u64,
+    ) -> Result<Vec<MessageDoc>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let windows =
-            Windows::ascending(bson_seq(after_seq).saturating_add(1), bson_seq(last_seq).saturating_add(1), limit);
-        self.read_windows(chat_id, "updated_seq", windows, limit).await
+        let first = bson_seq(first_seq).max(1);
+        let windows = Windows::ascending(
+            bson_seq(after_seq).saturating_add(1).max(first),
+            bson_seq(last_seq).saturating_add(1),
+            limit,
+        );
+        self.read_windows(chat_id, "updated_seq", windows, limit, first).await
     }
 }
 
@@ -344,6 +384,13 @@ mod tests {
     fn windows_going_forward_double_and_stop_at_the_end() {
         let windows: Vec<_> = Windows::ascending(11, 500, 25).collect();
         assert_eq!(windows, [(11, 61), (61, 161), (161, 361), (361, 500)]);
+    }
+
+    #[test]
+    fn windows_going_back_stop_at_the_first_readable_seq() {
+        let windows: Vec<_> = Windows::descending_to(1_000, 650, 50).collect();
+        assert_eq!(windows, [(900, 1_000), (700, 900), (650, 700)]);
+        assert_eq!(Windows::descending_to(650, 650, 50).next(), None, "nothing below the floor");
     }
 
     #[test]

@@ -85,6 +85,31 @@ impl Store {
             .await?)
     }
 
+    /// Those of `others` who share at least one chat with `user_id`: whose presence a
+    /// user sees. Reads the user's chat ids, then the memberships of `others` in them.
+    pub async fn users_sharing_a_chat(
+        &self,
+        user_id: &str,
+        others: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if others.is_empty() {
+            return Ok(Default::default());
+        }
+        let chat_ids: Vec<String> = self.memberships(user_id).await?.into_iter().map(|p| p.chat_id).collect();
+        if chat_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let found: Vec<MemberFlags> = self
+            .db
+            .collection::<MemberFlags>(crate::collections::PARTICIPANTS)
+            .find(doc! { "user_id": { "$in": others }, "chat_id": { "$in": chat_ids } })
+            .projection(doc! { "_id": 0, "user_id": 1, "muted": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().map(|m| m.user_id).collect())
+    }
+
     /// A user's memberships in the given chats.
     pub async fn memberships_in(&self, user_id: &str, chat_ids: &[String]) -> Result<Vec<ParticipantDoc>, StoreError> {
         let ids: Vec<String> = chat_ids.iter().map(|chat_id| ParticipantDoc::key(chat_id, user_id)).collect();

@@ -201,6 +201,7 @@ impl Stack {
                 allowed_origins: vec!["http://localhost:3000".into()],
                 command_timeout_ms: 10_000,
                 web: options.web.clone().unwrap_or_default(),
+                privacy: api::privacy::PrivacyArgs::default(),
             },
             shutdown.clone(),
         )

@@ -9,7 +9,7 @@ use axum::{
 };
 use chat_nats::{
     commands::{ChatCreate, ChatUpdate, Command},
-    model::{Chat, ChatKind, ErrorCode, Role, direct_key},
+    model::{Chat, ChatKind, ErrorCode, HistoryVisibility, Role, direct_key},
 };
 use chat_store::docs::{ChatDoc, ParticipantDoc};
 use futures::future::try_join_all;
@@ -20,6 +20,7 @@ use crate::{
     commands, cursor,
     error::ApiError,
     extract::{ApiJson, ApiPath, ApiQuery},
+    privacy,
     routes::{check_id, traceparent},
     state::AppState,
 };
@@ -43,6 +44,10 @@ pub enum CreateChat {
         /// The platform's course or group id.
         #[serde(default)]
         external_id: Option<String>,
+        /// Which history later members read (default: `all` for staff, else
+        /// `since_join`).
+        #[serde(default)]
+        history_visibility: Option<HistoryVisibility>,
     },
 }
 
@@ -68,9 +73,10 @@ pub async fn create(
                 title: None,
                 member_ids: vec![member_id],
                 external_id: None,
+                history_visibility: None,
             })
         }
-        CreateChat::Group { title, member_ids, external_id } => {
+        CreateChat::Group { title, member_ids, external_id, history_visibility } => {
             chat_nats::limits::check_title(&title).map_err(ApiError::invalid)?;
             for id in &member_ids {
                 check_id(id, "member_ids")?;
@@ -91,6 +97,7 @@ pub async fn create(
                 title: Some(title),
                 member_ids,
                 external_id,
+                history_visibility,
             })
         }
     };
@@ -164,10 +171,14 @@ pub async fn list(
         let mark = marks.get(&chat.id);
         let last_read_seq = mark.map(|p| u64::try_from(p.last_read_seq).unwrap_or(0)).unwrap_or(0);
         let my_role = mark.map(|p| p.role).unwrap_or(Role::Member);
+        let first_seq = privacy::first_readable_seq(chat.history_visibility, mark.map_or(i64::MAX, |p| p.joined_seq));
         async move {
             let last_seq = u64::try_from(chat.last_seq).unwrap_or(0);
-            let unread_count = store.count_unread(&chat.id, user_id, last_read_seq, last_seq).await?;
-            Ok::<_, chat_store::StoreError>(ChatListItem { chat: chat.into(), unread_count, last_read_seq, my_role })
+            // Messages from before a `since_join` member joined are not theirs to read.
+            let unread_after = last_read_seq.max(first_seq.saturating_sub(1));
+            let unread_count = store.count_unread(&chat.id, user_id, unread_after, last_seq).await?;
+            let chat = privacy::chat_as_seen(chat.into(), first_seq);
+            Ok::<_, chat_store::StoreError>(ChatListItem { chat, unread_count, last_read_seq, my_role })
         }
     }))
     .await?;
@@ -185,8 +196,21 @@ async fn member_chat(state: &AppState, caller: &Caller, chat_id: &str) -> Result
 /// (a member of a chat that does not exist cannot be): for routes that need nothing else
 /// of the chat. Anything else is 404.
 pub async fn check_member(state: &AppState, caller: &Caller, chat_id: &str) -> Result<(), ApiError> {
+    member_of(state, caller, chat_id).await.map(|_| ())
+}
+
+/// The caller's membership of a chat; anything else is 404.
+async fn member_of(state: &AppState, caller: &Caller, chat_id: &str) -> Result<ParticipantDoc, ApiError> {
     check_id(chat_id, "chat id")?;
-    state.inner.store.participant(chat_id, caller.id()).await?.map(|_| ()).ok_or_else(ApiError::not_found)
+    state.inner.store.participant(chat_id, caller.id()).await?.ok_or_else(ApiError::not_found)
+}
+
+/// Checks membership as [`check_member`] does, and answers the first seq of the chat
+/// the caller reads: 1, or their `joined_seq` in a `since_join` chat.
+pub async fn first_readable_seq(state: &AppState, caller: &Caller, chat_id: &str) -> Result<u64, ApiError> {
+    let member = member_of(state, caller, chat_id).await?;
+    let visibility = state.inner.store.history_visibility(chat_id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(privacy::first_readable_seq(visibility, member.joined_seq))
 }
 
 /// One chat with its participants.
@@ -195,18 +219,25 @@ pub async fn get_one(
     caller: Caller,
     ApiPath(chat_id): ApiPath<String>,
 ) -> Result<Json<Chat>, ApiError> {
-    Ok(Json(member_chat(&state, &caller, &chat_id).await?.into()))
+    let chat = member_chat(&state, &caller, &chat_id).await?;
+    let member = member_of(&state, &caller, &chat_id).await?;
+    let first_seq = privacy::first_readable_seq(chat.history_visibility, member.joined_seq);
+    Ok(Json(privacy::chat_as_seen(chat.into(), first_seq)))
 }
 
-/// `PATCH /api/chats/{id}`.
+/// `PATCH /api/chats/{id}`: at least one of the fields.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rename {
     /// The new title.
-    pub title: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The new history visibility.
+    #[serde(default)]
+    pub history_visibility: Option<HistoryVisibility>,
 }
 
-/// Renames a group (owners and admins).
+/// Renames a group or changes its history visibility (owners and admins).
 pub async fn rename(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,8 +246,17 @@ pub async fn rename(
     ApiJson(request): ApiJson<Rename>,
 ) -> Result<Json<Chat>, ApiError> {
     check_member(&state, &caller, &chat_id).await?;
-    chat_nats::limits::check_title(&request.title).map_err(ApiError::invalid)?;
-    let command = Command::ChatUpdate(ChatUpdate { chat_id, title: request.title });
+    if request.title.is_none() && request.history_visibility.is_none() {
+        return Err(ApiError::invalid("give title or history_visibility"));
+    }
+    if let Some(title) = &request.title {
+        chat_nats::limits::check_title(title).map_err(ApiError::invalid)?;
+    }
+    let command = Command::ChatUpdate(ChatUpdate {
+        chat_id,
+        title: request.title,
+        history_visibility: request.history_visibility,
+    });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
     let (_, chat, _) = commands::done_or_error(outcome)?;
     chat.map(Json).ok_or_else(|| ApiError::internal("persister answered without a chat"))

@@ -19,7 +19,7 @@ use crate::{
     error::ApiError,
     extract::{ApiJson, ApiPath, ApiQuery},
     routes::{
-        chats::{Page, check_member},
+        chats::{Page, check_member, first_readable_seq},
         check_id, traceparent,
     },
     state::AppState,
@@ -49,14 +49,15 @@ enum Position {
     After(u64),
 }
 
-/// A page of history, tombstones included.
+/// A page of history, tombstones included; in a `since_join` chat, from the caller's
+/// joining on.
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(chat_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<Message>>, ApiError> {
-    check_member(&state, &caller, &chat_id).await?;
+    let first_seq = first_readable_seq(&state, &caller, &chat_id).await?;
     let limit = cursor::page_limit(query.limit)?;
     let page = match (&query.cursor, query.before_seq, query.after_seq) {
         (Some(position), None, None) => match cursor::decode::<Position>(position)? {
@@ -67,7 +68,7 @@ pub async fn history(
         (None, None, Some(after)) => HistoryPage::After(after),
         _ => return Err(ApiError::invalid("use one of cursor, before_seq and after_seq")),
     };
-    let docs = state.inner.store.history(&chat_id, page, limit + 1).await?;
+    let docs = state.inner.store.history_from(&chat_id, page, limit + 1, first_seq).await?;
     let has_more = docs.len() > limit as usize;
     let items: Vec<Message> = docs.into_iter().take(limit as usize).map(Into::into).collect();
     let next_cursor = match (has_more, items.last(), page) {

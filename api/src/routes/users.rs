@@ -1,7 +1,11 @@
-//! `/api/users` (the seed's UserController).
+//! `/api/users` (the seed's UserController). The directory is searched by name prefix
+//! under the rules of [`crate::privacy`]: at least [`MIN_QUERY_CHARS`] characters, a
+//! per-user budget, pages of at most [`MAX_SEARCH_PAGE`] with a cursor, and staff roles
+//! shown to staff only.
 
 use axum::{Json, extract::State};
 use chat_nats::presence::Presence;
+use chat_store::{docs::UserDoc, users::After};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -9,12 +13,19 @@ use crate::{
     cursor,
     error::ApiError,
     extract::ApiQuery,
+    privacy::{self, DirectoryRoles},
     routes::{chats::Page, check_id},
     state::AppState,
 };
 
 /// Most users in one presence request.
 pub const MAX_PRESENCE_IDS: usize = 200;
+/// The shortest directory query: one letter would list a school a letter at a time.
+pub const MIN_QUERY_CHARS: usize = 2;
+/// The longest directory query.
+pub const MAX_QUERY_CHARS: usize = 100;
+/// Most users in one page of a directory search (the default too).
+pub const MAX_SEARCH_PAGE: u32 = 20;
 
 /// A user as the API shows one.
 #[derive(Debug, Serialize)]
@@ -23,7 +34,7 @@ pub struct User {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// Platform roles.
+    /// Platform roles (empty in directory results for callers who may not see them).
     pub roles: Vec<String>,
 }
 
@@ -40,26 +51,58 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Us
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// A name prefix (any case) or an exact id.
+    /// A name prefix (any case, any Unicode normalisation) or an exact id.
     pub q: String,
-    /// Page size.
+    /// Page size, at most [`MAX_SEARCH_PAGE`].
     pub limit: Option<u32>,
+    /// Where the previous page stopped.
+    pub cursor: Option<String>,
 }
 
-/// Finds users by name prefix (case-insensitive, Unicode-aware) or exact id.
+/// Finds users by name prefix (case- and normalisation-insensitive, every script); the
+/// first page also holds the user whose id is exactly `q`.
 pub async fn search(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<Json<Page<User>>, ApiError> {
-    let limit = cursor::page_limit(query.limit)?;
+    let limit = match query.limit {
+        None => MAX_SEARCH_PAGE,
+        Some(n @ 1..=MAX_SEARCH_PAGE) => n,
+        Some(_) => return Err(ApiError::invalid("limit must be between 1 and 20")),
+    };
     let q = query.q.trim();
-    if q.is_empty() || q.chars().count() > 100 || q.chars().any(char::is_control) {
-        return Err(ApiError::invalid("q must be 1-100 characters"));
+    let length = q.chars().count();
+    if !(MIN_QUERY_CHARS..=MAX_QUERY_CHARS).contains(&length) || q.chars().any(char::is_control) {
+        return Err(ApiError::invalid("q must be 2-100 characters"));
     }
-    let users = state.inner.store.search_users(q, limit).await?;
-    let items = users.into_iter().map(|u| User { id: u.id, name: u.name, roles: u.roles }).collect();
-    Ok(Json(Page { items, next_cursor: None }))
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|position| cursor::decode::<(String, String)>(position).map(|(name_key, id)| After { name_key, id }))
+        .transpose()?;
+    privacy::take_directory_search(&state, caller.id(), &caller.0.roles).await?;
+    let store = &state.inner.store;
+    let mut found = store.search_users(q, after.as_ref(), limit + 1).await?;
+    let has_more = found.len() > limit as usize;
+    found.truncate(limit as usize);
+    let next_cursor =
+        has_more.then(|| found.last().map(|u| cursor::encode(&(u.name_key.clone(), u.id.clone())))).flatten();
+    if after.is_none()
+        && let Some(exact) = store.user(q).await?
+        && found.iter().all(|u| u.id != exact.id)
+    {
+        found.insert(0, exact);
+    }
+    let show_roles =
+        state.inner.privacy.directory_roles == DirectoryRoles::Everyone || privacy::is_staff(&caller.0.roles);
+    let items = found.into_iter().map(|user| shown(user, show_roles)).collect();
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// A directory entry as the caller may see it.
+fn shown(user: UserDoc, show_roles: bool) -> User {
+    User { id: user.id, name: user.name, roles: if show_roles { user.roles } else { Vec::new() } }
 }
 
 /// `GET /api/users/presence` query.
@@ -70,10 +113,11 @@ pub struct PresenceQuery {
     pub ids: String,
 }
 
-/// Online or offline and last seen, for up to 200 users.
+/// Online or offline and last seen, for up to 200 users; users the caller may not see
+/// are offline and never seen.
 pub async fn presence(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(query): ApiQuery<PresenceQuery>,
 ) -> Result<Json<Page<Presence>>, ApiError> {
     let ids: Vec<String> = query.ids.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
@@ -83,6 +127,6 @@ pub async fn presence(
     for id in &ids {
         check_id(id, "ids")?;
     }
-    let items = crate::presence::lookup(&state, &ids).await?;
+    let (items, _) = crate::presence::lookup(&state, Some(&caller.actor()), &ids).await?;
     Ok(Json(Page { items, next_cursor: None }))
 }

@@ -104,6 +104,7 @@ function placeholder(id: string): Chat {
     last_message: null,
     participants: [],
     external_id: null,
+    history_visibility: "all",
   };
 }
 

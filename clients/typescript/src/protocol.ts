@@ -67,6 +67,8 @@ export interface Chat {
   last_message: LastMessage | null;
   participants: ChatMember[];
   external_id: string | null;
+  /** Which history later members read: all, or nothing from before their joining. */
+  history_visibility: "all" | "since_join";
 }
 
 /** A chat in `GET /api/chats`: the chat plus the caller's view of it. */

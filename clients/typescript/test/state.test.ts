@@ -25,6 +25,7 @@ const chat: Chat = {
     { user_id: "bob", role: "owner" },
   ],
   external_id: null,
+  history_visibility: "all",
 };
 
 function message(seq: number, sender: string, text: string, updatedSeq = seq): Message {

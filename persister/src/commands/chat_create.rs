@@ -5,7 +5,7 @@ use chat_nats::{
     commands::{ChatCreate, CommandOutcome},
     events::{ChatEvent, EventBody},
     limits,
-    model::{ChatKind, ErrorCode, Role, direct_key},
+    model::{ChatKind, ErrorCode, HistoryVisibility, Role, direct_key},
     roles, subjects,
 };
 use chat_store::{
@@ -32,10 +32,14 @@ pub async fn handle(
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
     let envelope = &issued.envelope;
-    let ChatCreate { chat_id, kind, title, member_ids, external_id } = command;
+    let ChatCreate { chat_id, kind, title, member_ids, external_id, history_visibility } = command;
     let creator = &envelope.actor.user_id;
     if let Err(reason) = validate(creator, *kind, title.as_deref(), member_ids, external_id.as_deref()) {
         effects.reject(envelope, ErrorCode::Invalid, reason);
+        return Ok(());
+    }
+    if *kind == ChatKind::Direct && history_visibility.is_some() {
+        effects.reject(envelope, ErrorCode::Invalid, "a direct chat has no history visibility");
         return Ok(());
     }
     // Checked here, not only at the api: a command on the bus names its actor's roles,
@@ -83,6 +87,7 @@ pub async fn handle(
         direct_key: key.clone(),
         last_update: None,
         last_removal: None,
+        history_visibility: history_visibility.unwrap_or_else(|| default_visibility(&envelope.actor.roles)),
     };
     match store.insert_chat(&chat).await {
         Ok(()) => finish(store, issued, chat, true, effects).await,
@@ -138,6 +143,12 @@ async fn finish(
     metrics::COMMANDS.with_label_values(&["chat.create", outcome]).inc();
     effects.answer(&issued.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(public)), created });
     Ok(())
+}
+
+/// A group's history visibility when its creator chose none: staff's groups (a class,
+/// a course) show new members the whole history, students' groups do not.
+fn default_visibility(roles: &[String]) -> HistoryVisibility {
+    if roles::is_staff(roles) { HistoryVisibility::All } else { HistoryVisibility::SinceJoin }
 }
 
 fn validate(

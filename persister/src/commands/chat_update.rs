@@ -1,4 +1,4 @@
-//! `chat.update`: owners and admins rename a group.
+//! `chat.update`: owners and admins rename a group or change its history visibility.
 
 use chat_nats::{
     commands::{ChatUpdate, CommandOutcome},
@@ -26,7 +26,7 @@ pub async fn handle(
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
     let envelope = &issued.envelope;
-    let ChatUpdate { chat_id, title } = command;
+    let ChatUpdate { chat_id, title, history_visibility } = command;
     let reject = |effects: &mut Effects, code, reason: &str| {
         effects.reject(envelope, code, reason);
         Ok(())
@@ -42,14 +42,21 @@ pub async fn handle(
     if let Err(refusal) = authorization::may_rename(chat.kind, role) {
         return reject(effects, refusal.code, refusal.reason);
     }
-    if let Err(reason) = limits::check_title(title) {
+    if title.is_none() && history_visibility.is_none() {
+        return reject(effects, ErrorCode::Invalid, "nothing to change: give title or history_visibility");
+    }
+    if let Some(title) = title
+        && let Err(reason) = limits::check_title(title)
+    {
         return reject(effects, ErrorCode::Invalid, &reason);
     }
     let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     let mark = ChangeMark { command_id: envelope.id.clone(), seq: bson_seq(seq) };
-    let Some(updated) = store.rename_chat(chat_id, title, &mark, chrono::Utc::now()).await? else {
+    let Some(updated) =
+        store.rename_chat(chat_id, title.as_deref(), *history_visibility, &mark, chrono::Utc::now()).await?
+    else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     finish(issued, updated.into(), seq, true, effects)

@@ -71,6 +71,7 @@ fn cases() -> Vec<Case> {
             title: title.map(str::to_owned),
             member_ids: members.iter().map(|m| (*m).into()).collect(),
             external_id: None,
+            history_visibility: None,
         })
     };
     vec![
@@ -102,7 +103,14 @@ fn cases() -> Vec<Case> {
         Case { name: "chat.create, a direct chat", step: vec![("u1", create("d", ChatKind::Direct, None, &["u4"]))] },
         Case {
             name: "chat.update",
-            step: vec![("u1", Command::ChatUpdate(ChatUpdate { chat_id: "g".into(), title: "renamed".into() }))],
+            step: vec![(
+                "u1",
+                Command::ChatUpdate(ChatUpdate {
+                    chat_id: "g".into(),
+                    title: Some("renamed".into()),
+                    history_visibility: None,
+                }),
+            )],
         },
         Case { name: "member.add, two new members", step: vec![("u1", add(&["u4", "u5"], Role::Member))] },
         Case {
@@ -293,6 +301,7 @@ async fn seed(store: &Store) {
         direct_key: None,
         last_update: None,
         last_removal: None,
+        history_visibility: Default::default(),
     };
     let g = chat(
         "g",

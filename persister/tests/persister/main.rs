@@ -100,6 +100,7 @@ impl Harness {
             title: Some("t".into()),
             member_ids: members.iter().map(|m| (*m).to_owned()).collect(),
             external_id: None,
+            history_visibility: None,
         });
         assert!(matches!(self.submit(owner, command).await, CommandOutcome::Done { created: true, .. }));
         chat_id
@@ -244,6 +245,7 @@ async fn only_the_platform_roles_may_bind_a_chat_to_an_external_id() {
             title: Some("Physics 9B".into()),
             member_ids: vec![],
             external_id: Some(external_id.into()),
+            history_visibility: None,
         })
     };
     let by = |user: &str, roles: &[&str], command: Command| {

@@ -34,6 +34,7 @@ pub async fn insert_chat(store: &Store, chat_id: &str, last_seq: i64) {
         direct_key: None,
         last_update: None,
         last_removal: None,
+        history_visibility: Default::default(),
     };
     store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("chat: {e}"));
 }

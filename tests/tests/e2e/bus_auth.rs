@@ -218,6 +218,7 @@ fn course_chat(actor: Actor, external_id: &str, reply: Option<String>) -> Comman
             title: Some("Physics".into()),
             member_ids: vec![],
             external_id: Some(external_id.into()),
+            history_visibility: None,
         }),
     }
 }

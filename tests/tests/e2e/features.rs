@@ -176,7 +176,9 @@ async fn typing_reaches_the_others_once_per_second_and_never_outsiders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_watched_live_and_served_over_rest() {
     let stack = Stack::start().await;
-    let mut watcher = stack.connect(&token("w")).await;
+    // Staff see everyone's presence; tests/e2e/privacy.rs has what students see.
+    let teacher = token_with_roles("w", &["teacher"]);
+    let mut watcher = stack.connect(&teacher).await;
     watcher.send_json(json!({"type": "presence.watch", "user_ids": ["p1"]})).await;
     let snapshot = watcher.next_of("presence").await;
     assert_eq!((snapshot["user_id"].as_str(), snapshot["status"].as_str()), (Some("p1"), Some("offline")));
@@ -185,7 +187,7 @@ async fn presence_is_watched_live_and_served_over_rest() {
     let p1 = stack.connect(&token("p1")).await;
     let online = watcher.next_of("presence").await;
     assert_eq!(online["status"], "online", "{online}");
-    let (status, rest) = stack.call(Method::GET, "/api/users/presence?ids=p1,nobody", &token("w"), None).await;
+    let (status, rest) = stack.call(Method::GET, "/api/users/presence?ids=p1,nobody", &teacher, None).await;
     assert_eq!(status, 200, "{rest}");
     assert_eq!(rest["items"][0]["status"], "online");
     assert_eq!(rest["items"][1]["status"], "offline");
@@ -199,7 +201,7 @@ async fn presence_is_watched_live_and_served_over_rest() {
     let offline = watcher.next_of("presence").await;
     assert_eq!(offline["status"], "offline", "{offline}");
     assert!(offline["last_seen"].is_string(), "{offline}");
-    let (status, _) = stack.call(Method::GET, "/api/users/presence?ids=a.b", &token("w"), None).await;
+    let (status, _) = stack.call(Method::GET, "/api/users/presence?ids=a.b", &teacher, None).await;
     assert_eq!(status, 400);
 }
 

@@ -142,6 +142,7 @@ async fn a_student_cannot_claim_a_course_external_id_over_rest_or_the_bus() {
             title: Some("mine".into()),
             member_ids: vec![],
             external_id: Some("course-7a".into()),
+            history_visibility: None,
         }),
     };
     let bus = async_nats::jetstream::new(bus);
