@@ -52,7 +52,9 @@ def run(client: MongoClient, pid: int, count: int) -> None:
     db = client.get_database("costs", write_concern=WriteConcern(w=1, j=True))
     now = datetime.datetime.now(datetime.timezone.utc)
     members = [{"user_id": f"u{i}", "role": "member"} for i in range(100)]
-    db.chats.insert_one({"_id": "c1", "type": "group", "title": "t", "participants": members, "last_seq": 0})
+    for chat in range(10):
+        db.chats.insert_one(
+            {"_id": f"c{chat}", "type": "group", "title": "t", "participants": members, "last_seq": 0})
     db.chats.create_index([("participants.user_id", 1)])
     db.heads.insert_one({"_id": "c1", "last_seq": 0})
     db.participants.insert_many(
@@ -89,6 +91,13 @@ def run(client: MongoClient, pid: int, count: int) -> None:
             {"_id": "c1"}, {"$inc": {"last_seq": 1}, "$set": {"last_message": preview, "updated_at": now}}),
         "insert one message": lambda i: db.messages.insert_one(message(i)),
         "insert ten messages": lambda i: db.messages.insert_many([message(i + j) for j in range(10)], ordered=False),
+        # What the persister's group commit sends when ten partitions' runs are ready at once.
+        "ten existing-send keys in one $or": lambda i: list(db.messages.find({"$or": [
+            {"chat_id": f"c{j}", "sender_id": "u1", "client_msg_id": f"new{i}"} for j in range(10)]})),
+        "ten chats' updates in one update": lambda i: db.command({
+            "update": "chats", "ordered": False, "writeConcern": {"w": 1, "j": True},
+            "updates": [{"q": {"_id": f"c{j}"},
+                         "u": {"$set": {"last_message": preview, "updated_at": now}}} for j in range(10)]}),
     }
     for name, operation in operations.items():
         for i in range(50):

@@ -22,10 +22,13 @@ export class Directory {
     private readonly changed: () => void,
   ) {}
 
-  /** Users whose name starts with `query` (any case) or whose id is `query`. */
+  /**
+   * Users whose name starts with `query` (any case) or whose id is `query`. The api
+   * refuses queries shorter than two characters (a student must not list the school).
+   */
   async search(query: string): Promise<User[]> {
     const q = query.trim();
-    if (!q) return [];
+    if ([...q].length < 2) return [];
     const response = await fetch(`${this.apiUrl}/api/users?${new URLSearchParams({ q, limit: "20" })}`, {
       headers: { authorization: `Bearer ${await this.token()}` },
     });
