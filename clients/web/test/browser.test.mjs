@@ -196,8 +196,12 @@ test("two users chat in a group and a direct chat, one drops off and comes back 
   await ann.page.click("#people-submit");
   await chatButton(carl, group).waitFor({ timeout: WAIT });
   await chatButton(carl, group).click();
-  await message(carl, "Written while offline").waitFor({ timeout: WAIT });
-  await message(carl, "Hello Ben").waitFor({ timeout: WAIT });
+  // A group a student created shows new members only what is sent after they joined
+  // (history visibility `since_join`, docs/security.md).
+  await send(ann, "Welcome Carl");
+  await message(carl, "Welcome Carl").waitFor({ timeout: WAIT });
+  assert.equal(await message(carl, "Written while offline").count(), 0, "Carl sees what was sent before he joined");
+  assert.equal(await message(carl, "Hello Ben").count(), 0, "Carl sees what was sent before he joined");
 
   // A long history, then a fresh page of Ben's: it shows the newest messages and brings
   // the older ones back as he scrolls up.

@@ -13,7 +13,7 @@ use chat_core::{
     redis_conn::RedisConnection,
     redis_keys,
 };
-use chat_e2e::{Client, Stack, token};
+use chat_e2e::{Client, Stack, token, token_with_roles};
 use chat_testkit::{NodeView, RedisCluster};
 use futures::StreamExt;
 use redis::AsyncCommands;
@@ -61,7 +61,9 @@ async fn the_service_runs_on_a_redis_cluster_and_survives_a_master_failover() {
     assert!(status < 300, "adding members: {status} {body}");
 
     // Before the failover: presence, typing, the budget.
-    let mut watcher = stack.connect(&token("w")).await;
+    // Staff see everyone's presence (a student sees chat mates' only).
+    let staff = token_with_roles("w", &["teacher"]);
+    let mut watcher = stack.connect(&staff).await;
     watcher.send_json(json!({"type": "presence.watch", "user_ids": presence_users})).await;
     for _ in &presence_users {
         assert_eq!(watcher.next_of("presence").await["status"], "offline");
@@ -69,7 +71,7 @@ async fn the_service_runs_on_a_redis_cluster_and_survives_a_master_failover() {
     let first = stack.connect(&token(&presence_users[0])).await;
     assert!(saw_presence(&mut watcher, &presence_users[0], "online", RECOVERY_BOUND).await, "online on the cluster");
     let path = format!("/api/users/presence?ids={}", presence_users[0]);
-    let (status, rest) = stack.call(Method::GET, &path, &token("w"), None).await;
+    let (status, rest) = stack.call(Method::GET, &path, &staff, None).await;
     assert_eq!((status, rest["items"][0]["status"].as_str()), (200, Some("online")), "{rest}");
     let mut typist = stack.connect(&token("ta")).await;
     let mut reader = stack.connect(&token("tb")).await;
