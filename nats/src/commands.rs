@@ -2,12 +2,14 @@
 //! `chat.cmd.<chat_id>.<command>` in the `CHAT_CMD` work queue.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{IntoStaticStr, VariantNames};
 
 use crate::model::{Chat, ChatKind, ErrorCode, HistoryVisibility, Message, Role, timestamp};
 
 /// Who issued a command, as proven by their token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Actor {
     /// The token's `sub`.
     pub user_id: String,
@@ -17,7 +19,7 @@ pub struct Actor {
 }
 
 /// A command with everything the persister needs to authorise it and answer it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandEnvelope {
     /// Payload version, always 1.
     pub v: u8,
@@ -38,6 +40,7 @@ pub struct CommandEnvelope {
     pub reply: Option<String>,
     /// When the edge or api published it; the start of `chat_persist_seconds`.
     #[serde(with = "timestamp")]
+    #[schemars(schema_with = "timestamp::schema")]
     pub issued_at: DateTime<Utc>,
     /// What to do.
     pub command: Command,
@@ -52,37 +55,45 @@ impl CommandEnvelope {
 
 /// Every command the persister understands, each variant wrapping its own struct so
 /// that a handler receives exactly its command.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, IntoStaticStr, VariantNames)]
 #[serde(tag = "type")]
 pub enum Command {
     /// Post a message.
     #[serde(rename = "msg.send")]
+    #[strum(serialize = "msg.send")]
     MsgSend(MsgSend),
     /// Create a chat.
     #[serde(rename = "chat.create")]
+    #[strum(serialize = "chat.create")]
     ChatCreate(ChatCreate),
     /// Change a message's text.
     #[serde(rename = "msg.edit")]
+    #[strum(serialize = "msg.edit")]
     MsgEdit(MsgEdit),
     /// Soft-delete a message.
     #[serde(rename = "msg.delete")]
+    #[strum(serialize = "msg.delete")]
     MsgDelete(MsgDelete),
     /// Move the issuer's read mark forward.
     #[serde(rename = "read")]
+    #[strum(serialize = "read")]
     Read(Read),
     /// Rename a group or change its history visibility.
     #[serde(rename = "chat.update")]
+    #[strum(serialize = "chat.update")]
     ChatUpdate(ChatUpdate),
     /// Add members to a group, or change the role of existing ones.
     #[serde(rename = "member.add")]
+    #[strum(serialize = "member.add")]
     MemberAdd(MemberAdd),
     /// Remove a member from a group, or leave it.
     #[serde(rename = "member.remove")]
+    #[strum(serialize = "member.remove")]
     MemberRemove(MemberRemove),
 }
 
 /// Post a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MsgSend {
     /// Target chat.
     pub chat_id: String,
@@ -96,7 +107,7 @@ pub struct MsgSend {
 }
 
 /// Create a chat; the issuer becomes its owner (groups) or a member (direct).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatCreate {
     /// Id chosen by the api so that a retried request creates one chat.
     pub chat_id: String,
@@ -117,7 +128,7 @@ pub struct ChatCreate {
 }
 
 /// Change a message's text (its sender only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MsgEdit {
     /// The chat.
     pub chat_id: String,
@@ -128,7 +139,7 @@ pub struct MsgEdit {
 }
 
 /// Soft-delete a message (its sender, a chat owner or admin, a platform admin).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MsgDelete {
     /// The chat.
     pub chat_id: String,
@@ -137,7 +148,7 @@ pub struct MsgDelete {
 }
 
 /// Move the issuer's read mark forward.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Read {
     /// The chat.
     pub chat_id: String,
@@ -147,7 +158,7 @@ pub struct Read {
 
 /// Rename a group or change its history visibility (owners and admins); at least one
 /// of the two.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatUpdate {
     /// The chat.
     pub chat_id: String,
@@ -160,7 +171,7 @@ pub struct ChatUpdate {
 }
 
 /// Add members to a group, or change the role of existing ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MemberAdd {
     /// Target chat.
     pub chat_id: String,
@@ -171,7 +182,7 @@ pub struct MemberAdd {
 }
 
 /// Remove a member from a group, or leave it (the issuer's own id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MemberRemove {
     /// The chat.
     pub chat_id: String,
@@ -204,21 +215,12 @@ impl Command {
 
     /// The wire name, also the last tokens of its subject.
     pub fn name(&self) -> &'static str {
-        match self {
-            Command::MsgSend(_) => "msg.send",
-            Command::MsgEdit(_) => "msg.edit",
-            Command::MsgDelete(_) => "msg.delete",
-            Command::Read(_) => "read",
-            Command::ChatCreate(_) => "chat.create",
-            Command::ChatUpdate(_) => "chat.update",
-            Command::MemberAdd(_) => "member.add",
-            Command::MemberRemove(_) => "member.remove",
-        }
+        self.into()
     }
 }
 
 /// What the persister did with a command, published to the command's `reply` subject.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CommandOutcome {
     /// Stored (or found already stored, when `created` is false).
@@ -238,7 +240,7 @@ pub enum CommandOutcome {
 
 /// Why a command was refused; the edge hands it to the client as an `error` with its
 /// `ref`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Rejection {
     /// Public error code.
     pub code: ErrorCode,

@@ -5,12 +5,14 @@
 //! `id`), so an edge forwards the bytes it got from NATS without parsing them.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 use crate::model::{Chat, Message, Role, timestamp};
 
 /// A persisted chat event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatEvent {
     /// Payload version, always 1.
     pub v: u8,
@@ -33,44 +35,51 @@ impl ChatEvent {
 }
 
 /// The kinds of persisted events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, IntoStaticStr, VariantNames)]
 #[serde(tag = "type")]
 pub enum EventBody {
     /// A message was posted.
     #[serde(rename = "msg.created")]
+    #[strum(serialize = "msg.created")]
     MsgCreated {
         /// The stored message.
         message: Message,
     },
     /// A message's text changed.
     #[serde(rename = "msg.edited")]
+    #[strum(serialize = "msg.edited")]
     MsgEdited {
         /// The message after the edit (with `edited_at` and `updated_seq`).
         message: Message,
     },
     /// A message was deleted; its tombstone keeps its place.
     #[serde(rename = "msg.deleted")]
+    #[strum(serialize = "msg.deleted")]
     MsgDeleted {
         /// The message.
         message_id: String,
         /// When.
         #[serde(with = "timestamp")]
+        #[schemars(schema_with = "timestamp::schema")]
         deleted_at: DateTime<Utc>,
     },
     /// A chat was created.
     #[serde(rename = "chat.created")]
+    #[strum(serialize = "chat.created")]
     ChatCreated {
         /// The chat as stored.
         chat: Chat,
     },
     /// A chat was renamed.
     #[serde(rename = "chat.updated")]
+    #[strum(serialize = "chat.updated")]
     ChatUpdated {
         /// The chat after the change.
         chat: Chat,
     },
     /// Someone joined a chat, or an existing member's role changed.
     #[serde(rename = "member.added")]
+    #[strum(serialize = "member.added")]
     MemberAdded {
         /// The member.
         user_id: String,
@@ -79,6 +88,7 @@ pub enum EventBody {
     },
     /// Someone left or was removed.
     #[serde(rename = "member.removed")]
+    #[strum(serialize = "member.removed")]
     MemberRemoved {
         /// The former member.
         user_id: String,
@@ -90,25 +100,18 @@ pub enum EventBody {
 impl EventBody {
     /// The wire name, also the last tokens of its subject.
     pub fn name(&self) -> &'static str {
-        match self {
-            EventBody::MsgCreated { .. } => "msg.created",
-            EventBody::MsgEdited { .. } => "msg.edited",
-            EventBody::MsgDeleted { .. } => "msg.deleted",
-            EventBody::ChatCreated { .. } => "chat.created",
-            EventBody::ChatUpdated { .. } => "chat.updated",
-            EventBody::MemberAdded { .. } => "member.added",
-            EventBody::MemberRemoved { .. } => "member.removed",
-        }
+        self.into()
     }
 }
 
 /// Deliveries addressed to every connection of one user (`user.<user_id>.<event>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, IntoStaticStr, VariantNames)]
 #[serde(tag = "type")]
 pub enum UserEvent {
     /// The user became a member of a chat: edges start delivering it, from the event
     /// that made them one.
     #[serde(rename = "chat.joined")]
+    #[strum(serialize = "chat.joined")]
     ChatJoined {
         /// Payload version.
         v: u8,
@@ -124,10 +127,12 @@ pub enum UserEvent {
         stream_seq: Option<u64>,
         /// When the membership was stored.
         #[serde(with = "timestamp")]
+        #[schemars(schema_with = "timestamp::schema")]
         at: DateTime<Utc>,
     },
     /// The user left or was removed: edges stop delivering the chat to them.
     #[serde(rename = "chat.left")]
+    #[strum(serialize = "chat.left")]
     ChatLeft {
         /// Payload version.
         v: u8,
@@ -135,26 +140,61 @@ pub enum UserEvent {
         chat_id: String,
         /// When.
         #[serde(with = "timestamp")]
+        #[schemars(schema_with = "timestamp::schema")]
         at: DateTime<Utc>,
     },
 }
 
 impl UserEvent {
-    /// The wire name, also the last tokens of its subject.
+    /// The wire name, the same as its [`UserDeliveryKind`]'s.
     pub fn name(&self) -> &'static str {
+        self.into()
+    }
+
+    /// Which delivery it is, which names its subject.
+    pub fn kind(&self) -> UserDeliveryKind {
         match self {
-            UserEvent::ChatJoined { .. } => "chat.joined",
-            UserEvent::ChatLeft { .. } => "chat.left",
+            UserEvent::ChatJoined { .. } => UserDeliveryKind::ChatJoined,
+            UserEvent::ChatLeft { .. } => UserDeliveryKind::ChatLeft,
         }
     }
 }
 
+/// Every kind of user-scoped delivery: the last tokens of `user.<user_id>.<kind>`, and
+/// so what its payload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, VariantArray)]
+pub enum UserDeliveryKind {
+    /// A [`UserEvent::ChatJoined`].
+    #[strum(serialize = "chat.joined")]
+    ChatJoined,
+    /// A [`UserEvent::ChatLeft`].
+    #[strum(serialize = "chat.left")]
+    ChatLeft,
+    /// A copy of a chat's `msg.created` [`ChatEvent`] for one user's connections: a
+    /// resent `client_msg_id` is answered to its sender only.
+    #[strum(serialize = "msg.created")]
+    MsgCreated,
+}
+
+impl UserDeliveryKind {
+    /// The wire name, the last tokens of the subject.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The kind a subject's last tokens name; `None` for one this code does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        name.parse().ok()
+    }
+}
+
 /// Live-only signals on `chat.live.<chat_id>.<signal>`, shaped as client frames.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, IntoStaticStr, VariantNames)]
 #[serde(tag = "type")]
 pub enum LiveSignal {
     /// A member's read mark moved.
     #[serde(rename = "read")]
+    #[strum(serialize = "read")]
     Read {
         /// The chat.
         chat_id: String,
@@ -165,6 +205,7 @@ pub enum LiveSignal {
     },
     /// A member started or stopped typing; a `start` expires by itself after 6 s.
     #[serde(rename = "typing")]
+    #[strum(serialize = "typing")]
     Typing {
         /// The chat.
         chat_id: String,
@@ -178,10 +219,7 @@ pub enum LiveSignal {
 impl LiveSignal {
     /// The wire name, also the last token of its subject.
     pub fn name(&self) -> &'static str {
-        match self {
-            LiveSignal::Read { .. } => "read",
-            LiveSignal::Typing { .. } => "typing",
-        }
+        self.into()
     }
 
     /// Who caused it (edges do not echo a signal to its author's sockets).
@@ -193,7 +231,7 @@ impl LiveSignal {
 }
 
 /// Typing states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TypingState {
     /// Started typing.
@@ -225,7 +263,7 @@ mod tests {
 
 /// A push notification request for an offline member, on `push.<user_id>` (stream
 /// `PUSH`), for the platform's push gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PushRequest {
     /// Payload version.
     pub v: u8,

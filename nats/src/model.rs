@@ -2,7 +2,9 @@
 //! Events embed these, so they live in the bus contract.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{IntoStaticStr, VariantArray};
 
 /// Timestamps are RFC 3339 UTC with milliseconds everywhere the public sees them.
 pub mod timestamp {
@@ -18,6 +20,11 @@ pub mod timestamp {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text).map(|at| at.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    }
+
+    /// The JSON Schema of such a timestamp, for the AsyncAPI documents.
+    pub fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time"})
     }
 
     /// The same for optional timestamps (`null` when absent).
@@ -42,12 +49,17 @@ pub mod timestamp {
                 })
                 .transpose()
         }
+
+        /// The JSON Schema of an optional timestamp.
+        pub fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({"type": ["string", "null"], "format": "date-time"})
+        }
     }
 }
 
 /// A chat message. Deleted messages keep their place as tombstones: `text` is empty and
 /// `deleted_at` is set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
     /// Server-assigned id.
     pub id: String,
@@ -67,17 +79,20 @@ pub struct Message {
     pub reply_to: Option<String>,
     /// When it was persisted.
     #[serde(with = "timestamp")]
+    #[schemars(schema_with = "timestamp::schema")]
     pub created_at: DateTime<Utc>,
     /// When it was last edited.
     #[serde(with = "timestamp::option", default)]
+    #[schemars(schema_with = "timestamp::option::schema")]
     pub edited_at: Option<DateTime<Utc>>,
     /// When it was deleted.
     #[serde(with = "timestamp::option", default)]
+    #[schemars(schema_with = "timestamp::option::schema")]
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// One-to-one or group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatKind {
     /// Exactly two members; one such chat per pair.
@@ -87,8 +102,11 @@ pub enum ChatKind {
 }
 
 /// A member's role in a chat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Role {
     /// May send and read.
     Member,
@@ -101,11 +119,7 @@ pub enum Role {
 impl Role {
     /// The lowercase name used on the wire and in MongoDB.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
+        self.into()
     }
 
     /// Owners and admins manage the chat.
@@ -115,7 +129,7 @@ impl Role {
 }
 
 /// A chat member as listed inside a chat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMember {
     /// The member.
     pub user_id: String,
@@ -124,7 +138,7 @@ pub struct ChatMember {
 }
 
 /// A short summary of the newest message, shown in chat lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LastMessage {
     /// Message id.
     pub id: String,
@@ -136,12 +150,13 @@ pub struct LastMessage {
     pub text: String,
     /// When it was sent.
     #[serde(with = "timestamp")]
+    #[schemars(schema_with = "timestamp::schema")]
     pub created_at: DateTime<Utc>,
 }
 
 /// Which history a member reads: all of it, or only what happened from their joining
 /// on (`joined_seq`), in history, sync, previews and unread counts alike.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryVisibility {
     /// Every member reads the whole history (chats from before the setting existed,
@@ -172,7 +187,7 @@ impl HistoryVisibility {
 }
 
 /// A chat with its members.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Chat {
     /// Chat id.
     pub id: String,
@@ -185,9 +200,11 @@ pub struct Chat {
     pub created_by: String,
     /// When it was created.
     #[serde(with = "timestamp")]
+    #[schemars(schema_with = "timestamp::schema")]
     pub created_at: DateTime<Utc>,
     /// When anything in it last happened.
     #[serde(with = "timestamp")]
+    #[schemars(schema_with = "timestamp::schema")]
     pub updated_at: DateTime<Utc>,
     /// The seq of its latest event.
     pub last_seq: u64,
@@ -210,8 +227,9 @@ impl Chat {
 }
 
 /// The error codes shared by the WebSocket protocol, the REST API and the bus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, IntoStaticStr, VariantArray)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// Missing or invalid credentials.
     Unauthorized,
@@ -236,17 +254,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The snake_case name used on the wire.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Invalid => "invalid",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        }
+        self.into()
     }
 }
 

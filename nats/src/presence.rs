@@ -2,12 +2,13 @@
 //! presence worker announces transitions on `presence.changed.<user_id>`.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::timestamp;
 
 /// What happened to a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnEvent {
     /// A socket opened.
@@ -24,7 +25,7 @@ pub const CONN_HEARTBEAT_S: u64 = 20;
 pub const CONN_EXPIRY_S: u64 = 60;
 
 /// An edge's report about one connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConnReport {
     /// Payload version.
     pub v: u8,
@@ -37,7 +38,7 @@ pub struct ConnReport {
 }
 
 /// Online or offline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// At least one connection on some edge.
@@ -47,7 +48,7 @@ pub enum Status {
 }
 
 /// A user's presence, as clients receive it (`{"type":"presence", ...}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename = "presence")]
 pub struct Presence {
     /// The user.
@@ -56,5 +57,6 @@ pub struct Presence {
     pub status: Status,
     /// When they were last connected (now, while online); `null` if never seen.
     #[serde(with = "timestamp::option", default)]
+    #[schemars(schema_with = "timestamp::option::schema")]
     pub last_seen: Option<DateTime<Utc>>,
 }

@@ -1,5 +1,6 @@
 //! Request and reply bodies of the `chat.rpc.*` service answered by the api.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Role;
@@ -14,7 +15,7 @@ pub const SYNC: &str = "sync";
 pub const PRESENCE: &str = "presence";
 
 /// Which chats does this user belong to? One page of them, in chat id order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipsRequest {
     /// The user.
@@ -25,7 +26,7 @@ pub struct MembershipsRequest {
 }
 
 /// One chat of a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Membership {
     /// The chat.
     pub chat_id: String,
@@ -34,7 +35,7 @@ pub struct Membership {
 }
 
 /// One page of the user's chats.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MembershipsReply {
     /// The chats, in chat id order.
     pub chats: Vec<Membership>,
@@ -49,14 +50,14 @@ pub struct MembershipsReply {
 pub const MEMBERSHIPS_PAGE: usize = 5_000;
 
 /// The error body of a failed request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RpcError {
     /// What went wrong.
     pub error: String,
 }
 
 /// What changed in a user's chats since the given seqs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
     /// The user.
@@ -66,7 +67,7 @@ pub struct SyncRequest {
 }
 
 /// Presence of several users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceRequest {
     /// The users (at most 200).
@@ -78,7 +79,7 @@ pub struct PresenceRequest {
 }
 
 /// The answer to [`PresenceRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PresenceReply {
     /// One entry per requested user; those the viewer may not see are offline and
     /// never seen, like a user who never connected.
@@ -90,7 +91,7 @@ pub struct PresenceReply {
 }
 
 /// The answer to [`SyncRequest`]: what a reconnecting client missed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SyncResult {
     /// Per requested chat the user still belongs to.
     pub chats: std::collections::BTreeMap<String, ChatChanges>,
@@ -105,7 +106,7 @@ pub struct SyncResult {
 }
 
 /// What changed in one chat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatChanges {
     /// Messages created, edited or deleted after the given seq, oldest change first.
     pub messages: Vec<crate::model::Message>,
