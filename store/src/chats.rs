@@ -18,11 +18,13 @@ struct LastSeq {
     last_seq: i64,
 }
 
-/// The part of a chat document that says which history later members read.
+/// The part of a chat document that bounds a member's paged reads: where the chat
+/// ends, and which history later members read.
 #[derive(Debug, Deserialize)]
-struct Visibility {
+pub(crate) struct ReadBounds {
+    pub(crate) last_seq: i64,
     #[serde(default)]
-    history_visibility: chat_nats::model::HistoryVisibility,
+    pub(crate) history_visibility: chat_nats::model::HistoryVisibility,
 }
 
 /// What a chat is called, without its participants.
@@ -55,28 +57,18 @@ impl Store {
     /// The highest seq reserved in a chat (every message's `seq` and `updated_seq` is
     /// at most this), read with a projection; `None` when there is no such chat.
     pub async fn last_seq(&self, chat_id: &str) -> Result<Option<u64>, StoreError> {
-        let found = self
-            .db
-            .collection::<LastSeq>(crate::collections::CHATS)
-            .find_one(doc! { "_id": chat_id })
-            .projection(doc! { "_id": 0, "last_seq": 1 })
-            .await?;
-        Ok(found.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
+        Ok(self.read_bounds(chat_id).await?.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
     }
 
-    /// A chat's history visibility, read with a projection; `None` when there is no
-    /// such chat.
-    pub async fn history_visibility(
-        &self,
-        chat_id: &str,
-    ) -> Result<Option<chat_nats::model::HistoryVisibility>, StoreError> {
-        let found = self
+    /// A chat's [`ReadBounds`], read with a projection; `None` when there is no such
+    /// chat.
+    pub(crate) async fn read_bounds(&self, chat_id: &str) -> Result<Option<ReadBounds>, StoreError> {
+        Ok(self
             .db
-            .collection::<Visibility>(crate::collections::CHATS)
+            .collection::<ReadBounds>(crate::collections::CHATS)
             .find_one(doc! { "_id": chat_id })
-            .projection(doc! { "_id": 0, "history_visibility": 1 })
-            .await?;
-        Ok(found.map(|chat| chat.history_visibility))
+            .projection(doc! { "_id": 0, "last_seq": 1, "history_visibility": 1 })
+            .await?)
     }
 
     /// Several chats at once.

@@ -159,23 +159,35 @@ impl Store {
     /// message), or oldest first after one. Reads the chat's `last_seq` (a projection),
     /// then bounded [`Windows`] of `seq`; no chat, no page.
     pub async fn history(&self, chat_id: &str, page: HistoryPage, limit: u32) -> Result<Vec<MessageDoc>, StoreError> {
-        self.history_from(chat_id, page, limit, 1).await
+        self.history_from(chat_id, page, limit, None).await
     }
 
-    /// [`Store::history`] of the messages from `first_seq` on only: what a member of a
-    /// `since_join` chat reads (nothing from before they joined).
-    pub async fn history_from(
+    /// [`Store::history`] as a member who joined at `joined_seq` reads it: in a
+    /// `since_join` chat, nothing from before they joined. The chat's `last_seq` and
+    /// visibility come from one read.
+    pub async fn member_history(
         &self,
         chat_id: &str,
         page: HistoryPage,
         limit: u32,
-        first_seq: u64,
+        joined_seq: u64,
+    ) -> Result<Vec<MessageDoc>, StoreError> {
+        self.history_from(chat_id, page, limit, Some(joined_seq)).await
+    }
+
+    async fn history_from(
+        &self,
+        chat_id: &str,
+        page: HistoryPage,
+        limit: u32,
+        joined_seq: Option<u64>,
     ) -> Result<Vec<MessageDoc>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(last_seq) = self.last_seq(chat_id).await? else { return Ok(Vec::new()) };
-        let above_last = bson_seq(last_seq).saturating_add(1);
+        let Some(bounds) = self.read_bounds(chat_id).await? else { return Ok(Vec::new()) };
+        let first_seq = joined_seq.map_or(1, |joined| bounds.history_visibility.first_readable_seq(joined));
+        let above_last = bounds.last_seq.max(0).saturating_add(1);
         let first = bson_seq(first_seq).max(1);
         let windows = match page {
             HistoryPage::Before(before) => {

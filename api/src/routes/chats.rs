@@ -199,18 +199,10 @@ pub async fn check_member(state: &AppState, caller: &Caller, chat_id: &str) -> R
     member_of(state, caller, chat_id).await.map(|_| ())
 }
 
-/// The caller's membership of a chat; anything else is 404.
-async fn member_of(state: &AppState, caller: &Caller, chat_id: &str) -> Result<ParticipantDoc, ApiError> {
+/// The caller's membership of a chat, by one point lookup; anything else is 404.
+pub async fn member_of(state: &AppState, caller: &Caller, chat_id: &str) -> Result<ParticipantDoc, ApiError> {
     check_id(chat_id, "chat id")?;
     state.inner.store.participant(chat_id, caller.id()).await?.ok_or_else(ApiError::not_found)
-}
-
-/// Checks membership as [`check_member`] does, and answers the first seq of the chat
-/// the caller reads: 1, or their `joined_seq` in a `since_join` chat.
-pub async fn first_readable_seq(state: &AppState, caller: &Caller, chat_id: &str) -> Result<u64, ApiError> {
-    let member = member_of(state, caller, chat_id).await?;
-    let visibility = state.inner.store.history_visibility(chat_id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(privacy::first_readable_seq(visibility, member.joined_seq))
 }
 
 /// One chat with its participants.

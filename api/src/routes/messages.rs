@@ -19,7 +19,7 @@ use crate::{
     error::ApiError,
     extract::{ApiJson, ApiPath, ApiQuery},
     routes::{
-        chats::{Page, check_member, first_readable_seq},
+        chats::{Page, check_member, member_of},
         check_id, traceparent,
     },
     state::AppState,
@@ -57,7 +57,7 @@ pub async fn history(
     ApiPath(chat_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<Message>>, ApiError> {
-    let first_seq = first_readable_seq(&state, &caller, &chat_id).await?;
+    let member = member_of(&state, &caller, &chat_id).await?;
     let limit = cursor::page_limit(query.limit)?;
     let page = match (&query.cursor, query.before_seq, query.after_seq) {
         (Some(position), None, None) => match cursor::decode::<Position>(position)? {
@@ -68,7 +68,8 @@ pub async fn history(
         (None, None, Some(after)) => HistoryPage::After(after),
         _ => return Err(ApiError::invalid("use one of cursor, before_seq and after_seq")),
     };
-    let docs = state.inner.store.history_from(&chat_id, page, limit + 1, first_seq).await?;
+    let joined_seq = u64::try_from(member.joined_seq).unwrap_or(0);
+    let docs = state.inner.store.member_history(&chat_id, page, limit + 1, joined_seq).await?;
     let has_more = docs.len() > limit as usize;
     let items: Vec<Message> = docs.into_iter().take(limit as usize).map(Into::into).collect();
     let next_cursor = match (has_more, items.last(), page) {
