@@ -29,24 +29,24 @@ pub async fn reserve_runs(
     new_per_chat: HashMap<String, Vec<MessageDoc>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, Option<u64>, Vec<MessageDoc>)>, StoreError> {
+    // Each remembered chat's move is built next to its numbered messages, so that the
+    // answers of the merged command pair with the right chats.
     let mut remembered = Vec::new();
+    let mut moves = Vec::new();
     let mut unknown = Vec::new();
     for (chat_id, mut docs) in new_per_chat {
-        match (known.last_seq(&chat_id), docs.is_empty()) {
-            (Some(current), false) => {
-                number(&mut docs, current + 1);
-                remembered.push((chat_id, current, docs));
-            }
-            _ => unknown.push((chat_id, docs)),
-        }
+        let Some(current) = known.last_seq(&chat_id) else {
+            unknown.push((chat_id, docs));
+            continue;
+        };
+        number(&mut docs, current + 1);
+        let Some(newest) = docs.last() else {
+            unknown.push((chat_id, docs));
+            continue;
+        };
+        moves.push(HeadMove { chat_id: chat_id.clone(), expected: current, last: LastMessageDoc::of(newest) });
+        remembered.push((chat_id, current, docs));
     }
-    let moves: Vec<HeadMove> = remembered
-        .iter()
-        .filter_map(|(chat_id, current, docs)| {
-            let newest = docs.last()?;
-            Some(HeadMove { chat_id: chat_id.clone(), expected: *current, last: LastMessageDoc::of(newest) })
-        })
-        .collect();
     let applied = writes.advance_heads(moves, now).await?;
     let mut reserved = Vec::new();
     for ((chat_id, current, docs), applied) in remembered.into_iter().zip(applied) {
