@@ -322,12 +322,13 @@ async fn a_round_trip_restores_every_document_exactly_and_the_indexes() {
         let entry = newest.entry(chat_id.to_owned()).or_default();
         *entry = (*entry).max(seq);
     }
-    for chat in documents(&restored, "chats").await {
-        let (Ok(id), Ok(last_seq)) = (chat.get_str("_id"), chat.get_i64("last_seq")) else {
-            panic!("chat without _id or int64 last_seq: {chat:?}");
+    for head in documents(&restored, "chat_heads").await {
+        let (Ok(id), Ok(last_seq)) = (head.get_str("_id"), head.get_i64("last_seq")) else {
+            panic!("head without _id or int64 last_seq: {head:?}");
         };
         assert!(last_seq >= newest.get(id).copied().unwrap_or(0), "{id}: last_seq {last_seq} behind its messages");
     }
+    assert_eq!(documents(&restored, "chat_heads").await.len(), 3, "every chat has its head");
     let found = restored.search_users("ёлк", None, 10).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(found.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["Ёлкина Анна"]);
 }
@@ -365,8 +366,10 @@ async fn a_damaged_file_is_refused_with_its_line_number_before_anything_is_dropp
     h.export(&file).await.unwrap_or_else(|e| panic!("export: {e}"));
     let before = documents(&h.store, "messages").await;
     let lines = decompress(&file);
-    assert_eq!(lines.len(), 1 + 6 + 9 + 30 + 3, "header, users, participants, messages, chats");
-    assert!(lines[lines.len() - 3..].iter().all(|line| line.starts_with("{\"c\":\"chats\"")), "chats come last");
+    assert_eq!(lines.len(), 1 + 6 + 9 + 30 + 3 + 3, "header, users, participants, messages, chats, heads");
+    let (chats, heads) = lines[lines.len() - 6..].split_at(3);
+    assert!(chats.iter().all(|line| line.starts_with("{\"c\":\"chats\"")), "chats come next to last");
+    assert!(heads.iter().all(|line| line.starts_with("{\"c\":\"chat_heads\"")), "chat heads come last");
 
     // Cut in the middle of the compressed stream.
     let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
@@ -387,7 +390,7 @@ async fn a_damaged_file_is_refused_with_its_line_number_before_anything_is_dropp
     let short = h.file("short.jsonl.gz");
     compress(&short, &lines[..lines.len() - 2]);
     let error = expect_error(h.import(&short, &h.servers.db_name, true).await);
-    assert_eq!(error, "chats: the header says 3 documents but the file holds 1 (truncated or edited?)");
+    assert_eq!(error, "chat_heads: the header says 3 documents but the file holds 1 (truncated or edited?)");
 
     assert_eq!(documents(&h.store, "messages").await, before, "--drop waited for a good file");
 }
@@ -439,25 +442,33 @@ async fn export_never_overwrites_a_file() {
     assert_eq!(std::fs::read_dir(h.dir.path()).map(Iterator::count).unwrap_or(0), 2, "no temporary file is left");
 }
 
+/// `docs/backup.md`, "After a restore": each row's chat's `last_seq`, its head's or,
+/// for a chat without a head, its chat document's (`local` names the chat id).
+fn chat_last_seq(local: &str) -> Vec<Document> {
+    vec![
+        doc! { "$lookup": { "from": "chat_heads", "localField": local, "foreignField": "_id", "as": "head" } },
+        doc! { "$unwind": { "path": "$head", "preserveNullAndEmptyArrays": true } },
+        doc! { "$lookup": { "from": "chats", "localField": local, "foreignField": "_id", "as": "chat" } },
+        doc! { "$unwind": { "path": "$chat", "preserveNullAndEmptyArrays": true } },
+        doc! { "$set": { "last_seq": { "$ifNull": ["$head.last_seq", { "$ifNull": ["$chat.last_seq", -1] }] } } },
+    ]
+}
+
 /// `docs/backup.md`, "After a restore": chats behind their newest message.
 fn chats_behind_their_messages() -> Vec<Document> {
-    vec![
-        doc! { "$group": { "_id": "$chat_id", "newest": { "$max": "$seq" } } },
-        doc! { "$lookup": { "from": "chats", "localField": "_id", "foreignField": "_id", "as": "chat" } },
-        doc! { "$unwind": { "path": "$chat", "preserveNullAndEmptyArrays": true } },
-        doc! { "$match": { "$expr": { "$lt": [ { "$ifNull": ["$chat.last_seq", -1] }, "$newest" ] } } },
-        doc! { "$project": { "newest": 1, "last_seq": "$chat.last_seq" } },
-    ]
+    let mut pipeline = vec![doc! { "$group": { "_id": "$chat_id", "newest": { "$max": "$seq" } } }];
+    pipeline.extend(chat_last_seq("_id"));
+    pipeline.push(doc! { "$match": { "$expr": { "$lt": ["$last_seq", "$newest"] } } });
+    pipeline.push(doc! { "$project": { "newest": 1, "last_seq": 1 } });
+    pipeline
 }
 
 /// `docs/backup.md`, "After a restore": read marks ahead of their chat.
 fn read_marks_ahead_of_their_chat() -> Vec<Document> {
-    vec![
-        doc! { "$lookup": { "from": "chats", "localField": "chat_id", "foreignField": "_id", "as": "chat" } },
-        doc! { "$unwind": { "path": "$chat", "preserveNullAndEmptyArrays": true } },
-        doc! { "$match": { "$expr": { "$gt": ["$last_read_seq", { "$ifNull": ["$chat.last_seq", -1] }] } } },
-        doc! { "$project": { "chat_id": 1, "user_id": 1, "last_read_seq": 1, "last_seq": "$chat.last_seq" } },
-    ]
+    let mut pipeline = chat_last_seq("chat_id");
+    pipeline.push(doc! { "$match": { "$expr": { "$gt": ["$last_read_seq", "$last_seq"] } } });
+    pipeline.push(doc! { "$project": { "chat_id": 1, "user_id": 1, "last_read_seq": 1, "last_seq": 1 } });
+    pipeline
 }
 
 async fn aggregate(store: &Store, collection: &str, pipeline: Vec<Document>) -> Vec<Document> {
@@ -479,8 +490,8 @@ async fn the_checks_after_a_restore_find_what_they_look_for_and_the_fixes_repair
     assert_eq!(aggregate(&restored, "participants", read_marks_ahead_of_their_chat()).await, Vec::<Document>::new());
 
     // What a backup read in the wrong order would look like.
-    let chats = restored.db.collection::<Document>("chats");
-    let broken = chats.update_one(doc! { "_id": "course" }, doc! { "$set": { "last_seq": 2_i64 } }).await;
+    let heads = restored.db.collection::<Document>("chat_heads");
+    let broken = heads.update_one(doc! { "_id": "course" }, doc! { "$set": { "last_seq": 2_i64 } }).await;
     assert_eq!(broken.map(|r| r.modified_count).ok(), Some(1));
     let participants = restored.participants();
     let mark = participants
@@ -493,11 +504,15 @@ async fn the_checks_after_a_restore_find_what_they_look_for_and_the_fixes_repair
     assert_eq!(ahead.len(), 1, "{ahead:?}");
     assert_eq!(ahead[0].get_str("_id").ok(), Some("course:u0"));
 
-    // The fixes: raise last_seq to the newest message (never lower it), then cap the mark.
+    // The fixes: raise last_seq to the newest message (never lower it) in the head and
+    // the chat document, then cap the mark.
     for row in behind {
-        let fixed =
-            chats.update_one(doc! { "_id": row.get("_id") }, doc! { "$max": { "last_seq": row.get("newest") } });
-        fixed.await.unwrap_or_else(|e| panic!("{e}"));
+        for collection in ["chat_heads", "chats"] {
+            let target = restored.db.collection::<Document>(collection);
+            let fixed =
+                target.update_one(doc! { "_id": row.get("_id") }, doc! { "$max": { "last_seq": row.get("newest") } });
+            fixed.await.unwrap_or_else(|e| panic!("{e}"));
+        }
     }
     let ahead = aggregate(&restored, "participants", read_marks_ahead_of_their_chat()).await;
     assert_eq!(ahead, Vec::<Document>::new(), "raising last_seq to 10 covers the mark of 9");

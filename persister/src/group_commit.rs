@@ -21,18 +21,22 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::head_copies::HeadCopies;
+
 /// Commands of one kind at the store at once, before requests start to be merged.
 pub const IN_FLIGHT: usize = 2;
 
 /// Most items merged into one command: a bound on the size of one store command.
 pub const MAX_ITEMS: usize = 1_000;
 
-/// The lookups and inserts of sends, merged across the pipelines of this replica.
+/// The lookups and inserts of sends, merged across the pipelines of this replica, and
+/// the copies of moved heads into their chat documents.
 #[derive(Clone)]
 pub struct SendWrites {
     existing: Coalescer<SendKey, Vec<MessageDoc>>,
     heads: Coalescer<(HeadMove, DateTime<Utc>), Vec<bool>>,
     inserts: Coalescer<MessageDoc, ()>,
+    copies: HeadCopies,
 }
 
 impl SendWrites {
@@ -71,7 +75,12 @@ impl SendWrites {
                 Ok(vec![(); count])
             }) as BoxFuture<'static, Result<Vec<()>, StoreError>>
         });
-        SendWrites { existing, heads, inserts }
+        SendWrites { existing, heads, inserts, copies: HeadCopies::spawn(store.clone()) }
+    }
+
+    /// Marks a chat whose head a command moved, for its chat document's copy.
+    pub fn head_moved(&self, chat_id: &str) {
+        self.copies.moved(chat_id);
     }
 
     /// The stored messages among these send keys.

@@ -21,6 +21,7 @@ pub mod commands;
 pub mod effects;
 pub mod fence;
 pub mod group_commit;
+pub mod head_copies;
 pub mod known_chats;
 pub mod metrics;
 pub mod partitions;

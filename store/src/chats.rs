@@ -1,5 +1,7 @@
 //! Queries on `chats`.
 
+use std::{collections::HashMap, future::IntoFuture};
+
 use bson::doc;
 use chat_nats::model::ChatKind;
 use chrono::{DateTime, Utc};
@@ -9,13 +11,22 @@ use serde::Deserialize;
 
 use crate::{
     Store, StoreError,
-    docs::{ChangeMark, ChatDoc, LastMessageDoc, MemberDoc, RemovalMark, bson_seq},
+    docs::{ChangeMark, ChatDoc, HeadDoc, MemberDoc, RemovalMark},
 };
 
-/// The part of a chat document that bounds paged reads.
+/// A head's `last_seq`.
 #[derive(Debug, Deserialize)]
-struct LastSeq {
+struct HeadSeq {
     last_seq: i64,
+}
+
+/// A chat's id and latest activity, from its chat document or its head.
+#[derive(Debug, Deserialize)]
+struct Activity {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    updated_at: DateTime<Utc>,
 }
 
 /// The part of a chat document that bounds a member's paged reads: where the chat
@@ -51,109 +62,48 @@ impl Store {
 
     /// One chat.
     pub async fn chat(&self, chat_id: &str) -> Result<Option<ChatDoc>, StoreError> {
-        Ok(self.chats().find_one(doc! { "_id": chat_id }).await?)
-    }
-
-    /// The highest seq reserved in a chat (every message's `seq` and `updated_seq` is
-    /// at most this), read with a projection; `None` when there is no such chat.
-    pub async fn last_seq(&self, chat_id: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.read_bounds(chat_id).await?.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
+        self.with_head(self.chats().find_one(doc! { "_id": chat_id }).await?).await
     }
 
     /// A chat's [`ReadBounds`], read with a projection; `None` when there is no such
     /// chat.
     pub(crate) async fn read_bounds(&self, chat_id: &str) -> Result<Option<ReadBounds>, StoreError> {
-        Ok(self
-            .db
-            .collection::<ReadBounds>(crate::collections::CHATS)
-            .find_one(doc! { "_id": chat_id })
-            .projection(doc! { "_id": 0, "last_seq": 1, "history_visibility": 1 })
-            .await?)
+        let chats = self.db.collection::<ReadBounds>(crate::collections::CHATS);
+        let heads = self.db.collection::<HeadSeq>(crate::collections::CHAT_HEADS);
+        let (chat, head) = futures::try_join!(
+            chats
+                .find_one(doc! { "_id": chat_id })
+                .projection(doc! { "_id": 0, "last_seq": 1, "history_visibility": 1 })
+                .into_future(),
+            heads.find_one(doc! { "_id": chat_id }).projection(doc! { "_id": 0, "last_seq": 1 }).into_future(),
+        )?;
+        Ok(chat.map(|mut bounds| {
+            bounds.last_seq = bounds.last_seq.max(head.map_or(0, |head| head.last_seq));
+            bounds
+        }))
     }
 
     /// Several chats at once.
     pub async fn chats_by_ids(&self, chat_ids: &[String]) -> Result<Vec<ChatDoc>, StoreError> {
-        Ok(self.chats().find(doc! { "_id": { "$in": chat_ids } }).await?.try_collect().await?)
+        self.with_heads(self.chats().find(doc! { "_id": { "$in": chat_ids } }).await?.try_collect().await?).await
     }
 
     /// The direct chat of a pair, if any.
     pub async fn direct_chat(&self, direct_key: &str) -> Result<Option<ChatDoc>, StoreError> {
-        Ok(self.chats().find_one(doc! { "direct_key": direct_key }).await?)
+        self.with_head(self.chats().find_one(doc! { "direct_key": direct_key }).await?).await
     }
 
     /// The chat with this external id, if any.
     pub async fn chat_by_external_id(&self, external_id: &str) -> Result<Option<ChatDoc>, StoreError> {
-        Ok(self.chats().find_one(doc! { "external_id": external_id }).await?)
+        self.with_head(self.chats().find_one(doc! { "external_id": external_id }).await?).await
     }
 
-    /// Inserts a new chat.
+    /// Inserts a new chat and its head. A crash in between leaves a chat without a head,
+    /// which its first write seeds ([`crate::heads`]).
     pub async fn insert_chat(&self, chat: &ChatDoc) -> Result<(), StoreError> {
         self.writes.admit("insert_chat")?;
         self.chats().insert_one(chat).await?;
-        Ok(())
-    }
-
-    /// Reserves `count` sequence numbers; returns the last of them. The reservation is
-    /// durable before anything uses it, so a crash leaves a gap, never a reuse. Only
-    /// `last_seq` comes back: a chat document carries every participant.
-    pub async fn reserve_seqs(&self, chat_id: &str, count: u64) -> Result<Option<u64>, StoreError> {
-        self.writes.admit("reserve_seqs")?;
-        let updated = self
-            .db
-            .collection::<LastSeq>(crate::collections::CHATS)
-            .find_one_and_update(doc! { "_id": chat_id }, doc! { "$inc": { "last_seq": bson_seq(count) } })
-            .projection(doc! { "_id": 0, "last_seq": 1 })
-            .return_document(ReturnDocument::After)
-            .await?;
-        Ok(updated.map(|chat| u64::try_from(chat.last_seq).unwrap_or(0)))
-    }
-
-    /// Moves a chat's `last_seq` from `expected` to `last_seq` and records `last` as its
-    /// newest message, in one write, only while `last_seq` still is `expected`: the
-    /// reservation and the preview of a run of sends cost one update of the (large)
-    /// chat document instead of two. False when the chat is gone or another writer
-    /// moved `last_seq` first (the caller reads it again).
-    pub async fn advance_head(
-        &self,
-        chat_id: &str,
-        expected: u64,
-        last: &LastMessageDoc,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.writes.admit("advance_head")?;
-        let last_doc = bson::to_bson(last).map_err(|e| StoreError::Bson(e.to_string()))?;
-        let result = self
-            .chats()
-            .update_one(
-                doc! { "_id": chat_id, "last_seq": bson_seq(expected) },
-                doc! { "$set": {
-                    "last_seq": last.seq,
-                    "last_message": last_doc,
-                    "updated_at": bson::DateTime::from_chrono(at),
-                } },
-            )
-            .await?;
-        Ok(result.matched_count == 1)
-    }
-
-    /// Records the newest message, unless a newer one is already recorded.
-    pub async fn set_last_message(
-        &self,
-        chat_id: &str,
-        last: &LastMessageDoc,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.writes.admit("set_last_message")?;
-        let last_doc = bson::to_bson(last).map_err(|e| StoreError::Bson(e.to_string()))?;
-        self.chats()
-            .update_one(
-                doc! {
-                    "_id": chat_id,
-                    "$or": [ { "last_message": null }, { "last_message.seq": { "$lt": last.seq } } ],
-                },
-                doc! { "$set": { "last_message": last_doc, "updated_at": bson::DateTime::from_chrono(at) } },
-            )
-            .await?;
+        self.insert_head(&HeadDoc::of(chat)).await?;
         Ok(())
     }
 
@@ -183,28 +133,49 @@ impl Store {
 
 impl Store {
     /// A user's chats, most recent activity first, strictly after `(updated_at, id)`.
+    /// A chat's activity is the later of its head's and its chat document's
+    /// `updated_at`, which are in two collections: the user's chats are ranked here
+    /// from both (two projections of every chat of theirs, as the store's sort on the
+    /// membership index read every one of them too), and only the page is read whole.
     pub async fn chats_of_user(
         &self,
         user_id: &str,
         after: Option<(DateTime<Utc>, String)>,
         limit: u32,
     ) -> Result<Vec<ChatDoc>, StoreError> {
-        let mut filter = doc! { "participants.user_id": user_id };
-        if let Some((updated_at, id)) = after {
-            let at = bson::DateTime::from_chrono(updated_at);
-            filter.insert(
-                "$or",
-                vec![doc! { "updated_at": { "$lt": at } }, doc! { "updated_at": at, "_id": { "$lt": id } }],
-            );
-        }
-        Ok(self
-            .chats()
-            .find(filter)
-            .sort(doc! { "updated_at": -1, "_id": -1 })
-            .limit(i64::from(limit))
+        let activity = doc! { "_id": 1, "updated_at": 1 };
+        let mine: Vec<Activity> = self
+            .db
+            .collection::<Activity>(crate::collections::CHATS)
+            .find(doc! { "participants.user_id": user_id })
+            .projection(activity.clone())
             .await?
             .try_collect()
-            .await?)
+            .await?;
+        let ids: Vec<&str> = mine.iter().map(|chat| chat.id.as_str()).collect();
+        let heads: HashMap<String, DateTime<Utc>> = self
+            .db
+            .collection::<Activity>(crate::collections::CHAT_HEADS)
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(activity)
+            .await?
+            .map_ok(|head| (head.id, head.updated_at))
+            .try_collect()
+            .await?;
+        let mut ranked: Vec<(DateTime<Utc>, String)> = mine
+            .into_iter()
+            .map(|chat| {
+                let at = heads.get(&chat.id).map_or(chat.updated_at, |head| chat.updated_at.max(*head));
+                (at, chat.id)
+            })
+            .filter(|position| after.as_ref().is_none_or(|after| position < after))
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        ranked.truncate(limit as usize);
+        let page: Vec<String> = ranked.into_iter().map(|(_, id)| id).collect();
+        let mut chats: HashMap<String, ChatDoc> =
+            self.chats_by_ids(&page).await?.into_iter().map(|chat| (chat.id.clone(), chat)).collect();
+        Ok(page.iter().filter_map(|id| chats.remove(id)).collect())
     }
 }
 
@@ -252,29 +223,12 @@ impl Store {
     /// Applies a `$set` (and optional `$pull`) to a chat; returns it after the change.
     pub async fn update_chat(&self, chat_id: &str, update: bson::Document) -> Result<Option<ChatDoc>, StoreError> {
         self.writes.admit("update_chat")?;
-        Ok(self
+        let updated = self
             .chats()
             .find_one_and_update(doc! { "_id": chat_id }, update)
             .return_document(ReturnDocument::After)
-            .await?)
-    }
-
-    /// Keeps the chat list's preview in step with an edit or delete of the newest message.
-    pub async fn refresh_last_message_text(
-        &self,
-        chat_id: &str,
-        message_id: &str,
-        text: &str,
-    ) -> Result<(), StoreError> {
-        self.writes.admit("refresh_last_message_text")?;
-        let preview: String = text.chars().take(crate::docs::PREVIEW_CHARS).collect();
-        self.chats()
-            .update_one(
-                doc! { "_id": chat_id, "last_message.id": message_id },
-                doc! { "$set": { "last_message.text": preview } },
-            )
             .await?;
-        Ok(())
+        self.with_head(updated).await
     }
 
     /// Sets a member's role in the embedded list.

@@ -69,6 +69,36 @@ pub struct ChatDoc {
     pub history_visibility: HistoryVisibility,
 }
 
+/// `chat_heads`: where a chat ends, the document every message moves. Kept apart from
+/// the chat document, which carries every participant and costs the store about three
+/// times as much to update; the chat's own `last_seq`, `last_message` and `updated_at`
+/// are a copy that trails it ([`crate::heads`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadDoc {
+    /// The chat's id.
+    #[serde(rename = "_id")]
+    pub chat_id: String,
+    /// The highest seq reserved so far.
+    pub last_seq: i64,
+    /// Newest message summary.
+    pub last_message: Option<LastMessageDoc>,
+    /// When a message or an event last moved it.
+    #[serde(with = "bson_time")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl HeadDoc {
+    /// The head a chat document describes (a new chat's, or an old chat's first).
+    pub fn of(chat: &ChatDoc) -> Self {
+        HeadDoc {
+            chat_id: chat.id.clone(),
+            last_seq: chat.last_seq,
+            last_message: chat.last_message.clone(),
+            updated_at: chat.updated_at,
+        }
+    }
+}
+
 /// Which command made a change, and the seq of its event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeMark {

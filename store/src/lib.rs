@@ -26,6 +26,9 @@ pub mod collections {
     pub const PARTICIPANTS: &str = "participants";
     /// The user directory.
     pub const USERS: &str = "users";
+    /// Each chat's `last_seq` and newest message, the part every message moves (not in
+    /// the pinned four: a chat document's copy of it trails by up to a second).
+    pub const CHAT_HEADS: &str = "chat_heads";
 }
 
 /// A storage failure.
@@ -95,6 +98,11 @@ impl Store {
     /// How many writes this handle (and its clones) made.
     pub fn writes_made(&self) -> usize {
         self.writes.made()
+    }
+
+    /// `chat_heads`.
+    pub fn heads(&self) -> mongodb::Collection<docs::HeadDoc> {
+        self.db.collection(collections::CHAT_HEADS)
     }
 
     /// `chats`.

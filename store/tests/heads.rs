@@ -50,3 +50,98 @@ async fn moves_apply_where_the_expected_seq_holds_and_say_which_did() {
 
     assert_eq!(store.advance_heads(&[], Utc::now()).await.unwrap_or_else(|e| panic!("move: {e}")), Vec::<bool>::new());
 }
+
+/// A chat document as an earlier version stored it: no head.
+async fn insert_chat_without_head(store: &Store, chat_id: &str, last_seq: i64) {
+    insert_chat(store, chat_id, last_seq).await;
+    store.heads().delete_one(bson::doc! { "_id": chat_id }).await.unwrap_or_else(|e| panic!("delete head: {e}"));
+}
+
+async fn chat_document(store: &Store, chat_id: &str) -> chat_store::docs::ChatDoc {
+    let chat = store.chats().find_one(bson::doc! { "_id": chat_id }).await.unwrap_or_else(|e| panic!("chat: {e}"));
+    chat.unwrap_or_else(|| panic!("no chat document {chat_id}"))
+}
+
+#[tokio::test]
+async fn readers_see_the_head_and_the_chat_document_gets_a_copy_that_never_goes_back() {
+    let servers = Servers::start().await;
+    let store = store(&servers).await;
+    insert_chat(&store, "a", 2).await;
+    let applied = store.advance_heads(&[head("a", 2, 5)], Utc::now()).await.unwrap_or_else(|e| panic!("move: {e}"));
+    assert_eq!(applied, [true]);
+
+    // The chat document still says 2; every reader says 5.
+    assert_eq!(chat_document(&store, "a").await.last_seq, 2);
+    assert_eq!(head_of(&store, "a").await, (5, Some("a-m5".into())));
+    let listed = store.chats_by_ids(&["a".into()]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.iter().map(|c| c.last_seq).collect::<Vec<_>>(), [5]);
+    assert_eq!(store.last_seq("a").await.unwrap_or_else(|e| panic!("{e}")), Some(5));
+
+    store.copy_heads_to_chats(&["a".into(), "gone".into()]).await.unwrap_or_else(|e| panic!("copy: {e}"));
+    let copied = chat_document(&store, "a").await;
+    assert_eq!((copied.last_seq, copied.last_message.map(|m| m.id)), (5, Some("a-m5".into())));
+
+    // An edit of the newest message changes the preview's text at the same seq: copied too.
+    store.refresh_last_message_text("a", "a-m5", "edited").await.unwrap_or_else(|e| panic!("{e}"));
+    store.copy_heads_to_chats(&["a".into()]).await.unwrap_or_else(|e| panic!("copy: {e}"));
+    assert_eq!(chat_document(&store, "a").await.last_message.map(|m| m.text), Some("edited".into()));
+
+    // A copy made from an older head (another replica's, late) does not lower the chat's.
+    store
+        .chats()
+        .update_one(bson::doc! { "_id": "a" }, bson::doc! { "$set": { "last_seq": 9_i64 } })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store.copy_heads_to_chats(&["a".into()]).await.unwrap_or_else(|e| panic!("copy: {e}"));
+    assert_eq!(chat_document(&store, "a").await.last_seq, 9);
+}
+
+#[tokio::test]
+async fn a_chat_stored_without_a_head_is_read_from_its_document_and_seeded_by_its_first_write() {
+    let servers = Servers::start().await;
+    let store = store(&servers).await;
+    insert_chat_without_head(&store, "old", 7).await;
+    insert_chat_without_head(&store, "older", 3).await;
+
+    // Readers fall back to the chat document; a compare-and-set finds no head.
+    assert_eq!(head_of(&store, "old").await, (7, None));
+    let applied = store.advance_heads(&[head("old", 7, 8)], Utc::now()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(applied, [false], "no head, no move: the caller reads the chat again");
+
+    // Reading `last_seq` as a writer seeds the head; an increment seeds it by itself.
+    assert_eq!(store.last_seq("old").await.unwrap_or_else(|e| panic!("{e}")), Some(7));
+    let applied = store.advance_heads(&[head("old", 7, 8)], Utc::now()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(applied, [true]);
+    assert_eq!(head_of(&store, "old").await, (8, Some("old-m8".into())));
+    assert_eq!(store.reserve_seqs("older", 2).await.unwrap_or_else(|e| panic!("{e}")), Some(5));
+    assert_eq!(head_of(&store, "older").await.0, 5);
+    assert_eq!(store.reserve_seqs("gone", 1).await.unwrap_or_else(|e| panic!("{e}")), None);
+}
+
+#[tokio::test]
+async fn a_users_chats_are_ranked_by_the_later_of_head_and_chat_activity() {
+    let servers = Servers::start().await;
+    let store = store(&servers).await;
+    for chat_id in ["x", "y", "z"] {
+        insert_chat(&store, chat_id, 1).await;
+    }
+    // "y" gets a message, then "x" one: x, y, z (z is the newest created but quiet).
+    let later = |ms| Utc::now() + chrono::Duration::milliseconds(ms);
+    store.advance_heads(&[head("y", 1, 2)], later(1_000)).await.unwrap_or_else(|e| panic!("{e}"));
+    store.advance_heads(&[head("x", 1, 2)], later(2_000)).await.unwrap_or_else(|e| panic!("{e}"));
+    let ids = |chats: Vec<chat_store::docs::ChatDoc>| chats.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let first = store.chats_of_user("u1", None, 2).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.iter().map(|c| c.last_seq).collect::<Vec<_>>(), [2, 2]);
+    let cursor = first.last().map(|c| (c.updated_at, c.id.clone()));
+    assert_eq!(ids(first), ["x", "y"]);
+    let rest = store.chats_of_user("u1", cursor, 2).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(rest), ["z"]);
+
+    // A rename dates the chat document: "z" comes first without a message.
+    store
+        .update_chat("z", bson::doc! { "$set": { "updated_at": bson::DateTime::from_chrono(later(3_000)) } })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let all = store.chats_of_user("u1", None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(all), ["z", "x", "y"]);
+}

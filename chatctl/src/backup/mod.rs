@@ -23,12 +23,14 @@ pub const FORMAT: &str = "edu-chat-backup";
 /// The one `version` this chatctl writes and reads.
 pub const VERSION: u64 = 1;
 
-/// The collections a backup holds, in the order they are written. `chats` comes last:
-/// while services write, a chat's `last_seq` read after its messages and read marks is at
-/// least every seq they hold, so a restored chat never hands out a seq that a restored
-/// message already has (the unique `(chat_id, seq)` index would refuse that message).
-pub const COLLECTIONS: [&str; 4] =
-    [collections::USERS, collections::PARTICIPANTS, collections::MESSAGES, collections::CHATS];
+/// The collections a backup holds, in the order they are written. `chats` and then
+/// `chat_heads` come last: while services write, a chat's `last_seq` read after its
+/// messages and read marks is at least every seq they hold, so a restored chat never
+/// hands out a seq that a restored message already has (the unique `(chat_id, seq)`
+/// index would refuse that message). A file made before heads existed has none; each
+/// restored chat's first write seeds its head from the chat document.
+pub const COLLECTIONS: [&str; 5] =
+    [collections::USERS, collections::PARTICIPANTS, collections::MESSAGES, collections::CHATS, collections::CHAT_HEADS];
 
 /// The first line: what the file is, when it was made and how many documents each
 /// collection has in it.

@@ -86,7 +86,7 @@ pub async fn run(args: &ExportArgs, progress: &Progress) -> Result<ExportSummary
     result
 }
 
-/// Exports the four collections of `db` to `out`.
+/// Exports the collections of `db` to `out`.
 pub async fn export(db: &mongodb::Database, out: &Path, progress: &Progress) -> Result<ExportSummary, BackupError> {
     let started = Instant::now();
     if out.symlink_metadata().is_ok() {

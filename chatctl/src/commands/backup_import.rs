@@ -3,7 +3,7 @@
 //! In order: refuse a target whose chat collections hold documents (unless `--drop`);
 //! read and check the whole file (every line, and the counts against the header) before
 //! changing anything, so a damaged file never costs the data that `--drop` would remove;
-//! drop the four collections if asked; create the indexes with
+//! drop the five collections if asked; create the indexes with
 //! [`chat_store::Store::ensure_indexes`]; insert in unordered batches of [`BATCH`] while a
 //! blocking thread decompresses and parses the next ones; count every collection against
 //! the header.

@@ -109,8 +109,8 @@ pub async fn handle(
     }
 }
 
-/// Makes sure every participant document exists (a crash may have stopped short of
-/// them), then records the event and the answer.
+/// Makes sure the chat's head and every participant document exist (a crash may have
+/// stopped short of them), then records the event and the answer.
 async fn finish(
     store: &Store,
     issued: &Issued,
@@ -118,6 +118,9 @@ async fn finish(
     created: bool,
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
+    if !created {
+        store.head(&chat.id).await?;
+    }
     let participants: Vec<ParticipantDoc> = chat
         .participants
         .iter()

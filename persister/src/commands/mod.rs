@@ -36,7 +36,7 @@ pub async fn handle_step(
     if !matches!(first.envelope.command, Command::MsgSend(_) | Command::Read(_)) {
         known.forget(first.envelope.chat_id());
     }
-    match &first.envelope.command {
+    let handled = match &first.envelope.command {
         Command::MsgSend(_) => {
             // The pipeline's steps that start with a send hold only sends.
             let run: Vec<msg_send::SendInRun<'_>> = step
@@ -55,7 +55,17 @@ pub async fn handle_step(
         Command::ChatUpdate(command) => chat_update::handle(store, first, command, effects).await,
         Command::MemberAdd(command) => member_add::handle(store, first, command, effects).await,
         Command::MemberRemove(command) => member_remove::handle(store, first, command, effects).await,
+    };
+    // Read marks leave the head where it is; everything else may have moved it.
+    if handled.is_ok() && !matches!(first.envelope.command, Command::Read(_)) {
+        let mut chats: Vec<&str> = step.iter().map(|issued| issued.envelope.chat_id()).collect();
+        chats.sort_unstable();
+        chats.dedup();
+        for chat_id in chats {
+            sends.head_moved(chat_id);
+        }
     }
+    handled
 }
 
 /// The role of `user_id` in a stored chat.

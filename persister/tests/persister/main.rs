@@ -153,6 +153,31 @@ async fn a_burst_across_chats_keeps_per_chat_order_and_dense_seqs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_document_copies_its_head_within_a_few_seconds() {
+    let h = Harness::start().await;
+    let chat = h.create_group("u1", &["u2"]).await;
+    for i in 0..5 {
+        h.submit("u2", send(&chat, &format!("k{i}"), &format!("m{i}"))).await;
+    }
+    let head = h.store.head(&chat).await.unwrap_or_default().expect("a head");
+    assert_eq!(head.last_seq, 6, "created at 1, five messages");
+    // The pinned fields of `chats` follow (persister/src/head_copies.rs: once a second).
+    let copied = async {
+        loop {
+            let document = h.store.chats().find_one(bson::doc! { "_id": &chat }).await.unwrap_or_default();
+            let document = document.expect("the chat document");
+            if document.last_seq == head.last_seq {
+                return document;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let document = tokio::time::timeout(Duration::from_secs(5), copied).await.expect("copied within 5 s");
+    assert_eq!(document.last_message.map(|m| (m.seq, m.text)), Some((6, "m4".to_owned())));
+    assert!(document.updated_at >= head.updated_at, "the copy dates the chat by its newest message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seq_moved_behind_the_persisters_back_is_read_again() {
     let h = Harness::start().await;
     let chat = h.create_group("u1", &["u2"]).await;

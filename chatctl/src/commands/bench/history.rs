@@ -1,6 +1,6 @@
 //! The `history` scenario: a chat created over REST is filled with many messages written
-//! straight into MongoDB (batched `insert_many` of the store's own documents, seqs
-//! following the chat's, then its `last_seq` moved past them), and its history is read
+//! straight into MongoDB (their seqs reserved first, as the persister does, then batched
+//! `insert_many` of the store's own documents), and its history is read
 //! page by page through the api at random cursors in a few depth bands (the first page
 //! without a cursor, near the newest message, a quarter, half and three quarters of the
 //! way back, near the oldest), each band reported on its own.
@@ -65,15 +65,13 @@ async fn seed_and_read(
     let http = super::http_client()?;
     let chats = population::create_chats(settings, &http, &users, 1, progress).await?;
     let chat = chats.first().ok_or(BenchError::EmptyChat(0))?;
-    let base = chat.last_seq;
     let seeding = Instant::now();
+    // The seqs are reserved first, as the persister does, so that no send of the
+    // service can take one of them.
+    let last_seq =
+        store.reserve_seqs(&chat.id, spec.messages).await?.ok_or_else(|| BenchError::ChatVanished(chat.id.clone()))?;
+    let base = last_seq - spec.messages;
     seed(store, &chat.id, &users[0].id, base, spec.messages, progress).await?;
-    let last_seq = seq_i64(base + spec.messages)?;
-    store
-        .chats()
-        .update_one(doc! { "_id": &chat.id }, doc! { "$set": { "last_seq": last_seq } })
-        .await
-        .map_err(BenchError::Mongo)?;
     let seed_s = seeding.elapsed().as_secs_f64();
 
     // Cursors from just above the oldest full page to just above the newest message;

@@ -187,6 +187,12 @@ pub enum BenchError {
     /// MongoDB failed.
     #[error("mongodb: {0}")]
     Mongo(mongodb::error::Error),
+    /// A chat the bench created is gone.
+    #[error("chat {0} vanished during the bench")]
+    ChatVanished(String),
+    /// A store operation failed.
+    #[error("store: {0}")]
+    Store(#[from] chat_store::StoreError),
     /// The plot could not be drawn.
     #[error("plotting {path}: {reason}")]
     Plot {
