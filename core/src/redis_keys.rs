@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`conns`], [`last_seen`] | the user | presence: the `MULTI` of a connection report, the sweep script |
 //! | [`typing_throttle`], [`typing`] | the chat | presence: the typing script |
-//! | [`message_budget`] | the user | edge and api: the token bucket script (one key) |
+//! | [`user_budget`] | the user | edge and api: the token bucket script (one key) |
 //! | [`directory_budget`] | the user | api: `INCR` + `EXPIRE` of one window's counter |
 //! | [`push_sent`] | the message | notifier: `SMISMEMBER`, then `SADD` + `EXPIRE` |
 //! | [`ONLINE`] | none (one key) | presence: `SADD`, `SREM`, `SSCAN`, `SCARD`, each alone |
@@ -39,11 +39,13 @@ pub fn typing(chat_id: &str, user_id: &str) -> String {
     format!("typing:{{{chat_id}}}:{user_id}")
 }
 
-/// A user's message bucket: when it is full again (µs since the epoch); no key is a
-/// full bucket. The `:bucket` suffix keeps it apart from the fixed-window counters of
-/// older releases (`rate:{user}:msg:<second>`), which expire by themselves.
-pub fn message_budget(user_id: &str) -> String {
-    format!("rate:{{{user_id}}}:msg:bucket")
+/// A user's bucket of one kind of write (`msg` for messages, see
+/// [`crate::write_budget`] for the others): when it is full again (µs since the
+/// epoch); no key is a full bucket. The `:bucket` suffix keeps the message bucket
+/// apart from the fixed-window counters of older releases (`rate:{user}:msg:<second>`),
+/// which expire by themselves.
+pub fn user_budget(user_id: &str, kind: &str) -> String {
+    format!("rate:{{{user_id}}}:{kind}:bucket")
 }
 
 /// How many directory searches a user made in one window (`window` names its length

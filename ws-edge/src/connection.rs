@@ -113,7 +113,7 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
         session: &mut session,
         conn: &conn,
         bucket: TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst),
-        typing: commands::typing::TypingThrottle::default(),
+        throttles: commands::throttles::ConnThrottles::new(&edge.config),
         refused_in_a_row: 0,
     };
     let ending = match AssertUnwindSafe(connection.run()).catch_unwind().await {
@@ -169,7 +169,7 @@ struct Connection<'a> {
     session: &'a mut Session,
     conn: &'a ConnHandle,
     bucket: TokenBucket,
-    typing: commands::typing::TypingThrottle,
+    throttles: commands::throttles::ConnThrottles,
     refused_in_a_row: u32,
 }
 
@@ -304,7 +304,8 @@ impl Connection<'_> {
         }
         let name = command.name();
         // Boxed, so that an idle connection's task does not carry every command's state.
-        let outcome = Box::pin(commands::dispatch(self.edge, self.session, self.conn, &mut self.typing, command)).await;
+        let outcome =
+            Box::pin(commands::dispatch(self.edge, self.session, self.conn, &mut self.throttles, command)).await;
         metrics::COMMANDS.with_label_values(&[name, outcome]).inc();
         Step::Continue
     }

@@ -103,11 +103,12 @@ pub async fn start_with_hook(
         .await
         .map_err(|error| StartupError::dependency("subscribing to presence changes", error))?;
     let redis = chat_core::connect::LazyRedis::new(&config.redis)?;
-    let message_budget = chat_core::rate_limit::UserMessageBudget::new(
+    let message_budget = chat_core::rate_limit::UserBudget::messages(
         redis.clone(),
         config.limits.messages_per_user_per_s,
         config.limits.message_burst(),
     );
+    let write_budgets = chat_core::write_budget::WriteBudgets::new(&redis, &config.writes);
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
@@ -125,6 +126,7 @@ pub async fn start_with_hook(
         verifier: Arc::new(verifier),
         shutdown: shutdown.clone(),
         message_budget,
+        write_budgets,
         upgrades,
         command_hook,
         edge_id,
