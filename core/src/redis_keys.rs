@@ -6,6 +6,7 @@
 //! | [`conns`], [`last_seen`] | the user | presence: the `MULTI` of a connection report, the sweep script |
 //! | [`typing_throttle`], [`typing`] | the chat | presence: the typing script |
 //! | [`user_budget`] | the user | edge and api: the token bucket script (one key) |
+//! | [`user_connections`] | the user | edge: the admission script (one key), `ZADD XX` + `PEXPIREAT` |
 //! | [`directory_budget`] | the user | api: `INCR` + `EXPIRE` of one window's counter |
 //! | [`push_sent`] | the message | notifier: `SMISMEMBER`, then `SADD` + `EXPIRE` |
 //! | [`ONLINE`] | none (one key) | presence: `SADD`, `SREM`, `SSCAN`, `SCARD`, each alone |
@@ -24,6 +25,14 @@ pub fn conns(user_id: &str) -> String {
 /// When the user was last connected (ms since the epoch).
 pub fn last_seen(user_id: &str) -> String {
     format!("presence:{{{user_id}}}:last_seen")
+}
+
+/// Sorted set of a user's WebSocket connections on every edge, for the per-user
+/// connection limit: member `conn_id`, score = when it stops counting (ms since the
+/// epoch), moved on by the edges' heartbeats. Apart from [`conns`], which the presence
+/// worker keeps from the edges' reports some time after they happen.
+pub fn user_connections(user_id: &str) -> String {
+    format!("limit:{{{user_id}}}:connections")
 }
 
 /// Set of the users currently online (for the gauge and the expiry sweep).

@@ -360,6 +360,16 @@ impl Stack {
         chat["id"].as_str().unwrap_or_else(|| panic!("no id in {chat}")).to_owned()
     }
 
+    /// Connects a user's WebSocket to `ws_url` (another edge's, say) and reads nothing:
+    /// the edge may still close it.
+    pub async fn connect_to(&self, ws_url: &str, token: &str) -> Client {
+        let request = format!("{ws_url}?access_token={token}");
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await
+            .unwrap_or_else(|error| panic!("WebSocket connect failed: {error}"));
+        Client { socket, skipped: Default::default() }
+    }
+
     /// Connects a user's WebSocket and reads `hello`.
     pub async fn connect(&self, token: &str) -> Client {
         self.connect_with_hello(token).await.0
@@ -543,6 +553,22 @@ impl Client {
                 Ok(Message::Close(frame)) => panic!("connection closed: {frame:?}"),
                 Ok(_) => continue,
                 Err(error) => panic!("read failed: {error}"),
+            }
+        }
+    }
+
+    /// The next JSON frame within `wait`, or how the socket ended first: its close code
+    /// (`None` for a close without one, or nothing within `wait`).
+    pub async fn next_or_close(&mut self, wait: Duration) -> Result<Value, Option<u16>> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.socket.next()).await.ok().flatten();
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(text.as_str()).map_err(|e| panic!("bad JSON {text}: {e}"));
+                }
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
             }
         }
     }

@@ -95,7 +95,8 @@ pub struct Config {
     /// `presence.watch` changes a connection may make at once.
     #[arg(long = "presence-watches-burst", env = "CHAT_WS_PRESENCE_WATCHES_BURST", default_value_t = 10)]
     pub presence_watches_burst: u32,
-    /// Connections per user on this edge.
+    /// Connections per user, counted across every edge in Redis (and on each edge
+    /// alone, the only count while Redis is down).
     #[arg(long = "max-connections-per-user", env = "CHAT_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 10)]
     pub max_connections_per_user: usize,
 }

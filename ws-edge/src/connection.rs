@@ -90,7 +90,11 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     // only the state of its main loop.
     // Registered, the connection gets deliveries at once; the outbox holds them until
     // `hello` is in front of them.
-    if Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
+    // Counted across edges first (this edge's own count is the limit too, and the only
+    // one while Redis is down); a refused connection is uncounted again.
+    let counted = Box::pin(edge.user_connections.admit(&session.user_id, &session.conn_id)).await;
+    if !counted || Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
+        edge.user_connections.release(&session.user_id, &session.conn_id).await;
         conn.outbox.discard_held();
         conn.outbox.close(close::TOO_MANY_CONNECTIONS);
         finish(&mut socket, &conn.outbox, Ending::Close(close::TOO_MANY_CONNECTIONS), close_timeout).await;
@@ -130,6 +134,7 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     Box::pin(finish(&mut connection.socket, &conn.outbox, ending, close_timeout)).await;
     drop(connection);
     edge.hub.unregister(&session.user_id, &session.conn_id);
+    edge.user_connections.release(&session.user_id, &session.conn_id).await;
     Box::pin(edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Disconnected)).await;
     metrics::CONNECTIONS.dec();
     tracing::debug!(conn_id = %session.conn_id, ?ending, "disconnected");

@@ -1,8 +1,9 @@
 //! Abuse limits as a client meets them: tokens the verifier bounds (an `exp` near 2^64,
 //! audience arrays, display names) refused alike by REST and the WebSocket upgrade and
 //! `auth.refresh`, `external_id` reserved to the platform's roles, the per-user budgets
-//! of writes (shared by the api and the edge through Redis), the participants cap, and the
-//! per-connection bounds of `sync` and `presence.watch`.
+//! of writes (shared by the api and the edge through Redis), the participants cap, the
+//! per-connection bounds of `sync` and `presence.watch`, and connections per user
+//! counted across edges.
 
 use chat_core::auth::{Audience, Claims, DEV_SECRET, dev_claims, mint_hs256};
 use chat_e2e::{Stack, StackOptions, WAIT, token, token_with_roles};
@@ -383,4 +384,66 @@ async fn syncs_and_presence_watches_are_bounded_per_connection() {
     let mut other = stack.connect(&token("sy-ann")).await;
     let answer = other.command(json!({"type": "sync", "chats": {}}), "o1").await;
     assert_eq!(answer["type"], "sync.result", "the budget is the connection's: {answer}");
+}
+
+/// The close code of a socket the edge closes, reading past other frames.
+async fn close_code(client: &mut chat_e2e::Client) -> Option<u16> {
+    loop {
+        if let Err(code) = client.next_or_close(WAIT).await {
+            return code;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_are_counted_across_edges() {
+    let stack = Stack::start_with(StackOptions {
+        edge: Some(|config| config.max_connections_per_user = 2),
+        ..StackOptions::default()
+    })
+    .await;
+    let other_edge = stack.start_extra_edge().await;
+    let ann = token("cc-ann");
+    let first = stack.connect(&ann).await;
+    let _second = stack.connect(&ann).await;
+    let mut third = stack.connect_to(&other_edge.ws_url(), &ann).await;
+    assert_eq!(close_code(&mut third).await, Some(4010), "a third on another edge is refused");
+    let mut bob = stack.connect_to(&other_edge.ws_url(), &token("cc-bob")).await;
+    bob.send_json(json!({"type": "ping", "ref": "p"})).await;
+    assert_eq!(bob.next_of("pong").await["ref"], "p", "other users are not counted");
+
+    // Each connection counts for at most three heartbeats unless refreshed, so those of
+    // an edge that died stop counting within a minute.
+    let mut redis = chat_core::connect::LazyRedis::new(&stack.redis)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let counted: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(chat_core::redis_keys::user_connections("cc-ann"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut redis)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = chrono::Utc::now().timestamp_millis() as f64;
+    let ttl = chat_core::user_connections::CONN_TTL.as_millis() as f64;
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    assert!(counted.iter().all(|(_, until)| *until > now && *until <= now + ttl), "{counted:?}");
+
+    // A closed connection stops counting at once.
+    drop(first);
+    let mut fourth = None;
+    for _ in 0..50 {
+        let mut client = stack.connect_to(&other_edge.ws_url(), &ann).await;
+        match client.next_or_close(WAIT).await {
+            Ok(hello) if hello["type"] == "hello" => {
+                fourth = Some(client);
+                break;
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    assert!(fourth.is_some(), "a place freed on one edge is free on the other");
 }
