@@ -126,3 +126,84 @@ impl WriteBudgets {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chat_nats::commands::{ChatCreate, ChatUpdate, MsgDelete, MsgSend, Read};
+
+    use super::*;
+
+    /// Budgets of two of each kind (one a minute or an hour after), counted locally:
+    /// nothing listens on port 1.
+    fn budgets() -> WriteBudgets {
+        let redis = LazyRedis::new(&crate::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() })
+            .unwrap_or_else(|error| panic!("{error}"));
+        let args = WriteLimitArgs {
+            chat_changes_per_user_per_min: 1,
+            chat_changes_per_user_burst: 2,
+            chat_creates_per_user_per_hour: 1,
+            message_changes_per_user_per_min: 1,
+            message_changes_per_user_burst: 2,
+            read_marks_per_user_per_min: 1,
+            read_marks_per_user_burst: 2,
+        };
+        WriteBudgets::new(&redis, &args)
+    }
+
+    fn roles(list: &[&str]) -> Vec<String> {
+        list.iter().map(|role| (*role).to_owned()).collect()
+    }
+
+    fn create() -> Command {
+        Command::ChatCreate(ChatCreate {
+            chat_id: "c".into(),
+            kind: chat_nats::model::ChatKind::Group,
+            title: Some("t".into()),
+            member_ids: vec![],
+            external_id: None,
+            history_visibility: None,
+        })
+    }
+
+    fn over(result: Result<(), OverBudget>) -> Option<WriteKind> {
+        result.err().map(|over| over.kind)
+    }
+
+    #[tokio::test]
+    async fn each_kind_has_its_budget_and_the_platform_and_staff_are_exempt_as_documented() {
+        let budgets = budgets();
+        let student = roles(&["student"]);
+        let rename =
+            Command::ChatUpdate(ChatUpdate { chat_id: "c".into(), title: Some("t".into()), history_visibility: None });
+        assert_eq!(over(budgets.take("s", &student, &create())), None);
+        assert_eq!(over(budgets.take("s", &student, &create())), Some(WriteKind::ChatCreate), "one chat an hour");
+        assert_eq!(over(budgets.take("s", &student, &rename)), None, "a refused create spent no chat change");
+        assert_eq!(over(budgets.take("s", &student, &rename)), Some(WriteKind::ChatChange));
+
+        let delete = Command::MsgDelete(MsgDelete { chat_id: "c".into(), message_id: "m".into() });
+        let read = Command::Read(Read { chat_id: "c".into(), up_to_seq: 1 });
+        for _ in 0..2 {
+            assert_eq!(over(budgets.take("s", &student, &delete)), None);
+            assert_eq!(over(budgets.take("s", &student, &read)), None, "read marks count apart");
+        }
+        let refused = budgets.take("s", &student, &delete).err();
+        assert_eq!(refused.map(|o| o.kind), Some(WriteKind::MessageChange));
+        assert!(refused.is_some_and(|o| o.retry_after_ms > 0 && o.retry_after_ms <= 60_000), "{refused:?}");
+        assert_eq!(over(budgets.take("s", &student, &read)), Some(WriteKind::ReadMark));
+        let send = Command::MsgSend(MsgSend {
+            chat_id: "c".into(),
+            client_msg_id: "k".into(),
+            text: "hi".into(),
+            reply_to: None,
+        });
+        assert_eq!(over(budgets.take("s", &student, &send)), None, "sends are the message budget's");
+
+        let teacher = roles(&["teacher"]);
+        assert_eq!(over(budgets.take("t", &teacher, &create())), None);
+        assert_eq!(over(budgets.take("t", &teacher, &create())), None, "staff: no hourly creation budget");
+        assert_eq!(over(budgets.take("t", &teacher, &create())), Some(WriteKind::ChatChange), "but chat changes");
+        for _ in 0..10 {
+            assert_eq!(over(budgets.take("lms", &roles(&["service"]), &create())), None, "the platform: none");
+        }
+    }
+}
