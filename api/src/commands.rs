@@ -22,6 +22,9 @@ pub async fn submit(
     traceparent: Option<&str>,
 ) -> Result<CommandOutcome, ApiError> {
     let inner = &state.inner;
+    // Every REST write comes through here, validated by its route: only well-formed
+    // writes count against the budgets.
+    inner.write_budgets.take(caller.id(), &caller.0.roles, &command)?;
     let reply = inner.nats.new_inbox();
     let mut answers = inner
         .nats

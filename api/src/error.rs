@@ -47,6 +47,17 @@ impl ApiError {
     }
 }
 
+impl From<chat_core::write_budget::OverBudget> for ApiError {
+    /// 429 with `Retry-After` in whole seconds, rounded up.
+    fn from(over: chat_core::write_budget::OverBudget) -> Self {
+        ApiError {
+            code: ErrorCode::RateLimited,
+            message: over.kind.refusal().into(),
+            retry_after_s: Some(over.retry_after_ms.div_ceil(1000).max(1)),
+        }
+    }
+}
+
 /// The HTTP status of each public code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {

@@ -30,7 +30,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use chat_core::{
     StartupError,
     auth::TokenVerifier,
-    config::{AdminArgs, HttpArgs, JwtArgs, LogArgs, MongoArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs},
+    config::{
+        AdminArgs, ChatLimitArgs, HttpArgs, JwtArgs, LogArgs, MongoArgs, NatsArgs, RedisArgs, ShutdownArgs,
+        UserLimitArgs, WriteLimitArgs,
+    },
     http_server::HttpSettings,
     probes::Probe,
 };
@@ -74,12 +77,18 @@ pub struct Config {
     /// Per-user limits.
     #[command(flatten)]
     pub limits: UserLimitArgs,
+    /// Per-user budgets of the writes other than sends.
+    #[command(flatten)]
+    pub writes: WriteLimitArgs,
     /// Browser origins allowed to call the API (CORS), comma-separated.
     #[arg(long = "allowed-origins", env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
     pub allowed_origins: Vec<String>,
     /// What users may learn about each other.
     #[command(flatten)]
     pub privacy: privacy::PrivacyArgs,
+    /// Limits of a chat, mirrored from the persister for an early answer (set both alike).
+    #[command(flatten)]
+    pub chats: ChatLimitArgs,
     /// How long a write waits for the persister before answering 503.
     #[arg(long = "command-timeout-ms", env = "CHAT_COMMAND_TIMEOUT_MS", default_value_t = 10_000)]
     pub command_timeout_ms: u64,
@@ -128,15 +137,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             nats: nats.clone(),
             js,
             redis: redis.clone(),
-            message_budget: chat_core::rate_limit::UserMessageBudget::new(
+            message_budget: chat_core::rate_limit::UserBudget::messages(
                 redis.clone(),
                 config.limits.messages_per_user_per_s,
                 config.limits.message_burst(),
             ),
+            write_budgets: chat_core::write_budget::WriteBudgets::new(&redis, &config.writes),
             verifier,
             command_timeout: Duration::from_millis(config.command_timeout_ms),
             known_users: Default::default(),
             privacy: config.privacy.clone(),
+            chat_limits: config.chats.clone(),
         }),
     };
     let rpc_task = rpc::serve(nats.clone(), state.clone(), shutdown.clone()).await?;

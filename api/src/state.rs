@@ -24,7 +24,9 @@ pub struct Inner {
     /// Redis (presence reads).
     pub redis: chat_core::connect::LazyRedis,
     /// The per-user message budget.
-    pub message_budget: chat_core::rate_limit::UserMessageBudget,
+    pub message_budget: chat_core::rate_limit::UserBudget,
+    /// The per-user budgets of every other write.
+    pub write_budgets: chat_core::write_budget::WriteBudgets,
     /// Token verification.
     pub verifier: TokenVerifier,
     /// How long a write waits for the persister.
@@ -34,6 +36,8 @@ pub struct Inner {
     pub known_users: Mutex<HashMap<String, KnownUser>>,
     /// Who sees whose presence and roles; the directory's budget.
     pub privacy: crate::privacy::PrivacyArgs,
+    /// Limits of a chat (participants), checked before the persister does.
+    pub chat_limits: chat_core::config::ChatLimitArgs,
 }
 
 /// When a user was last written to the directory, and with which name and roles.

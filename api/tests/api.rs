@@ -46,10 +46,12 @@ impl Harness {
             http: HttpArgs { header_read_timeout_ms: 10_000 },
             listen_addr: ([127, 0, 0, 1], 0).into(),
             limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 3, messages_per_user_burst: None },
+            writes: chat_core::config::WriteLimitArgs::default(),
             allowed_origins: vec!["https://school.example".into()],
             command_timeout_ms: 500,
             web: Default::default(),
             privacy,
+            chats: chat_core::config::ChatLimitArgs::default(),
         };
         let running = api::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("api: {e}"));
         let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));

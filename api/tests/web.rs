@@ -23,10 +23,12 @@ fn config(servers: &Servers, jwt: JwtArgs, web: api::web::WebArgs) -> api::Confi
         http: HttpArgs { header_read_timeout_ms: 10_000 },
         listen_addr: ([127, 0, 0, 1], 0).into(),
         limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 10, messages_per_user_burst: None },
+        writes: chat_core::config::WriteLimitArgs::default(),
         allowed_origins: vec![],
         command_timeout_ms: 500,
         web,
         privacy: api::privacy::PrivacyArgs::default(),
+        chats: chat_core::config::ChatLimitArgs::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, ValueEnum, builder::TypedValueParser as _};
 
 /// Logging.
 #[derive(Debug, Clone, Args)]
@@ -218,6 +218,84 @@ impl UserLimitArgs {
     }
 }
 
+/// Default of `CHAT_MAX_PARTICIPANTS`.
+pub const DEFAULT_MAX_PARTICIPANTS: usize = 5_000;
+
+/// Limits of a chat, enforced by the persister (the one writer) and mirrored by the api
+/// for an early answer; both read the same setting.
+#[derive(Debug, Clone, Args)]
+pub struct ChatLimitArgs {
+    /// Most participants of one chat; an add or a create beyond is refused (`conflict`).
+    #[arg(
+        long = "max-participants",
+        env = "CHAT_MAX_PARTICIPANTS",
+        default_value_t = DEFAULT_MAX_PARTICIPANTS,
+        value_parser = clap::value_parser!(u32).range(2..).map(|n| n as usize)
+    )]
+    pub max_participants: usize,
+}
+
+impl Default for ChatLimitArgs {
+    fn default() -> Self {
+        ChatLimitArgs { max_participants: DEFAULT_MAX_PARTICIPANTS }
+    }
+}
+
+impl ChatLimitArgs {
+    /// The refusal of a chat that would hold more than [`Self::max_participants`].
+    pub fn too_many_participants(&self) -> String {
+        format!("a chat holds at most {} participants (CHAT_MAX_PARTICIPANTS)", self.max_participants)
+    }
+}
+
+/// Budgets of the writes other than message sends, per user, shared by the edge and
+/// the api (both count them in the same Redis keys, so both must agree); each 0 turns
+/// its budget off. See [`crate::write_budget`].
+#[derive(Debug, Clone, Args)]
+pub struct WriteLimitArgs {
+    /// Chat changes (create, rename or update, member add, remove, role change) per
+    /// user per minute.
+    #[arg(long = "chat-changes-per-user-per-min", env = "CHAT_CHAT_CHANGES_PER_USER_PER_MIN", default_value_t = 60)]
+    pub chat_changes_per_user_per_min: u32,
+    /// Chat changes a user may make at once before the per-minute rate applies.
+    #[arg(long = "chat-changes-per-user-burst", env = "CHAT_CHAT_CHANGES_PER_USER_BURST", default_value_t = 30)]
+    pub chat_changes_per_user_burst: u32,
+    /// Chats a user may create per hour (all at once, then one every hour / this);
+    /// staff (`teacher`, `admin`, `service`) are not counted.
+    #[arg(long = "chat-creates-per-user-per-hour", env = "CHAT_CHAT_CREATES_PER_USER_PER_HOUR", default_value_t = 50)]
+    pub chat_creates_per_user_per_hour: u32,
+    /// Message edits and deletes per user per minute.
+    #[arg(
+        long = "message-changes-per-user-per-min",
+        env = "CHAT_MESSAGE_CHANGES_PER_USER_PER_MIN",
+        default_value_t = 120
+    )]
+    pub message_changes_per_user_per_min: u32,
+    /// Edits and deletes a user may make at once before the per-minute rate applies.
+    #[arg(long = "message-changes-per-user-burst", env = "CHAT_MESSAGE_CHANGES_PER_USER_BURST", default_value_t = 30)]
+    pub message_changes_per_user_burst: u32,
+    /// Read marks per user per minute (a client marks as it reads: many).
+    #[arg(long = "read-marks-per-user-per-min", env = "CHAT_READ_MARKS_PER_USER_PER_MIN", default_value_t = 600)]
+    pub read_marks_per_user_per_min: u32,
+    /// Read marks a user may send at once before the per-minute rate applies.
+    #[arg(long = "read-marks-per-user-burst", env = "CHAT_READ_MARKS_PER_USER_BURST", default_value_t = 100)]
+    pub read_marks_per_user_burst: u32,
+}
+
+impl Default for WriteLimitArgs {
+    fn default() -> Self {
+        WriteLimitArgs {
+            chat_changes_per_user_per_min: 60,
+            chat_changes_per_user_burst: 30,
+            chat_creates_per_user_per_hour: 50,
+            message_changes_per_user_per_min: 120,
+            message_changes_per_user_burst: 30,
+            read_marks_per_user_per_min: 600,
+            read_marks_per_user_burst: 100,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -228,6 +306,18 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         http: HttpArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct WritesCli {
+        #[command(flatten)]
+        writes: WriteLimitArgs,
+    }
+
+    #[test]
+    fn the_write_budgets_default_alike_from_clap_and_from_default() {
+        let cli = WritesCli::try_parse_from(["cli"]).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(format!("{:?}", cli.writes), format!("{:?}", WriteLimitArgs::default()));
     }
 
     #[derive(Debug, Parser)]

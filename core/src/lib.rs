@@ -11,7 +11,9 @@
 //! - [`probes`]: readiness checks for NATS, MongoDB and Redis;
 //! - [`redis_conn`]: one Redis server or a Redis Cluster behind one connection type;
 //! - [`redis_keys`]: every Redis key name and which keys share a slot;
-//! - [`rate_limit`]: the per-user message budget shared through Redis;
+//! - [`rate_limit`]: per-user token buckets shared through Redis (the message budget);
+//! - [`write_budget`]: the per-user budgets of every other write, on those buckets;
+//! - [`user_connections`]: the edges' count of connections per user across edges;
 //! - [`presence_state`]: reading users' presence from Redis (the api's presence queries);
 //! - [`shutdown`]: SIGINT/SIGTERM turned into a cancellation token;
 //! - [`connect`]: connecting to NATS, MongoDB and Redis with the service's settings;
@@ -31,6 +33,8 @@ pub mod redis_keys;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;
+pub mod user_connections;
+pub mod write_budget;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]

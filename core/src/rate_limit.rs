@@ -1,7 +1,8 @@
-//! The per-user message budget shared by every edge and api replica: a token bucket
-//! kept in Redis.
+//! Per-user budgets shared by every edge and api replica: token buckets kept in Redis.
+//! The message budget is one; the budgets of other writes ([`crate::write_budget`])
+//! are others, each under a key of its own kind.
 //!
-//! The bucket holds `burst` messages and refills at `per_second`, so any stretch of `t`
+//! A bucket holds `burst` messages and refills at `per_second`, so any stretch of `t`
 //! seconds admits at most `burst + per_second × t` messages, and no window boundary
 //! lets a second burst through right after the first (the fixed one-second windows this
 //! replaces admitted twice the rate within milliseconds). It is stored as the generic
@@ -33,6 +34,9 @@ use crate::connect::LazyRedis;
 
 /// How long admissions are collected before they are added to Redis in one round trip.
 pub const SYNC_DELAY: Duration = Duration::from_millis(5);
+
+/// The kind of the message budget in its Redis key.
+pub const MESSAGES: &str = "msg";
 
 /// Moves one user's bucket on by `ARGV[1]` admissions at `ARGV[2]` (µs since the
 /// epoch), `ARGV[3]` µs each, and answers when it is full again. The key expires once
@@ -71,8 +75,15 @@ impl BucketRule {
     /// `per_second` messages refilled each second, `burst` held at most (0 counts as
     /// 1); `None` when `per_second` is 0 (no budget).
     pub fn new(per_second: u32, burst: u32) -> Option<Self> {
-        (per_second > 0)
-            .then(|| BucketRule { interval_us: 1_000_000 / u64::from(per_second), burst: u64::from(burst.max(1)) })
+        BucketRule::per(Duration::from_secs(1), per_second, burst)
+    }
+
+    /// `count` refilled every `period` (a minute, an hour), `burst` held at most (0
+    /// counts as 1); `None` when `count` is 0 (no budget).
+    pub fn per(period: Duration, count: u32, burst: u32) -> Option<Self> {
+        let period_us = u64::try_from(period.as_micros()).unwrap_or(u64::MAX);
+        (count > 0)
+            .then(|| BucketRule { interval_us: (period_us / u64::from(count)).max(1), burst: u64::from(burst.max(1)) })
     }
 
     /// When a bucket that is full again at `full_at` is full again after `count` more
@@ -91,14 +102,17 @@ impl BucketRule {
     }
 }
 
-/// Counts messages per user across all replicas. Cheap to clone.
+/// Counts one kind of write (messages, read marks, ...) per user across all replicas.
+/// Cheap to clone.
 #[derive(Clone)]
-pub struct UserMessageBudget {
+pub struct UserBudget {
     shared: Option<Arc<Shared>>,
 }
 
 struct Shared {
     redis: LazyRedis,
+    /// Names the kind in the Redis key, so each kind has buckets of its own.
+    kind: &'static str,
     rule: BucketRule,
     buckets: Mutex<HashMap<String, Bucket>>,
     pending: Arc<Notify>,
@@ -123,21 +137,27 @@ impl Bucket {
     }
 }
 
-impl UserMessageBudget {
-    /// A budget of `per_second` messages with bursts of `burst`; a `per_second` of 0
-    /// disables it. Starts the task that reports admissions to Redis; it ends when the
-    /// last clone of the budget is dropped.
-    pub fn new(redis: LazyRedis, per_second: u32, burst: u32) -> Self {
-        let Some(rule) = BucketRule::new(per_second, burst) else {
-            return UserMessageBudget { shared: None };
-        };
-        let pending = Arc::new(Notify::new());
-        let shared = Arc::new(Shared { redis, rule, buckets: Mutex::default(), pending: pending.clone() });
-        tokio::spawn(report_admissions(Arc::downgrade(&shared), pending));
-        UserMessageBudget { shared: Some(shared) }
+impl UserBudget {
+    /// The message budget: `per_second` messages with bursts of `burst`; a
+    /// `per_second` of 0 disables it.
+    pub fn messages(redis: LazyRedis, per_second: u32, burst: u32) -> Self {
+        UserBudget::new(redis, MESSAGES, BucketRule::new(per_second, burst))
     }
 
-    /// Counts one message of `user_id`, without waiting for Redis.
+    /// A budget of `kind` (its name in the Redis key) under `rule`; `None` disables it.
+    /// Starts the task that reports admissions to Redis; it ends when the last clone of
+    /// the budget is dropped.
+    pub fn new(redis: LazyRedis, kind: &'static str, rule: Option<BucketRule>) -> Self {
+        let Some(rule) = rule else {
+            return UserBudget { shared: None };
+        };
+        let pending = Arc::new(Notify::new());
+        let shared = Arc::new(Shared { redis, kind, rule, buckets: Mutex::default(), pending: pending.clone() });
+        tokio::spawn(report_admissions(Arc::downgrade(&shared), pending));
+        UserBudget { shared: Some(shared) }
+    }
+
+    /// Counts one write of `user_id`, without waiting for Redis.
     pub fn take(&self, user_id: &str) -> Verdict {
         let Some(shared) = &self.shared else { return Verdict::Allowed };
         let now = unix_micros();
@@ -179,7 +199,7 @@ async fn report_admissions(shared: Weak<Shared>, pending: Arc<Notify>) {
         if batch.is_empty() {
             continue;
         }
-        let answers = add_to_redis(&shared.redis, &shared.rule, &batch, now).await;
+        let answers = add_to_redis(&shared, &batch, now).await;
         record_answers(&shared, &batch, answers.as_deref(), now);
     }
 }
@@ -204,26 +224,26 @@ fn take_unsent(shared: &Shared, now: u64) -> Vec<(String, u64)> {
 /// again, or `None` when Redis cannot be reached. `EVAL` rather than `EVALSHA`: a
 /// pipeline cannot load a script a node lacks (after a restart or a failover), and the
 /// server caches the compiled body anyway.
-async fn add_to_redis(redis: &LazyRedis, rule: &BucketRule, batch: &[(String, u64)], now: u64) -> Option<Vec<u64>> {
+async fn add_to_redis(shared: &Shared, batch: &[(String, u64)], now: u64) -> Option<Vec<u64>> {
     let mut pipe = redis::pipe();
     for (user, count) in batch {
         pipe.cmd("EVAL")
             .arg(ADMIT_SCRIPT)
             .arg(1)
-            .arg(crate::redis_keys::message_budget(user))
+            .arg(crate::redis_keys::user_budget(user, shared.kind))
             .arg(*count)
             .arg(now)
-            .arg(rule.interval_us);
+            .arg(shared.rule.interval_us);
     }
     let result: Result<Vec<u64>, redis::RedisError> = async {
-        let mut connection = redis.get().await?;
+        let mut connection = shared.redis.get().await?;
         pipe.query_async(&mut connection).await
     }
     .await;
     match result {
         Ok(answers) => Some(answers),
         Err(error) => {
-            tracing::debug!(%error, "message budget not shared: Redis unavailable");
+            tracing::debug!(%error, kind = shared.kind, "budget not shared: Redis unavailable");
             None
         }
     }
@@ -306,11 +326,31 @@ mod tests {
         assert!(single.check(single.after(0, now, 1), now).is_err(), "and then waits for the refill");
     }
 
+    #[test]
+    fn a_rule_per_minute_or_hour_refills_one_every_period_over_count() {
+        let per_minute = BucketRule::per(Duration::from_secs(60), 30, 5).unwrap_or_else(|| panic!("a budget"));
+        let now = 1_700_000_000 * SECOND;
+        let mut full_at = 0;
+        assert_eq!(burst_at(&per_minute, &mut full_at, now, 10), 5, "the burst");
+        assert_eq!(per_minute.check(full_at, now), Err(2 * SECOND), "then one every two seconds");
+        let per_hour = BucketRule::per(Duration::from_secs(3600), 50, 50).unwrap_or_else(|| panic!("a budget"));
+        let mut full_at = 0;
+        assert_eq!(burst_at(&per_hour, &mut full_at, now, 60), 50);
+        assert_eq!(per_hour.check(full_at, now), Err(72 * SECOND), "then one every 72 s");
+        assert!(BucketRule::per(Duration::from_secs(60), 0, 5).is_none(), "0 is no budget");
+    }
+
     /// A budget state holding user `u`'s bucket.
     fn with_bucket(bucket: Bucket) -> Shared {
         let redis = LazyRedis::new(&crate::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() })
             .unwrap_or_else(|error| panic!("{error}"));
-        let shared = Shared { redis, rule: rule(10, 10), buckets: Mutex::default(), pending: Arc::new(Notify::new()) };
+        let shared = Shared {
+            redis,
+            kind: MESSAGES,
+            rule: rule(10, 10),
+            buckets: Mutex::default(),
+            pending: Arc::new(Notify::new()),
+        };
         shared.buckets.lock().unwrap_or_else(PoisonError::into_inner).insert("u".into(), bucket);
         shared
     }

@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | [`conns`], [`last_seen`] | the user | presence: the `MULTI` of a connection report, the sweep script |
 //! | [`typing_throttle`], [`typing`] | the chat | presence: the typing script |
-//! | [`message_budget`] | the user | edge and api: the token bucket script (one key) |
+//! | [`user_budget`] | the user | edge and api: the token bucket script (one key) |
+//! | [`user_connections`] | the user | edge: the admission script (one key), `ZADD XX` + `PEXPIREAT` |
 //! | [`directory_budget`] | the user | api: `INCR` + `EXPIRE` of one window's counter |
 //! | [`push_sent`] | the message | notifier: `SMISMEMBER`, then `SADD` + `EXPIRE` |
 //! | [`ONLINE`] | none (one key) | presence: `SADD`, `SREM`, `SSCAN`, `SCARD`, each alone |
@@ -26,6 +27,14 @@ pub fn last_seen(user_id: &str) -> String {
     format!("presence:{{{user_id}}}:last_seen")
 }
 
+/// Sorted set of a user's WebSocket connections on every edge, for the per-user
+/// connection limit: member `conn_id`, score = when it stops counting (ms since the
+/// epoch), moved on by the edges' heartbeats. Apart from [`conns`], which the presence
+/// worker keeps from the edges' reports some time after they happen.
+pub fn user_connections(user_id: &str) -> String {
+    format!("limit:{{{user_id}}}:connections")
+}
+
 /// Set of the users currently online (for the gauge and the expiry sweep).
 pub const ONLINE: &str = "presence:online";
 
@@ -39,11 +48,13 @@ pub fn typing(chat_id: &str, user_id: &str) -> String {
     format!("typing:{{{chat_id}}}:{user_id}")
 }
 
-/// A user's message bucket: when it is full again (µs since the epoch); no key is a
-/// full bucket. The `:bucket` suffix keeps it apart from the fixed-window counters of
-/// older releases (`rate:{user}:msg:<second>`), which expire by themselves.
-pub fn message_budget(user_id: &str) -> String {
-    format!("rate:{{{user_id}}}:msg:bucket")
+/// A user's bucket of one kind of write (`msg` for messages, see
+/// [`crate::write_budget`] for the others): when it is full again (µs since the
+/// epoch); no key is a full bucket. The `:bucket` suffix keeps the message bucket
+/// apart from the fixed-window counters of older releases (`rate:{user}:msg:<second>`),
+/// which expire by themselves.
+pub fn user_budget(user_id: &str, kind: &str) -> String {
+    format!("rate:{{{user_id}}}:{kind}:bucket")
 }
 
 /// How many directory searches a user made in one window (`window` names its length

@@ -74,6 +74,9 @@ pub struct Config {
     #[arg(long = "lease-ttl-ms", env = "CHAT_PERSISTER_LEASE_TTL_MS", default_value_t = 2500,
           value_parser = clap::value_parser!(u64).range(300..=60_000))]
     pub lease_ttl_ms: u64,
+    /// Limits of a chat (participants), enforced here, where every membership is written.
+    #[command(flatten)]
+    pub chats: chat_core::config::ChatLimitArgs,
     /// A name for this replica in the lease bucket (a random suffix keeps two replicas
     /// with one name apart); the pod name in Kubernetes.
     #[arg(long = "replica-name", env = "CHAT_PERSISTER_REPLICA_NAME", default_value = "persister")]
@@ -122,8 +125,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
 
     let sends = group_commit::SendWrites::new(&store);
-    let pipeline =
-        pipeline::Pipeline { store, nats: nats.clone(), js: js.clone(), batch_max: config.batch_max.max(1), sends };
+    let pipeline = pipeline::Pipeline {
+        store,
+        nats: nats.clone(),
+        js: js.clone(),
+        batch_max: config.batch_max.max(1),
+        sends,
+        chat_limits: config.chats.clone(),
+    };
     let grace = Duration::from_secs(config.shutdown.shutdown_grace_s);
     let coordinator = Coordinator { pipeline, stream, leases, partitions: settings.command_partitions, grace };
     let task = tokio::spawn(async move {

@@ -63,6 +63,8 @@ pub struct Pipeline {
     pub batch_max: usize,
     /// The sends' lookups and inserts, merged across this replica's partitions.
     pub sends: SendWrites,
+    /// Limits of a chat, for the commands that add members.
+    pub chat_limits: chat_core::config::ChatLimitArgs,
 }
 
 /// A parsed command with the NATS message to ack once it is handled.
@@ -216,7 +218,7 @@ impl Pipeline {
     async fn handle_segment(&self, segment: &[Incoming], known: &mut KnownChats) -> Result<(), HandleError> {
         let mut effects = Effects::default();
         let step: Vec<&Issued> = segment.iter().map(|command| &command.issued).collect();
-        commands::handle_step(&self.store, &self.sends, known, &step, &mut effects).await?;
+        commands::handle_step(&self.store, &self.sends, &self.chat_limits, known, &step, &mut effects).await?;
         let now = chrono::Utc::now();
         for command in segment {
             let waited = (now - command.issued.envelope.issued_at).num_microseconds().unwrap_or(0).max(0);

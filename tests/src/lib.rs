@@ -120,6 +120,10 @@ pub struct StackOptions {
     pub redis: Option<RedisArgs>,
     /// Changes to the edge's settings (tighter limits, say).
     pub edge: Option<fn(&mut ws_edge::Config)>,
+    /// Changes to the api's settings.
+    pub api: Option<fn(&mut api::Config)>,
+    /// Changes to the persister's settings (kept for its restarts).
+    pub persister: Option<fn(&mut persister::Config)>,
     /// Servers to run on instead of a fresh [`Servers::start`] (a NATS server with
     /// authorization, say).
     pub servers: Option<Servers>,
@@ -154,6 +158,7 @@ pub struct Stack {
     /// The notifier.
     pub notifier: NotifierHandle,
     nats_auth: Option<fn(&str) -> NatsAuthArgs>,
+    persister_adjust: Option<fn(&mut persister::Config)>,
     edge: EdgeHandle,
     edge_addr: SocketAddr,
     edge_settings: EdgeSettings,
@@ -183,31 +188,30 @@ impl Stack {
         let nats = options.nats.unwrap_or_else(|| servers.nats_args());
         let nats_for = |component: &str| with_auth(&nats, options.nats_auth, component);
         let shutdown = CancellationToken::new();
-        let api = api::start(
-            api::Config {
-                log: log(),
-                nats: nats_for("api"),
-                mongo: servers.mongo_args(),
-                redis: redis.clone(),
-                jwt: dev_jwt_args(),
-                admin: admin(),
-                shutdown: grace(),
-                http: http(),
-                listen_addr: any_port(),
-                limits: chat_core::config::UserLimitArgs {
-                    messages_per_user_per_s: 1000,
-                    messages_per_user_burst: None,
-                },
-                allowed_origins: vec!["http://localhost:3000".into()],
-                command_timeout_ms: 10_000,
-                web: options.web.clone().unwrap_or_default(),
-                privacy: api::privacy::PrivacyArgs::default(),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("api did not start: {error}"));
-        let persister = start_persister(&servers, &nats_for("persister")).await;
+        let mut api_config = api::Config {
+            log: log(),
+            nats: nats_for("api"),
+            mongo: servers.mongo_args(),
+            redis: redis.clone(),
+            jwt: dev_jwt_args(),
+            admin: admin(),
+            shutdown: grace(),
+            http: http(),
+            listen_addr: any_port(),
+            limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
+            writes: chat_core::config::WriteLimitArgs::default(),
+            allowed_origins: vec!["http://localhost:3000".into()],
+            command_timeout_ms: 10_000,
+            web: options.web.clone().unwrap_or_default(),
+            privacy: api::privacy::PrivacyArgs::default(),
+            chats: chat_core::config::ChatLimitArgs::default(),
+        };
+        if let Some(adjust) = options.api {
+            adjust(&mut api_config);
+        }
+        let api =
+            api::start(api_config, shutdown.clone()).await.unwrap_or_else(|error| panic!("api did not start: {error}"));
+        let persister = start_persister(&servers, &nats_for("persister"), options.persister).await;
         let notifier = start_notifier(&servers, &nats_for("notifier"), &redis).await;
         let mut presence_args = vec![
             "presence".to_owned(),
@@ -248,6 +252,7 @@ impl Stack {
             persister,
             notifier,
             nats_auth: options.nats_auth,
+            persister_adjust: options.persister,
             edge,
             edge_addr,
             edge_settings,
@@ -303,7 +308,7 @@ impl Stack {
 
     /// Starts the persister again.
     pub async fn start_persister(&mut self) {
-        self.persister = start_persister(&self.servers, &self.nats_for("persister")).await;
+        self.persister = start_persister(&self.servers, &self.nats_for("persister"), self.persister_adjust).await;
     }
 
     /// The persister's admin URL, while it runs.
@@ -355,6 +360,16 @@ impl Stack {
         chat["id"].as_str().unwrap_or_else(|| panic!("no id in {chat}")).to_owned()
     }
 
+    /// Connects a user's WebSocket to `ws_url` (another edge's, say) and reads nothing:
+    /// the edge may still close it.
+    pub async fn connect_to(&self, ws_url: &str, token: &str) -> Client {
+        let request = format!("{ws_url}?access_token={token}");
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await
+            .unwrap_or_else(|error| panic!("WebSocket connect failed: {error}"));
+        Client { socket, skipped: Default::default() }
+    }
+
     /// Connects a user's WebSocket and reads `hello`.
     pub async fn connect(&self, token: &str) -> Client {
         self.connect_with_hello(token).await.0
@@ -401,6 +416,7 @@ async fn start_edge(
         nats: settings.nats.clone(),
         redis: settings.redis.clone(),
         limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 1000, messages_per_user_burst: None },
+        writes: chat_core::config::WriteLimitArgs::default(),
         jwt: dev_jwt_args(),
         admin: AdminArgs { admin_addr: Some(admin_addr) },
         shutdown: grace(),
@@ -418,6 +434,10 @@ async fn start_edge(
         max_frame_bytes: 64 * 1024,
         commands_per_s: 1000,
         commands_burst: 1000,
+        syncs_per_s: 5,
+        syncs_burst: 20,
+        presence_watches_per_s: 2,
+        presence_watches_burst: 10,
         max_connections_per_user: 10,
     };
     config.allowed_origins.extend(settings.page_origin.clone());
@@ -450,23 +470,29 @@ async fn start_notifier(servers: &Servers, nats: &NatsArgs, redis: &RedisArgs) -
     NotifierHandle { shutdown, running: Some(running) }
 }
 
-async fn start_persister(servers: &Servers, nats: &NatsArgs) -> PersisterHandle {
+async fn start_persister(
+    servers: &Servers,
+    nats: &NatsArgs,
+    adjust: Option<fn(&mut persister::Config)>,
+) -> PersisterHandle {
     let shutdown = CancellationToken::new();
-    let running = persister::start(
-        persister::Config {
-            log: log(),
-            nats: nats.clone(),
-            mongo: servers.mongo_args(),
-            admin: admin(),
-            shutdown: grace(),
-            batch_max: 500,
-            lease_ttl_ms: 3000,
-            replica_name: "persister".into(),
-        },
-        shutdown.clone(),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("persister did not start: {error}"));
+    let mut config = persister::Config {
+        log: log(),
+        nats: nats.clone(),
+        mongo: servers.mongo_args(),
+        admin: admin(),
+        shutdown: grace(),
+        batch_max: 500,
+        lease_ttl_ms: 3000,
+        chats: chat_core::config::ChatLimitArgs::default(),
+        replica_name: "persister".into(),
+    };
+    if let Some(adjust) = adjust {
+        adjust(&mut config);
+    }
+    let running = persister::start(config, shutdown.clone())
+        .await
+        .unwrap_or_else(|error| panic!("persister did not start: {error}"));
     PersisterHandle { shutdown, running: Some(running) }
 }
 
@@ -527,6 +553,22 @@ impl Client {
                 Ok(Message::Close(frame)) => panic!("connection closed: {frame:?}"),
                 Ok(_) => continue,
                 Err(error) => panic!("read failed: {error}"),
+            }
+        }
+    }
+
+    /// The next JSON frame within `wait`, or how the socket ended first: its close code
+    /// (`None` for a close without one, or nothing within `wait`).
+    pub async fn next_or_close(&mut self, wait: Duration) -> Result<Value, Option<u16>> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.socket.next()).await.ok().flatten();
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(text.as_str()).map_err(|e| panic!("bad JSON {text}: {e}"));
+                }
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
             }
         }
     }

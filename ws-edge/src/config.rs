@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use chat_core::config::{AdminArgs, HttpArgs, JwtArgs, LogArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs};
+use chat_core::config::{
+    AdminArgs, HttpArgs, JwtArgs, LogArgs, NatsArgs, RedisArgs, ShutdownArgs, UserLimitArgs, WriteLimitArgs,
+};
 use clap::Parser;
 
 /// The edge's configuration.
@@ -21,6 +23,10 @@ pub struct Config {
     /// Per-user limits.
     #[command(flatten)]
     pub limits: UserLimitArgs,
+    /// Per-user budgets of the writes other than sends (the edge's: edits, deletes,
+    /// read marks), shared with the api.
+    #[command(flatten)]
+    pub writes: WriteLimitArgs,
     /// Tokens.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -75,7 +81,22 @@ pub struct Config {
     /// Command burst per connection.
     #[arg(long = "commands-burst", env = "CHAT_WS_COMMANDS_BURST", default_value_t = 40)]
     pub commands_burst: u32,
-    /// Connections per user on this edge.
+    /// `sync` requests per second per connection (each makes the api read every chat
+    /// named; a client syncs on reconnect, a page after another while `has_more`).
+    #[arg(long = "syncs-per-s", env = "CHAT_WS_SYNCS_PER_S", default_value_t = 5)]
+    pub syncs_per_s: u32,
+    /// `sync` requests a connection may make at once before the per-second rate applies.
+    #[arg(long = "syncs-burst", env = "CHAT_WS_SYNCS_BURST", default_value_t = 20)]
+    pub syncs_burst: u32,
+    /// `presence.watch` changes per second per connection (each asks the api about up
+    /// to 200 users).
+    #[arg(long = "presence-watches-per-s", env = "CHAT_WS_PRESENCE_WATCHES_PER_S", default_value_t = 2)]
+    pub presence_watches_per_s: u32,
+    /// `presence.watch` changes a connection may make at once.
+    #[arg(long = "presence-watches-burst", env = "CHAT_WS_PRESENCE_WATCHES_BURST", default_value_t = 10)]
+    pub presence_watches_burst: u32,
+    /// Connections per user, counted across every edge in Redis (and on each edge
+    /// alone, the only count while Redis is down).
     #[arg(long = "max-connections-per-user", env = "CHAT_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 10)]
     pub max_connections_per_user: usize,
 }

@@ -90,7 +90,11 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     // only the state of its main loop.
     // Registered, the connection gets deliveries at once; the outbox holds them until
     // `hello` is in front of them.
-    if Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
+    // Counted across edges first (this edge's own count is the limit too, and the only
+    // one while Redis is down); a refused connection is uncounted again.
+    let counted = Box::pin(edge.user_connections.admit(&session.user_id, &session.conn_id)).await;
+    if !counted || Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
+        edge.user_connections.release(&session.user_id, &session.conn_id).await;
         conn.outbox.discard_held();
         conn.outbox.close(close::TOO_MANY_CONNECTIONS);
         finish(&mut socket, &conn.outbox, Ending::Close(close::TOO_MANY_CONNECTIONS), close_timeout).await;
@@ -113,7 +117,7 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
         session: &mut session,
         conn: &conn,
         bucket: TokenBucket::new(edge.config.commands_per_s, edge.config.commands_burst),
-        typing: commands::typing::TypingThrottle::default(),
+        throttles: commands::throttles::ConnThrottles::new(&edge.config),
         refused_in_a_row: 0,
     };
     let ending = match AssertUnwindSafe(connection.run()).catch_unwind().await {
@@ -130,6 +134,7 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     Box::pin(finish(&mut connection.socket, &conn.outbox, ending, close_timeout)).await;
     drop(connection);
     edge.hub.unregister(&session.user_id, &session.conn_id);
+    edge.user_connections.release(&session.user_id, &session.conn_id).await;
     Box::pin(edge.report_connection(&session.user_id, &session.conn_id, ConnEvent::Disconnected)).await;
     metrics::CONNECTIONS.dec();
     tracing::debug!(conn_id = %session.conn_id, ?ending, "disconnected");
@@ -169,7 +174,7 @@ struct Connection<'a> {
     session: &'a mut Session,
     conn: &'a ConnHandle,
     bucket: TokenBucket,
-    typing: commands::typing::TypingThrottle,
+    throttles: commands::throttles::ConnThrottles,
     refused_in_a_row: u32,
 }
 
@@ -304,7 +309,8 @@ impl Connection<'_> {
         }
         let name = command.name();
         // Boxed, so that an idle connection's task does not carry every command's state.
-        let outcome = Box::pin(commands::dispatch(self.edge, self.session, self.conn, &mut self.typing, command)).await;
+        let outcome =
+            Box::pin(commands::dispatch(self.edge, self.session, self.conn, &mut self.throttles, command)).await;
         metrics::COMMANDS.with_label_values(&[name, outcome]).inc();
         Step::Continue
     }

@@ -19,7 +19,9 @@
 //!   live signals) in step;
 //!   [`user_events`]: the edge-wide `user.>` feed;
 //! - [`state`]: what connections share; [`config`]: settings; [`lifecycle`]: presence
-//!   heartbeats and the drain at shutdown; [`session`], [`rate`], [`close`], [`metrics`].
+//!   heartbeats (which also keep the per-user connection count across edges,
+//!   `chat_core::user_connections`) and the drain at shutdown; [`session`], [`rate`],
+//!   [`close`], [`metrics`].
 
 pub mod catch_up;
 pub mod client_stream;
@@ -46,7 +48,9 @@ pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use chat_core::{StartupError, auth::TokenVerifier, http_server::HttpSettings, probes::Probe};
+use chat_core::{
+    StartupError, auth::TokenVerifier, http_server::HttpSettings, probes::Probe, user_connections::UserConnections,
+};
 use chat_nats::streams;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -103,11 +107,13 @@ pub async fn start_with_hook(
         .await
         .map_err(|error| StartupError::dependency("subscribing to presence changes", error))?;
     let redis = chat_core::connect::LazyRedis::new(&config.redis)?;
-    let message_budget = chat_core::rate_limit::UserMessageBudget::new(
+    let message_budget = chat_core::rate_limit::UserBudget::messages(
         redis.clone(),
         config.limits.messages_per_user_per_s,
         config.limits.message_burst(),
     );
+    let write_budgets = chat_core::write_budget::WriteBudgets::new(&redis, &config.writes);
+    let user_connections = UserConnections::new(redis.clone(), config.max_connections_per_user);
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: config.listen_addr.to_string(), source })?;
@@ -125,6 +131,8 @@ pub async fn start_with_hook(
         verifier: Arc::new(verifier),
         shutdown: shutdown.clone(),
         message_budget,
+        write_budgets,
+        user_connections,
         upgrades,
         command_hook,
         edge_id,

@@ -18,11 +18,13 @@ pub async fn heartbeat_connections(edge: EdgeState, shutdown: CancellationToken)
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        for (user_id, conns) in edge.hub.registry().connections_by_user() {
+        let by_user = edge.hub.registry().connections_by_user();
+        for (user_id, conns) in &by_user {
             for conn_id in conns {
-                edge.report_connection(&user_id, &conn_id, chat_nats::presence::ConnEvent::Alive).await;
+                edge.report_connection(user_id, conn_id, chat_nats::presence::ConnEvent::Alive).await;
             }
         }
+        edge.user_connections.refresh(&by_user).await;
     }
 }
 

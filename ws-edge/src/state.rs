@@ -38,7 +38,11 @@ pub struct EdgeState {
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
     /// Messages per user across connections and replicas.
-    pub message_budget: chat_core::rate_limit::UserMessageBudget,
+    pub message_budget: chat_core::rate_limit::UserBudget,
+    /// Edits, deletes and read marks per user across connections and replicas.
+    pub write_budgets: chat_core::write_budget::WriteBudgets,
+    /// Connections per user across edges.
+    pub user_connections: chat_core::user_connections::UserConnections,
     /// Upgrades in progress.
     pub upgrades: Arc<Semaphore>,
     /// See [`CommandHook`].

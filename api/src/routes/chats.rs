@@ -81,6 +81,13 @@ pub async fn create(
             for id in &member_ids {
                 check_id(id, "member_ids")?;
             }
+            let mut everyone: Vec<&str> = member_ids.iter().map(String::as_str).chain([caller.id()]).collect();
+            everyone.sort_unstable();
+            everyone.dedup();
+            let limits = &state.inner.chat_limits;
+            if everyone.len() > limits.max_participants {
+                return Err(ApiError::new(ErrorCode::Conflict, limits.too_many_participants()));
+            }
             if let Some(external_id) = &external_id {
                 check_id(external_id, "external_id")?;
                 // The persister enforces this too; answering here spares the round trip.
@@ -186,7 +193,7 @@ pub async fn list(
 }
 
 /// Loads a chat the caller belongs to; anything else is 404.
-async fn member_chat(state: &AppState, caller: &Caller, chat_id: &str) -> Result<ChatDoc, ApiError> {
+pub async fn member_chat(state: &AppState, caller: &Caller, chat_id: &str) -> Result<ChatDoc, ApiError> {
     check_id(chat_id, "chat id")?;
     let chat = state.inner.store.chat(chat_id).await?.ok_or_else(ApiError::not_found)?;
     if chat.participants.iter().any(|m| m.user_id == caller.id()) { Ok(chat) } else { Err(ApiError::not_found()) }

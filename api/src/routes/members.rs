@@ -7,7 +7,7 @@ use axum::{
 };
 use chat_nats::{
     commands::{Command, MemberAdd, MemberRemove},
-    model::{Chat, Role},
+    model::{Chat, ErrorCode, Role},
 };
 use serde::Deserialize;
 
@@ -16,7 +16,10 @@ use crate::{
     commands,
     error::ApiError,
     extract::{ApiJson, ApiPath},
-    routes::{chats::check_member, check_id, traceparent},
+    routes::{
+        chats::{check_member, member_chat},
+        check_id, traceparent,
+    },
     state::AppState,
 };
 
@@ -43,12 +46,21 @@ pub async fn add(
     ApiPath(chat_id): ApiPath<String>,
     ApiJson(request): ApiJson<AddMembers>,
 ) -> Result<Json<Chat>, ApiError> {
-    check_member(&state, &caller, &chat_id).await?;
+    let chat = member_chat(&state, &caller, &chat_id).await?;
     if request.user_ids.is_empty() || request.user_ids.len() > chat_nats::limits::MAX_MEMBERS_PER_COMMAND {
         return Err(ApiError::invalid("user_ids must name 1 to 1000 users"));
     }
     for id in &request.user_ids {
         check_id(id, "user_ids")?;
+    }
+    // The persister decides; answering here spares a full chat the round trip.
+    let mut fresh: Vec<&String> =
+        request.user_ids.iter().filter(|id| chat.participants.iter().all(|m| &m.user_id != *id)).collect();
+    fresh.sort();
+    fresh.dedup();
+    let limits = &state.inner.chat_limits;
+    if chat.participants.len() + fresh.len() > limits.max_participants {
+        return Err(ApiError::new(ErrorCode::Conflict, limits.too_many_participants()));
     }
     let command = Command::MemberAdd(MemberAdd { chat_id, user_ids: request.user_ids, role: request.role });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;

@@ -1,6 +1,7 @@
 //! `chat.create`: a direct chat (one per pair) or a group owned by its creator.
 //! The chat id comes from the api, so a retried command finds the chat it created.
 
+use chat_core::config::ChatLimitArgs;
 use chat_nats::{
     commands::{ChatCreate, CommandOutcome},
     events::{ChatEvent, EventBody},
@@ -24,9 +25,11 @@ const CREATED_SEQ: u64 = 1;
 /// Why a chat with an `external_id` was refused to its creator.
 const EXTERNAL_ID_FORBIDDEN: &str = "only the platform (admin or service role) may set external_id";
 
-/// Handles one `chat.create`.
+/// Handles one `chat.create`; a group with more members than `limits` allow is refused
+/// (`conflict`).
 pub async fn handle(
     store: &Store,
+    limits: &ChatLimitArgs,
     issued: &Issued,
     command: &ChatCreate,
     effects: &mut Effects,
@@ -72,6 +75,10 @@ pub async fn handle(
         if participants.iter().all(|p| &p.user_id != member) {
             participants.push(MemberDoc { user_id: member.clone(), role: Role::Member });
         }
+    }
+    if participants.len() > limits.max_participants {
+        effects.reject(envelope, ErrorCode::Conflict, limits.too_many_participants());
+        return Ok(());
     }
     let chat = ChatDoc {
         id: chat_id.clone(),

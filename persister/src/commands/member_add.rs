@@ -1,6 +1,7 @@
 //! `member.add`: owners and admins add people to a group, or change the role of
 //! existing members. Each addition or change gets a seq and a `member.added` event.
 
+use chat_core::config::ChatLimitArgs;
 use chat_nats::{
     commands::{CommandOutcome, MemberAdd},
     events::{ChatEvent, EventBody},
@@ -20,9 +21,11 @@ use crate::{
     metrics,
 };
 
-/// Handles one `member.add`.
+/// Handles one `member.add`; a chat would hold more than `limits` allow is refused
+/// (`conflict`) with nothing written.
 pub async fn handle(
     store: &Store,
+    limits: &ChatLimitArgs,
     issued: &Issued,
     command: &MemberAdd,
     effects: &mut Effects,
@@ -73,6 +76,10 @@ pub async fn handle(
             None if !fresh.contains(user_id) => fresh.push(user_id.clone()),
             None => {}
         }
+    }
+    // Replayed members are in the chat already; only fresh ones make it larger.
+    if chat.participants.len() + fresh.len() > limits.max_participants {
+        return reject(effects, ErrorCode::Conflict, &limits.too_many_participants());
     }
     // The membership this command wrote is the record of a replay; the run before may
     // have crashed before the chat document followed it.

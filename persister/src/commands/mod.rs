@@ -12,6 +12,7 @@ pub mod msg_send;
 pub mod read;
 pub mod seqs;
 
+use chat_core::config::ChatLimitArgs;
 use chat_nats::{commands::Command, model::Role};
 use chat_store::{Store, docs::ChatDoc};
 
@@ -23,10 +24,12 @@ use crate::{
 };
 
 /// Handles one step of a batch: a run of sends, or one other command (the pipeline's
-/// `plan_steps` never mixes them). `known` is what the partition remembers of its chats.
+/// `plan_steps` never mixes them). `known` is what the partition remembers of its chats;
+/// `limits` bound the commands that add members.
 pub async fn handle_step(
     store: &Store,
     sends: &SendWrites,
+    limits: &ChatLimitArgs,
     known: &mut KnownChats,
     step: &[&Issued],
     effects: &mut Effects,
@@ -51,9 +54,9 @@ pub async fn handle_step(
         Command::MsgEdit(command) => msg_edit::handle(store, first, command, effects).await,
         Command::MsgDelete(command) => msg_delete::handle(store, first, command, effects).await,
         Command::Read(command) => read::handle(store, first, command, effects).await,
-        Command::ChatCreate(command) => chat_create::handle(store, first, command, effects).await,
+        Command::ChatCreate(command) => chat_create::handle(store, limits, first, command, effects).await,
         Command::ChatUpdate(command) => chat_update::handle(store, first, command, effects).await,
-        Command::MemberAdd(command) => member_add::handle(store, first, command, effects).await,
+        Command::MemberAdd(command) => member_add::handle(store, limits, first, command, effects).await,
         Command::MemberRemove(command) => member_remove::handle(store, first, command, effects).await,
     };
     // Read marks leave the head where it is; everything else may have moved it.

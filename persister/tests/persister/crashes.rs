@@ -248,7 +248,8 @@ async fn run(
         .collect();
     let step: Vec<&Issued> = issued.iter().collect();
     // The handle's write limit applies to the merged writes too: they go through it.
-    handle_step(store, &SendWrites::new(store), known, &step, effects).await
+    let limits = chat_core::config::ChatLimitArgs::default();
+    handle_step(store, &SendWrites::new(store), &limits, known, &step, effects).await
 }
 
 fn assert_answers_done(case: &str, effects: &Effects) {

@@ -44,6 +44,7 @@ impl Harness {
             shutdown: ShutdownArgs { shutdown_grace_s: 5 },
             batch_max: 500,
             lease_ttl_ms: 3000,
+            chats: chat_core::config::ChatLimitArgs::default(),
             replica_name: "persister".into(),
         };
         persister::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("persister: {e}"));

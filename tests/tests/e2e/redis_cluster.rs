@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chat_core::{
     config::RedisArgs,
     connect::LazyRedis,
-    rate_limit::{SYNC_DELAY, UserMessageBudget, Verdict},
+    rate_limit::{SYNC_DELAY, UserBudget, Verdict},
     redis_conn::RedisConnection,
     redis_keys,
 };
@@ -85,7 +85,7 @@ async fn the_service_runs_on_a_redis_cluster_and_survives_a_master_failover() {
     let stop = CancellationToken::new();
     let traffic = tokio::spawn(traffic(sending, receiving, chat.clone(), stop.clone()));
     let budget_key_seen = poll(Duration::from_secs(5), || {
-        let key = redis_keys::message_budget(&sender);
+        let key = redis_keys::user_budget(&sender, chat_core::rate_limit::MESSAGES);
         let mut redis = redis.clone();
         async move { redis.exists::<_, bool>(key).await.unwrap_or(false) }
     })
@@ -213,8 +213,8 @@ async fn typing_works(
 /// failing over) until `wait`.
 async fn budget_is_shared(args: &RedisArgs, redis: &mut RedisConnection, user: &str, wait: Duration) -> bool {
     let deadline = Instant::now() + wait;
-    let replica = || UserMessageBudget::new(LazyRedis::new(args).unwrap_or_else(|e| panic!("{e}")), 1, 10);
-    let key = redis_keys::message_budget(user);
+    let replica = || UserBudget::messages(LazyRedis::new(args).unwrap_or_else(|e| panic!("{e}")), 1, 10);
+    let key = redis_keys::user_budget(user, chat_core::rate_limit::MESSAGES);
     while Instant::now() < deadline {
         let (first, second) = (replica(), replica());
         let started = Instant::now();

@@ -1,10 +1,12 @@
-//! One file per client command (edits, deletes and read marks share one).
+//! One file per client command (edits, deletes and read marks share one), and the
+//! per-connection throttles some of them take from ([`throttles`]).
 
 mod changes;
 mod msg_send;
 mod presence_watch;
 mod submit;
 mod sync;
+pub mod throttles;
 pub mod typing;
 
 use chat_nats::{
@@ -25,7 +27,7 @@ pub async fn dispatch(
     edge: &EdgeState,
     session: &Session,
     conn: &ConnHandle,
-    throttle: &mut typing::TypingThrottle,
+    throttles: &mut throttles::ConnThrottles,
     command: ClientCommand,
 ) -> &'static str {
     if command.reference().is_some_and(|r| r.len() > crate::protocol::MAX_REF_LEN) {
@@ -52,10 +54,18 @@ pub async fn dispatch(
             changes::handle(edge, session, conn, reference, Command::Read(Read { chat_id, up_to_seq })).await
         }
         ClientCommand::Typing { reference, chat_id, state } => {
-            typing::handle(edge, session, conn, throttle, reference, chat_id, state).await
+            typing::handle(edge, session, conn, &mut throttles.typing, reference, chat_id, state).await
         }
-        ClientCommand::Sync { reference, chats } => sync::handle(edge, session, conn, reference, chats).await,
+        ClientCommand::Sync { reference, chats } => {
+            if !throttles.take_sync(conn, reference.as_deref()) {
+                return "rate_limited";
+            }
+            sync::handle(edge, session, conn, reference, chats).await
+        }
         ClientCommand::PresenceWatch { reference, user_ids } => {
+            if !throttles.take_watch(conn, reference.as_deref()) {
+                return "rate_limited";
+            }
             presence_watch::handle(edge, session, conn, reference, user_ids).await
         }
         // The connection loop owns the session's expiry and answers refreshes itself.

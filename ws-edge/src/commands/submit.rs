@@ -29,6 +29,19 @@ pub async fn submit(
     command: Command,
 ) -> &'static str {
     let client_msg_id = command.client_msg_id().map(str::to_owned);
+    // Every command that reaches here was checked by its handler, so only well-formed
+    // ones count; sends were counted by the message budget already.
+    if let Err(over) = edge.write_budgets.take(&session.user_id, &session.roles, &command) {
+        let frame = ServerFrame::Error {
+            reference: reference.as_deref(),
+            code: ErrorCode::RateLimited,
+            message: over.kind.refusal(),
+            client_msg_id: client_msg_id.as_deref(),
+            retry_after_ms: Some(over.retry_after_ms),
+        };
+        conn.offer(Outbound::Frame(frame.to_text().into()));
+        return "rate_limited";
+    }
     let envelope = CommandEnvelope {
         v: chat_nats::PAYLOAD_VERSION,
         id: chat_core::ids::new_id(),

@@ -31,7 +31,8 @@ pub async fn handle(
 ) -> &'static str {
     let refer = reference.as_deref();
     if chats.len() > rpc::SYNC_MAX_CHATS {
-        reply_error(conn, refer, ErrorCode::TooLarge, "too many chats in one sync", None);
+        let reason = format!("at most {} chats in one sync", rpc::SYNC_MAX_CHATS);
+        reply_error(conn, refer, ErrorCode::Invalid, &reason, None);
         return "invalid";
     }
     if let Some(bad) = chats.keys().find(|id| !subjects::is_valid_id(id)) {

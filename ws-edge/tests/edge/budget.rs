@@ -4,18 +4,18 @@
 use chat_core::{
     config::RedisArgs,
     connect::LazyRedis,
-    rate_limit::{SYNC_DELAY, UserMessageBudget, Verdict},
+    rate_limit::{SYNC_DELAY, UserBudget, Verdict},
 };
 
 use std::time::Instant;
 
 use super::*;
 
-fn replica(args: &RedisArgs, per_second: u32, burst: u32) -> UserMessageBudget {
-    UserMessageBudget::new(LazyRedis::new(args).unwrap_or_else(|e| panic!("{e}")), per_second, burst)
+fn replica(args: &RedisArgs, per_second: u32, burst: u32) -> UserBudget {
+    UserBudget::messages(LazyRedis::new(args).unwrap_or_else(|e| panic!("{e}")), per_second, burst)
 }
 
-fn admitted(budget: &UserMessageBudget, user: &str, tries: usize) -> usize {
+fn admitted(budget: &UserBudget, user: &str, tries: usize) -> usize {
     (0..tries).filter(|_| budget.take(user) == Verdict::Allowed).count()
 }
 

@@ -58,6 +58,7 @@ fn config(nats_url: String) -> ws_edge::Config {
         },
         redis: chat_core::config::RedisArgs { redis_url: "redis://127.0.0.1:1".into() },
         limits: chat_core::config::UserLimitArgs { messages_per_user_per_s: 10, messages_per_user_burst: None },
+        writes: chat_core::config::WriteLimitArgs::default(),
         jwt: dev_jwt_args(),
         admin: AdminArgs { admin_addr: Some(([127, 0, 0, 1], 0).into()) },
         shutdown: ShutdownArgs { shutdown_grace_s: 5 },
@@ -75,6 +76,10 @@ fn config(nats_url: String) -> ws_edge::Config {
         max_frame_bytes: 4096,
         commands_per_s: 1000,
         commands_burst: 1000,
+        syncs_per_s: 5,
+        syncs_burst: 20,
+        presence_watches_per_s: 2,
+        presence_watches_burst: 10,
         max_connections_per_user: 10,
     }
 }
