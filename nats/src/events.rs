@@ -222,11 +222,43 @@ impl LiveSignal {
         self.into()
     }
 
+    /// Which signal it is, which names its subject.
+    pub fn kind(&self) -> LiveSignalKind {
+        match self {
+            LiveSignal::Read { .. } => LiveSignalKind::Read,
+            LiveSignal::Typing { .. } => LiveSignalKind::Typing,
+        }
+    }
+
     /// Who caused it (edges do not echo a signal to its author's sockets).
     pub fn user_id(&self) -> &str {
         match self {
             LiveSignal::Read { user_id, .. } | LiveSignal::Typing { user_id, .. } => user_id,
         }
+    }
+}
+
+/// Every kind of live signal: the last token of `chat.live.<chat_id>.<kind>`, so that
+/// a subscriber knows a signal's kind without parsing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, VariantArray)]
+pub enum LiveSignalKind {
+    /// A [`LiveSignal::Read`].
+    #[strum(serialize = "read")]
+    Read,
+    /// A [`LiveSignal::Typing`].
+    #[strum(serialize = "typing")]
+    Typing,
+}
+
+impl LiveSignalKind {
+    /// The wire name, the last token of the subject.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The kind a subject's last token names; `None` for one this code does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        name.parse().ok()
     }
 }
 
@@ -258,6 +290,21 @@ mod tests {
         assert_eq!(json["role"], "member");
         let back: ChatEvent = serde_json::from_value(json).expect("deserialise");
         assert_eq!(back, event);
+    }
+
+    /// The kinds that name subjects are kept beside the payload enums they stand for:
+    /// their names must be the payloads' wire names, in the same order.
+    #[test]
+    fn subject_kinds_name_their_payloads_variants() {
+        let live: Vec<&str> = LiveSignalKind::VARIANTS.iter().map(|kind| kind.name()).collect();
+        assert_eq!(live, LiveSignal::VARIANTS);
+        let user: Vec<&str> = UserDeliveryKind::VARIANTS.iter().map(|kind| kind.name()).collect();
+        let payloads: Vec<&str> = UserEvent::VARIANTS.iter().copied().chain(["msg.created"]).collect();
+        assert_eq!(user, payloads);
+        assert!(EventBody::VARIANTS.contains(&UserDeliveryKind::MsgCreated.name()));
+        assert_eq!(UserDeliveryKind::parse("chat.joined"), Some(UserDeliveryKind::ChatJoined));
+        assert_eq!(LiveSignalKind::parse("typing"), Some(LiveSignalKind::Typing));
+        assert_eq!(LiveSignalKind::parse("bench"), None);
     }
 }
 

@@ -12,6 +12,7 @@ use chat_core::config::NatsAuthArgs;
 use chat_e2e::{Stack, StackOptions, WAIT, token, token_with_roles};
 use chat_nats::{
     commands::{Actor, ChatCreate, Command, CommandEnvelope, CommandOutcome},
+    events::UserDeliveryKind,
     model::ChatKind,
     publish::{Outgoing, publish_one},
     subjects,
@@ -180,7 +181,7 @@ async fn each_component_does_its_work_on_its_own_user_and_is_refused_the_rest() 
         ("api", forged_event.clone()),
         ("persister", subjects::command(&chat, "msg.send")),
         ("notifier", forged_event.clone()),
-        ("presence", subjects::user("bob", "chat.joined")),
+        ("presence", subjects::user("bob", UserDeliveryKind::ChatJoined)),
         ("push-gateway", subjects::push("carol")),
     ];
     for (user, subject) in &forbidden {

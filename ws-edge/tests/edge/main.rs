@@ -22,6 +22,7 @@ use chat_core::{
 };
 use chat_nats::{
     commands::{CommandEnvelope, CommandOutcome, Rejection},
+    events::UserDeliveryKind,
     model::{ErrorCode, Role},
     rpc::{Membership, MembershipsReply, MembershipsRequest},
     subjects,
@@ -262,7 +263,7 @@ async fn joins_and_rejections_from_workers_reach_the_right_sockets() {
     let joined =
         json!({"type": "chat.joined", "v": 1, "chat_id": "c9", "role": "member", "at": "2026-01-01T00:00:00.000Z"});
     h.nats
-        .publish(subjects::user("u1", "chat.joined"), joined.to_string().into())
+        .publish(subjects::user("u1", UserDeliveryKind::ChatJoined), joined.to_string().into())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     // The edge subscribes to the chat asynchronously; publish until the event arrives.
