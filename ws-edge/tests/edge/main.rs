@@ -4,8 +4,10 @@
 //!
 //! One binary: [`isolation`] holds the tests that one bad client cannot hurt others,
 //! [`budget`] those of the per-user message budget across replicas, [`logs`] the one
-//! that runs the binary itself and reads its log lines.
+//! that runs the binary itself and reads its log lines, [`asyncapi`] the one of the
+//! served AsyncAPI document and the lint of both documents.
 
+mod asyncapi;
 mod budget;
 mod isolation;
 mod logs;
