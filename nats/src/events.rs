@@ -102,6 +102,58 @@ impl EventBody {
     pub fn name(&self) -> &'static str {
         self.into()
     }
+
+    /// Which event it is, which names its subject.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            EventBody::MsgCreated { .. } => EventKind::MsgCreated,
+            EventBody::MsgEdited { .. } => EventKind::MsgEdited,
+            EventBody::MsgDeleted { .. } => EventKind::MsgDeleted,
+            EventBody::ChatCreated { .. } => EventKind::ChatCreated,
+            EventBody::ChatUpdated { .. } => EventKind::ChatUpdated,
+            EventBody::MemberAdded { .. } => EventKind::MemberAdded,
+            EventBody::MemberRemoved { .. } => EventKind::MemberRemoved,
+        }
+    }
+}
+
+/// Every kind of persisted event: the last tokens of `chat.evt.<chat_id>.<kind>`, so
+/// that a subject is built or read without spelling an event's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, VariantArray)]
+pub enum EventKind {
+    /// An [`EventBody::MsgCreated`].
+    #[strum(serialize = "msg.created")]
+    MsgCreated,
+    /// An [`EventBody::MsgEdited`].
+    #[strum(serialize = "msg.edited")]
+    MsgEdited,
+    /// An [`EventBody::MsgDeleted`].
+    #[strum(serialize = "msg.deleted")]
+    MsgDeleted,
+    /// An [`EventBody::ChatCreated`].
+    #[strum(serialize = "chat.created")]
+    ChatCreated,
+    /// An [`EventBody::ChatUpdated`].
+    #[strum(serialize = "chat.updated")]
+    ChatUpdated,
+    /// An [`EventBody::MemberAdded`].
+    #[strum(serialize = "member.added")]
+    MemberAdded,
+    /// An [`EventBody::MemberRemoved`].
+    #[strum(serialize = "member.removed")]
+    MemberRemoved,
+}
+
+impl EventKind {
+    /// The wire name, the last tokens of the subject.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The kind a subject's last tokens name; `None` for one this code does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        name.parse().ok()
+    }
 }
 
 /// Deliveries addressed to every connection of one user (`user.<user_id>.<event>`).
@@ -296,6 +348,11 @@ mod tests {
     /// their names must be the payloads' wire names, in the same order.
     #[test]
     fn subject_kinds_name_their_payloads_variants() {
+        let events: Vec<&str> = EventKind::VARIANTS.iter().map(|kind| kind.name()).collect();
+        assert_eq!(events, EventBody::VARIANTS);
+        let member = EventBody::MemberAdded { user_id: "u".into(), role: Role::Member };
+        assert_eq!(member.kind().name(), member.name());
+        assert_eq!(EventKind::parse("msg.deleted"), Some(EventKind::MsgDeleted));
         let live: Vec<&str> = LiveSignalKind::VARIANTS.iter().map(|kind| kind.name()).collect();
         assert_eq!(live, LiveSignal::VARIANTS);
         let user: Vec<&str> = UserDeliveryKind::VARIANTS.iter().map(|kind| kind.name()).collect();

@@ -4,7 +4,7 @@
 //! Ids are restricted by the edge and the api to `[A-Za-z0-9_-]`, so they never contain
 //! the `.`, `*` or `>` that would change a subject's meaning.
 
-use crate::events::{LiveSignalKind, UserDeliveryKind};
+use crate::events::{EventKind, LiveSignalKind, UserDeliveryKind};
 
 /// Wildcard for every command in `CHAT_CMD`.
 pub const CMD_ALL: &str = "chat.cmd.>";
@@ -115,9 +115,9 @@ pub fn cmd_partition(partition: u32) -> String {
     format!("chat.cmd.{partition}.>")
 }
 
-/// `chat.evt.<chat_id>.<event>`: a persisted event.
-pub fn event(chat_id: &str, event: &str) -> String {
-    format!("chat.evt.{chat_id}.{event}")
+/// `chat.evt.<chat_id>.<kind>`: a persisted event.
+pub fn event(chat_id: &str, kind: EventKind) -> String {
+    format!("chat.evt.{chat_id}.{}", kind.name())
 }
 
 /// `chat.evt.<chat_id>.>`: every persisted event of one chat (an edge subscribes to this
@@ -258,10 +258,10 @@ mod tests {
         assert_eq!(partitions_in_transform(&cmd_partition_transform(16)), Some(16));
         assert_eq!(partitions_in_transform("chat.cmd.{{wildcard(1)}}.>"), None);
         assert_eq!(cmd_partition(3), "chat.cmd.3.>");
-        assert_eq!(event("c1", "msg.created"), "chat.evt.c1.msg.created");
+        assert_eq!(event("c1", EventKind::MsgCreated), "chat.evt.c1.msg.created");
         assert_eq!(chat_events("c1"), "chat.evt.c1.>");
         assert_eq!(live("c1", LiveSignalKind::Typing), "chat.live.c1.typing");
-        assert!(is_live(&live_bench("c1")) && !is_live(&event("c1", "msg.created")));
+        assert!(is_live(&live_bench("c1")) && !is_live(&event("c1", EventKind::MsgCreated)));
         assert_eq!(signal_typing("c1"), "chat.signal.c1.typing");
         assert_eq!(user("u1", UserDeliveryKind::ChatJoined), "user.u1.chat.joined");
         assert_eq!(presence_conn("u1"), "presence.conn.u1");

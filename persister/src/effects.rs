@@ -76,7 +76,7 @@ impl Effects {
             .filter_map(|(event, traceparent)| {
                 let payload = serde_json::to_vec(event).ok()?;
                 let mut message =
-                    Outgoing::new(subjects::event(&event.chat_id, event.body.name()), event.id.clone(), payload.into())
+                    Outgoing::new(subjects::event(&event.chat_id, event.body.kind()), event.id.clone(), payload.into())
                         .with_header(headers::PERSISTED_AT_MICROS, &stamp);
                 if let Some(traceparent) = traceparent {
                     message = message.with_header(headers::TRACEPARENT, traceparent);

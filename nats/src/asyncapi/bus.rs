@@ -13,7 +13,7 @@ use strum::{VariantArray, VariantNames};
 use super::{Action, Builder, MessageSpec, ReplySpec, Side};
 use crate::{
     commands::{Command, CommandEnvelope, CommandOutcome},
-    events::{ChatEvent, EventBody, LiveSignal, LiveSignalKind, PushRequest, UserDeliveryKind, UserEvent},
+    events::{ChatEvent, EventKind, LiveSignal, LiveSignalKind, PushRequest, UserDeliveryKind, UserEvent},
     presence::{ConnReport, Presence},
     rpc::{
         self, MembershipsReply, MembershipsRequest, PresenceReply, PresenceRequest, RpcError, SyncRequest, SyncResult,
@@ -139,7 +139,8 @@ fn commands(doc: &mut Builder) {
 }
 
 fn events(doc: &mut Builder) {
-    for &name in EventBody::VARIANTS {
+    for &kind in EventKind::VARIANTS {
+        let name = kind.name();
         let id = format!("event.{name}");
         let payload = doc.variant::<ChatEvent>(Side::Written, TAG, name);
         doc.message(MessageSpec {
@@ -151,7 +152,7 @@ fn events(doc: &mut Builder) {
         let channel = format!("chat.evt.{name}");
         doc.channel(
             &channel,
-            Some(&subjects::event(&param(CHAT_ID), name)),
+            Some(&subjects::event(&param(CHAT_ID), kind)),
             &format!(
                 "`{name}` events in the `{}` stream, in the chat's seq order; `Nats-Msg-Id` is the event id.",
                 streams::EVT_STREAM
@@ -365,6 +366,7 @@ fn rpc_service(doc: &mut Builder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventBody;
 
     #[test]
     fn every_message_has_a_payload_and_both_sides_agree_on_shared_types() {
