@@ -5,8 +5,9 @@
 # the MongoDB-compatible store (crates.io), promtool and amtool (Debian prometheus,
 # prometheus-alertmanager), check-jsonschema (PyPI, same virtualenv), the
 # TypeScript SDK's and the web client's npm packages (`npm ci` in clients/typescript
-# and clients/web; needs node and npm) and chromium (Debian), which the web client's
-# browser test drives.
+# and clients/web; needs node and npm), the AsyncAPI linter's (`npm ci` in
+# scripts/asyncapi-lint: @asyncapi/parser) and chromium (Debian), which the web
+# client's browser test drives.
 # Prints nothing but progress; sourced or run, it leaves the binaries' paths in
 # CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_REDIS_CLI /
 # CHAT_TEST_SECANTUSD / CHAT_DEPLOY_CHECK_JSONSCHEMA / CHAT_TEST_CHROMIUM.
@@ -94,6 +95,13 @@ if [ "${CHAT_DEPS:-all}" != deploy ]; then
       (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
   done
+  # The official AsyncAPI parser, with which the edge's tests lint both AsyncAPI
+  # documents (scripts/asyncapi-lint/lint.mjs), into its own project-local directory.
+  lint_dir="$(dirname "$clients_dir")/scripts/asyncapi-lint"
+  if [ ! -d "$lint_dir/node_modules" ] || [ "$lint_dir/package-lock.json" -nt "$lint_dir/node_modules/.package-lock.json" ]; then
+    echo "installing the AsyncAPI linter's npm packages (npm ci in scripts/asyncapi-lint)"
+    (cd "$lint_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
   # The web client's browser test drives Debian's chromium (playwright-core brings no
   # browser); of its recommended packages only the font (headless needs no GL driver).
   if ! command -v chromium >/dev/null 2>&1; then

@@ -14,7 +14,7 @@
 //!   frame the edge writes back is valid JSON that carries both unchanged.
 #![no_main]
 
-use chat_nats::{limits, subjects};
+use chat_nats::{events::UserDeliveryKind, limits, subjects};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use ws_edge::protocol::{ClientCommand, KNOWN_TYPES, MAX_REF_LEN, ServerFrame, parse_command};
@@ -117,7 +117,7 @@ fn check_subject_safe(id: &str, command: &str) {
     let subject = subjects::command(id, command);
     assert_eq!(subjects::chat_id_of(&subject), Some(id), "chat id does not round-trip through {subject:?}");
     assert_eq!(subjects::tail_after_chat(&subject), Some(command), "command does not round-trip through {subject:?}");
-    let subject = subjects::user(id, "chat.joined");
+    let subject = subjects::user(id, UserDeliveryKind::ChatJoined);
     assert_eq!(subjects::user_id_of(&subject), Some(id), "user id does not round-trip through {subject:?}");
 }
 

@@ -102,6 +102,58 @@ impl EventBody {
     pub fn name(&self) -> &'static str {
         self.into()
     }
+
+    /// Which event it is, which names its subject.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            EventBody::MsgCreated { .. } => EventKind::MsgCreated,
+            EventBody::MsgEdited { .. } => EventKind::MsgEdited,
+            EventBody::MsgDeleted { .. } => EventKind::MsgDeleted,
+            EventBody::ChatCreated { .. } => EventKind::ChatCreated,
+            EventBody::ChatUpdated { .. } => EventKind::ChatUpdated,
+            EventBody::MemberAdded { .. } => EventKind::MemberAdded,
+            EventBody::MemberRemoved { .. } => EventKind::MemberRemoved,
+        }
+    }
+}
+
+/// Every kind of persisted event: the last tokens of `chat.evt.<chat_id>.<kind>`, so
+/// that a subject is built or read without spelling an event's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, VariantArray)]
+pub enum EventKind {
+    /// An [`EventBody::MsgCreated`].
+    #[strum(serialize = "msg.created")]
+    MsgCreated,
+    /// An [`EventBody::MsgEdited`].
+    #[strum(serialize = "msg.edited")]
+    MsgEdited,
+    /// An [`EventBody::MsgDeleted`].
+    #[strum(serialize = "msg.deleted")]
+    MsgDeleted,
+    /// An [`EventBody::ChatCreated`].
+    #[strum(serialize = "chat.created")]
+    ChatCreated,
+    /// An [`EventBody::ChatUpdated`].
+    #[strum(serialize = "chat.updated")]
+    ChatUpdated,
+    /// An [`EventBody::MemberAdded`].
+    #[strum(serialize = "member.added")]
+    MemberAdded,
+    /// An [`EventBody::MemberRemoved`].
+    #[strum(serialize = "member.removed")]
+    MemberRemoved,
+}
+
+impl EventKind {
+    /// The wire name, the last tokens of the subject.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The kind a subject's last tokens name; `None` for one this code does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        name.parse().ok()
+    }
 }
 
 /// Deliveries addressed to every connection of one user (`user.<user_id>.<event>`).
@@ -222,11 +274,43 @@ impl LiveSignal {
         self.into()
     }
 
+    /// Which signal it is, which names its subject.
+    pub fn kind(&self) -> LiveSignalKind {
+        match self {
+            LiveSignal::Read { .. } => LiveSignalKind::Read,
+            LiveSignal::Typing { .. } => LiveSignalKind::Typing,
+        }
+    }
+
     /// Who caused it (edges do not echo a signal to its author's sockets).
     pub fn user_id(&self) -> &str {
         match self {
             LiveSignal::Read { user_id, .. } | LiveSignal::Typing { user_id, .. } => user_id,
         }
+    }
+}
+
+/// Every kind of live signal: the last token of `chat.live.<chat_id>.<kind>`, so that
+/// a subscriber knows a signal's kind without parsing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, VariantArray)]
+pub enum LiveSignalKind {
+    /// A [`LiveSignal::Read`].
+    #[strum(serialize = "read")]
+    Read,
+    /// A [`LiveSignal::Typing`].
+    #[strum(serialize = "typing")]
+    Typing,
+}
+
+impl LiveSignalKind {
+    /// The wire name, the last token of the subject.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The kind a subject's last token names; `None` for one this code does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        name.parse().ok()
     }
 }
 
@@ -258,6 +342,26 @@ mod tests {
         assert_eq!(json["role"], "member");
         let back: ChatEvent = serde_json::from_value(json).expect("deserialise");
         assert_eq!(back, event);
+    }
+
+    /// The kinds that name subjects are kept beside the payload enums they stand for:
+    /// their names must be the payloads' wire names, in the same order.
+    #[test]
+    fn subject_kinds_name_their_payloads_variants() {
+        let events: Vec<&str> = EventKind::VARIANTS.iter().map(|kind| kind.name()).collect();
+        assert_eq!(events, EventBody::VARIANTS);
+        let member = EventBody::MemberAdded { user_id: "u".into(), role: Role::Member };
+        assert_eq!(member.kind().name(), member.name());
+        assert_eq!(EventKind::parse("msg.deleted"), Some(EventKind::MsgDeleted));
+        let live: Vec<&str> = LiveSignalKind::VARIANTS.iter().map(|kind| kind.name()).collect();
+        assert_eq!(live, LiveSignal::VARIANTS);
+        let user: Vec<&str> = UserDeliveryKind::VARIANTS.iter().map(|kind| kind.name()).collect();
+        let payloads: Vec<&str> = UserEvent::VARIANTS.iter().copied().chain(["msg.created"]).collect();
+        assert_eq!(user, payloads);
+        assert!(EventBody::VARIANTS.contains(&UserDeliveryKind::MsgCreated.name()));
+        assert_eq!(UserDeliveryKind::parse("chat.joined"), Some(UserDeliveryKind::ChatJoined));
+        assert_eq!(LiveSignalKind::parse("typing"), Some(LiveSignalKind::Typing));
+        assert_eq!(LiveSignalKind::parse("bench"), None);
     }
 }
 

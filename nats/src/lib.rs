@@ -13,8 +13,11 @@
 //! - [`streams`]: stream and consumer definitions, created idempotently;
 //! - [`publish`]: JetStream publishing with `Nats-Msg-Id` and pipelined acks;
 //! - [`headers`]: the header names carried on the bus;
-//! - [`limits`]: input rules applied the same way at every entry point.
+//! - [`limits`]: input rules applied the same way at every entry point;
+//! - [`asyncapi`]: AsyncAPI documents built from these types ([`asyncapi::bus`] is the
+//!   bus's, checked into `docs/asyncapi-nats.json`).
 
+pub mod asyncapi;
 pub mod commands;
 pub mod events;
 pub mod headers;

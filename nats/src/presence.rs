@@ -50,6 +50,7 @@ pub enum Status {
 /// A user's presence, as clients receive it (`{"type":"presence", ...}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename = "presence")]
+#[schemars(rename = "Presence", transform = presence_tag)]
 pub struct Presence {
     /// The user.
     pub user_id: String,
@@ -59,4 +60,30 @@ pub struct Presence {
     #[serde(with = "timestamp::option", default)]
     #[schemars(schema_with = "timestamp::option::schema")]
     pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Adds the `type` that serde writes into every [`Presence`]: schemars reads a
+/// struct's `rename` as the schema's name and leaves its `tag` out.
+fn presence_tag(schema: &mut schemars::Schema) {
+    if let Some(properties) = schema.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+        properties.insert("type".into(), serde_json::json!({"type": "string", "const": "presence"}));
+    }
+    if let Some(required) = schema.get_mut("required").and_then(serde_json::Value::as_array_mut) {
+        required.insert(0, "type".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_of_presence_pins_the_type_serde_writes() {
+        let presence = Presence { user_id: "u1".into(), status: Status::Online, last_seen: None };
+        let json = serde_json::to_value(&presence).unwrap_or_default();
+        assert_eq!(json["type"], "presence");
+        let schema = schemars::schema_for!(Presence);
+        assert_eq!(schema.get("properties").map(|p| p["type"]["const"].clone()), Some(json["type"].clone()));
+        assert_eq!(schema.get("required").and_then(|r| r.get(0)).cloned(), Some("type".into()));
+    }
 }

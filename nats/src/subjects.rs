@@ -4,6 +4,8 @@
 //! Ids are restricted by the edge and the api to `[A-Za-z0-9_-]`, so they never contain
 //! the `.`, `*` or `>` that would change a subject's meaning.
 
+use crate::events::{EventKind, LiveSignalKind, UserDeliveryKind};
+
 /// Wildcard for every command in `CHAT_CMD`.
 pub const CMD_ALL: &str = "chat.cmd.>";
 /// What edges and the api publish commands on: `chat.cmd.<chat_id>.<command>`.
@@ -113,9 +115,9 @@ pub fn cmd_partition(partition: u32) -> String {
     format!("chat.cmd.{partition}.>")
 }
 
-/// `chat.evt.<chat_id>.<event>`: a persisted event.
-pub fn event(chat_id: &str, event: &str) -> String {
-    format!("chat.evt.{chat_id}.{event}")
+/// `chat.evt.<chat_id>.<kind>`: a persisted event.
+pub fn event(chat_id: &str, kind: EventKind) -> String {
+    format!("chat.evt.{chat_id}.{}", kind.name())
 }
 
 /// `chat.evt.<chat_id>.>`: every persisted event of one chat (an edge subscribes to this
@@ -124,9 +126,21 @@ pub fn chat_events(chat_id: &str) -> String {
     format!("chat.evt.{chat_id}.>")
 }
 
-/// `chat.live.<chat_id>.<signal>`: a live-only signal (typing, read).
-pub fn live(chat_id: &str, signal: &str) -> String {
-    format!("chat.live.{chat_id}.{signal}")
+/// `chat.live.<chat_id>.<kind>`: a live-only signal (typing, read).
+pub fn live(chat_id: &str, kind: LiveSignalKind) -> String {
+    format!("chat.live.{chat_id}.{}", kind.name())
+}
+
+/// `chat.live.<chat_id>.bench`: where `chatctl bench` injects message-shaped frames,
+/// which edges forward to the chat's local members like any live signal.
+pub fn live_bench(chat_id: &str) -> String {
+    format!("chat.live.{chat_id}.bench")
+}
+
+/// True for a live subject (`chat.live.…`), whose payloads are forwarded without the
+/// seq checks of persisted events.
+pub fn is_live(subject: &str) -> bool {
+    subject.starts_with("chat.live.")
 }
 
 /// `chat.live.<chat_id>.>`: every live signal of one chat.
@@ -139,9 +153,9 @@ pub fn signal_typing(chat_id: &str) -> String {
     format!("chat.signal.{chat_id}.typing")
 }
 
-/// `user.<user_id>.<event>`: a delivery for every connection of one user.
-pub fn user(user_id: &str, event: &str) -> String {
-    format!("user.{user_id}.{event}")
+/// `user.<user_id>.<kind>`: a delivery for every connection of one user.
+pub fn user(user_id: &str, kind: UserDeliveryKind) -> String {
+    format!("user.{user_id}.{}", kind.name())
 }
 
 /// `edge.<edge_id>.outcome.<user_id>.<conn_id>`: where the persister answers a command
@@ -221,9 +235,10 @@ pub fn presence_changed_user(subject: &str) -> Option<&str> {
     subject.strip_prefix("presence.changed.").filter(|id| !id.is_empty() && !id.contains('.'))
 }
 
-/// The event name in `user.<user_id>.<event>`.
-pub fn user_event_of(subject: &str) -> Option<&str> {
-    subject.splitn(3, '.').nth(2).filter(|event| !event.is_empty())
+/// The delivery kind in `user.<user_id>.<kind>`; `None` for a kind this code does not
+/// know.
+pub fn user_delivery_of(subject: &str) -> Option<UserDeliveryKind> {
+    subject.splitn(3, '.').nth(2).and_then(UserDeliveryKind::parse)
 }
 
 /// True when `id` can be used inside a subject and a MongoDB document id: 1 to 64
@@ -243,11 +258,12 @@ mod tests {
         assert_eq!(partitions_in_transform(&cmd_partition_transform(16)), Some(16));
         assert_eq!(partitions_in_transform("chat.cmd.{{wildcard(1)}}.>"), None);
         assert_eq!(cmd_partition(3), "chat.cmd.3.>");
-        assert_eq!(event("c1", "msg.created"), "chat.evt.c1.msg.created");
+        assert_eq!(event("c1", EventKind::MsgCreated), "chat.evt.c1.msg.created");
         assert_eq!(chat_events("c1"), "chat.evt.c1.>");
-        assert_eq!(live("c1", "typing"), "chat.live.c1.typing");
+        assert_eq!(live("c1", LiveSignalKind::Typing), "chat.live.c1.typing");
+        assert!(is_live(&live_bench("c1")) && !is_live(&event("c1", EventKind::MsgCreated)));
         assert_eq!(signal_typing("c1"), "chat.signal.c1.typing");
-        assert_eq!(user("u1", "chat.joined"), "user.u1.chat.joined");
+        assert_eq!(user("u1", UserDeliveryKind::ChatJoined), "user.u1.chat.joined");
         assert_eq!(presence_conn("u1"), "presence.conn.u1");
         assert_eq!(presence_changed("u1"), "presence.changed.u1");
         assert_eq!(push("u1"), "push.u1");
@@ -299,8 +315,10 @@ mod tests {
         assert_eq!(chat_id_of("user.u1.x"), None);
         assert_eq!(user_id_of("user.u1.chat.joined"), Some("u1"));
         assert_eq!(user_id_of("chat.evt.c1.x"), None);
-        assert_eq!(user_event_of("user.u1.chat.joined"), Some("chat.joined"));
-        assert_eq!(user_event_of("user.u1"), None);
+        assert_eq!(user_delivery_of("user.u1.chat.joined"), Some(UserDeliveryKind::ChatJoined));
+        assert_eq!(user_delivery_of("user.u1.msg.created"), Some(UserDeliveryKind::MsgCreated));
+        assert_eq!(user_delivery_of("user.u1.chat.exploded"), None);
+        assert_eq!(user_delivery_of("user.u1"), None);
         assert_eq!(outcome_target_of(&edge_outcome("e1", "u1", "c1")), Some(("u1", "c1")));
         assert_eq!(outcome_target_of("edge.e1.outcome.u1"), None);
         assert_eq!(outcome_target_of("edge.e1.outcome.u1.c1.x"), None);

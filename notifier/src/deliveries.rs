@@ -14,14 +14,14 @@ pub fn for_event(event: &ChatEvent, stream_seq: Option<u64>) -> Vec<(String, Use
     let v = chat_nats::PAYLOAD_VERSION;
     let joined = |user_id: &str, role| {
         let delivery = UserEvent::ChatJoined { v, chat_id: event.chat_id.clone(), role, stream_seq, at };
-        (subjects::user(user_id, delivery.name()), delivery)
+        (subjects::user(user_id, delivery.kind()), delivery)
     };
     match &event.body {
         EventBody::ChatCreated { chat } => chat.participants.iter().map(|m| joined(&m.user_id, m.role)).collect(),
         EventBody::MemberAdded { user_id, role } => vec![joined(user_id, *role)],
         EventBody::MemberRemoved { user_id, .. } => {
             let delivery = UserEvent::ChatLeft { v, chat_id: event.chat_id.clone(), at };
-            vec![(subjects::user(user_id, delivery.name()), delivery)]
+            vec![(subjects::user(user_id, delivery.kind()), delivery)]
         }
         EventBody::MsgCreated { .. }
         | EventBody::MsgEdited { .. }

@@ -34,7 +34,11 @@ async fn the_binary_logs_every_line_as_ecs() {
     headers.insert(chat_nats::headers::TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     // Not a valid event: the notifier logs it as received, then as unreadable.
     async_nats::jetstream::new(nats)
-        .publish_with_headers(chat_nats::subjects::event("ecs-chat", "msg.created"), headers, "{}".into())
+        .publish_with_headers(
+            chat_nats::subjects::event("ecs-chat", chat_nats::events::EventKind::MsgCreated),
+            headers,
+            "{}".into(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .await

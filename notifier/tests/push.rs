@@ -5,6 +5,7 @@
 
 use chat_core::connect::LazyRedis;
 use chat_nats::{
+    events::EventKind,
     model::{ChatKind, Message, Role},
     streams, subjects,
 };
@@ -143,9 +144,10 @@ async fn a_membership_change_heard_on_nats_reaches_the_next_messages_requests() 
     // notifier replica's consumer may handle); this replica hears them on core NATS.
     s.store.delete_participant("c1", "u2").await.unwrap_or_else(|e| panic!("{e}"));
     s.store.insert_participants(&[membership("u3", false)]).await.unwrap_or_else(|e| panic!("{e}"));
-    for (event, seq) in [("member.removed", 3), ("member.added", 4)] {
+    for (kind, seq) in [(EventKind::MemberRemoved, 3), (EventKind::MemberAdded, 4)] {
+        let event = kind.name();
         let body = format!(r#"{{"v":1,"id":"c1:{seq}","chat_id":"c1","seq":{seq},"type":"{event}"}}"#);
-        s.nats.publish(subjects::event("c1", event), body.into()).await.unwrap_or_else(|e| panic!("{e}"));
+        s.nats.publish(subjects::event("c1", kind), body.into()).await.unwrap_or_else(|e| panic!("{e}"));
     }
     s.nats.flush().await.unwrap_or_else(|e| panic!("{e}"));
     // A round trip on the same connection: the events have reached the subscription.

@@ -6,7 +6,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use chat_nats::{
     commands::{CommandEnvelope, CommandOutcome, Rejection},
-    events::ChatEvent,
+    events::{ChatEvent, UserDeliveryKind},
     headers,
     publish::Outgoing,
     subjects,
@@ -60,11 +60,11 @@ impl Effects {
         self.answer(envelope, CommandOutcome::Rejected(rejection));
     }
 
-    /// Sends one user's connections a copy of an event (the sender of a resent message
-    /// learns which message its key maps to).
-    pub fn copy_to_user(&mut self, user_id: &str, event: &ChatEvent) {
-        if let Ok(body) = serde_json::to_vec(event) {
-            self.notices.push((subjects::user(user_id, event.body.name()), body.into()));
+    /// Sends one user's connections a copy of a `msg.created` event (the sender of a
+    /// resent message learns which message its key maps to).
+    pub fn copy_to_user(&mut self, user_id: &str, created: &ChatEvent) {
+        if let Ok(body) = serde_json::to_vec(created) {
+            self.notices.push((subjects::user(user_id, UserDeliveryKind::MsgCreated), body.into()));
         }
     }
 
@@ -76,7 +76,7 @@ impl Effects {
             .filter_map(|(event, traceparent)| {
                 let payload = serde_json::to_vec(event).ok()?;
                 let mut message =
-                    Outgoing::new(subjects::event(&event.chat_id, event.body.name()), event.id.clone(), payload.into())
+                    Outgoing::new(subjects::event(&event.chat_id, event.body.kind()), event.id.clone(), payload.into())
                         .with_header(headers::PERSISTED_AT_MICROS, &stamp);
                 if let Some(traceparent) = traceparent {
                     message = message.with_header(headers::TRACEPARENT, traceparent);

@@ -19,7 +19,7 @@ use chat_core::{
     redis_keys,
 };
 use chat_nats::{
-    events::TYPING_TTL_S,
+    events::{LiveSignalKind, TYPING_TTL_S},
     presence::{Presence, Status},
     subjects,
 };
@@ -280,7 +280,7 @@ async fn a_connection_whose_heartbeats_stop_goes_offline_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_is_throttled_remembered_and_forwarded() {
     let h = Harness::start().await;
-    let mut live = h.subscribe(subjects::live("chat1", "typing")).await;
+    let mut live = h.subscribe(subjects::live("chat1", LiveSignalKind::Typing)).await;
     let mut redis = h.redis.clone();
     let key = redis_keys::typing("chat1", "eve");
 
@@ -397,7 +397,7 @@ async fn heartbeat_until_online(h: &Harness, user_id: &str, changes: &mut async_
 async fn without_redis_the_worker_degrades_and_recovers() {
     let mut h = Harness::start().await;
     let mut changes = h.subscribe(subjects::presence_changed("gus")).await;
-    let mut live = h.subscribe(subjects::live("chat2", "typing")).await;
+    let mut live = h.subscribe(subjects::live("chat2", LiveSignalKind::Typing)).await;
     h.report("gus", "c1", "connected").await;
     assert_eq!(next_presence(&mut changes, "online").await.status, Status::Online);
     wait_readiness(&h, "ready").await;

@@ -1,35 +1,81 @@
-//! WebSocket close codes of the protocol.
+//! WebSocket close codes of the protocol: one enum with their numbers and reasons, so
+//! that the socket, the tests and the AsyncAPI document (`/asyncapi.json`) read the
+//! same list.
 
-/// The token expired without a refresh.
-pub const TOKEN_EXPIRED: u16 = 4001;
-/// Forbidden.
-pub const FORBIDDEN: u16 = 4003;
-/// Rate-limit abuse.
-pub const POLICY: u16 = 4008;
-/// The client reads too slowly; its queue overflowed.
-pub const SLOW_CONSUMER: u16 = 4009;
-/// The user has too many connections.
-pub const TOO_MANY_CONNECTIONS: u16 = 4010;
-/// Shutdown.
-pub const GOING_AWAY: u16 = 1001;
-/// A frame was too large.
-pub const TOO_LARGE: u16 = 1009;
-/// A bug on our side.
-pub const INTERNAL: u16 = 1011;
-/// The client stopped pinging.
-pub const IDLE: u16 = 1000;
+use strum::{IntoStaticStr, VariantArray};
 
-/// The reason sent with a close code.
-pub fn reason(code: u16) -> &'static str {
-    match code {
-        TOKEN_EXPIRED => "token expired",
-        SLOW_CONSUMER => "slow consumer: send queue overflowed",
-        TOO_MANY_CONNECTIONS => "too many connections for this user",
-        GOING_AWAY => "server shutting down",
-        TOO_LARGE => "frame too large",
-        POLICY => "rate limit ignored",
-        INTERNAL => "internal error",
-        IDLE => "no ping within the idle timeout",
-        _ => "",
+/// A close code the edge sends, with the number a client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
+#[repr(u16)]
+pub enum CloseCode {
+    /// The client stopped pinging within the idle timeout (a normal closure).
+    Idle = 1000,
+    /// The edge is shutting down; a `reconnect` frame came first.
+    GoingAway = 1001,
+    /// A frame was larger than `limits.max_frame_bytes`.
+    TooLarge = 1009,
+    /// A bug on our side while serving this connection; nothing else is touched.
+    Internal = 1011,
+    /// The token expired without an `auth.refresh`: reconnect with a fresh one.
+    TokenExpired = 4001,
+    /// Forbidden (reserved by the protocol; this edge refuses at the upgrade instead).
+    Forbidden = 4003,
+    /// The client kept sending past `rate_limited`: back off before reconnecting.
+    Policy = 4008,
+    /// The client reads too slowly; its send queue overflowed.
+    SlowConsumer = 4009,
+    /// The user has too many connections on this edge: back off.
+    TooManyConnections = 4010,
+}
+
+impl CloseCode {
+    /// The number on the wire.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// The snake_case name, as the AsyncAPI document lists it.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The reason sent with the code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Idle => "no ping within the idle timeout",
+            CloseCode::GoingAway => "server shutting down",
+            CloseCode::TooLarge => "frame too large",
+            CloseCode::Internal => "internal error",
+            CloseCode::TokenExpired => "token expired",
+            CloseCode::Forbidden => "forbidden",
+            CloseCode::Policy => "rate limit ignored",
+            CloseCode::SlowConsumer => "slow consumer: send queue overflowed",
+            CloseCode::TooManyConnections => "too many connections for this user",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes_keep_the_protocols_numbers() {
+        let numbers: Vec<(&str, u16)> = CloseCode::VARIANTS.iter().map(|code| (code.name(), code.code())).collect();
+        assert_eq!(
+            numbers,
+            [
+                ("idle", 1000),
+                ("going_away", 1001),
+                ("too_large", 1009),
+                ("internal", 1011),
+                ("token_expired", 4001),
+                ("forbidden", 4003),
+                ("policy", 4008),
+                ("slow_consumer", 4009),
+                ("too_many_connections", 4010),
+            ]
+        );
     }
 }

@@ -30,7 +30,8 @@ use tokio_tungstenite::{
 
 use crate::{
     client_stream::ClientStream,
-    close, commands, metrics,
+    close::CloseCode,
+    commands, metrics,
     outbox::{Backlog, ConnHandle, Outbound, Outbox},
     protocol::{self, ServerFrame},
     rate::TokenBucket,
@@ -49,7 +50,7 @@ pub const ABUSE_THRESHOLD: u32 = 50;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     /// Send a close frame with this code.
-    Close(u16),
+    Close(CloseCode),
     /// The peer closed or the socket broke: write what is still queued (the reply to a
     /// peer's close) and drop it.
     Gone,
@@ -96,8 +97,8 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
     if !counted || Box::pin(edge.hub.register(&session.user_id, conn.clone(), chats)).await.is_err() {
         edge.user_connections.release(&session.user_id, &session.conn_id).await;
         conn.outbox.discard_held();
-        conn.outbox.close(close::TOO_MANY_CONNECTIONS);
-        finish(&mut socket, &conn.outbox, Ending::Close(close::TOO_MANY_CONNECTIONS), close_timeout).await;
+        conn.outbox.close(CloseCode::TooManyConnections);
+        finish(&mut socket, &conn.outbox, Ending::Close(CloseCode::TooManyConnections), close_timeout).await;
         return;
     }
     metrics::CONNECTIONS.inc();
@@ -126,11 +127,11 @@ pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut sessi
             let message = chat_core::telemetry::panic_message(panic.as_ref());
             let session = &connection.session;
             tracing::error!(conn_id = %session.conn_id, user_id = %session.user_id, panic = message, "connection panicked; closing it with 1011");
-            Ending::Close(close::INTERNAL)
+            Ending::Close(CloseCode::Internal)
         }
     };
     // Nothing more is queued for a connection that is ending (the code is not sent).
-    conn.outbox.close(close::GOING_AWAY);
+    conn.outbox.close(CloseCode::GoingAway);
     Box::pin(finish(&mut connection.socket, &conn.outbox, ending, close_timeout)).await;
     drop(connection);
     edge.hub.unregister(&session.user_id, &session.conn_id);
@@ -148,7 +149,7 @@ async fn finish(socket: &mut Socket, outbox: &Outbox, ending: Ending, deadline: 
         // bytes are then written; a socket that fails meanwhile just ends sooner.
         match ending {
             Ending::Close(code) => {
-                let frame = CloseFrame { code: code.into(), reason: close::reason(code).into() };
+                let frame = CloseFrame { code: code.code().into(), reason: code.reason().into() };
                 let _ = socket.send(Message::Close(Some(frame))).await;
             }
             Ending::Gone => {
@@ -209,12 +210,13 @@ impl Connection<'_> {
                         }
                     }
                 }
-                _ = &mut idle_deadline => return Ending::Close(close::IDLE),
-                _ = &mut expiry => return Ending::Close(close::TOKEN_EXPIRED),
+                _ = &mut idle_deadline => return Ending::Close(CloseCode::Idle),
+                _ = &mut expiry => return Ending::Close(CloseCode::TokenExpired),
                 _ = &mut warning, if !warned => {
                     warned = true;
-                    let in_ms = expires_at.saturating_duration_since(Instant::now()).as_millis();
-                    self.conn.reply(format!(r#"{{"type":"token.expiring","in_ms":{in_ms}}}"#));
+                    let left = expires_at.saturating_duration_since(Instant::now()).as_millis();
+                    let in_ms = u64::try_from(left).unwrap_or(u64::MAX);
+                    self.conn.reply(ServerFrame::TokenExpiring { in_ms }.to_text());
                 }
             }
         }
@@ -248,7 +250,7 @@ impl Connection<'_> {
             Some(Err(error)) => {
                 tracing::debug!(%error, conn_id = %self.session.conn_id, "read failed");
                 return Step::End(match is_capacity_error(error) {
-                    true => Ending::Close(close::TOO_LARGE),
+                    true => Ending::Close(CloseCode::TooLarge),
                     false => Ending::Gone,
                 });
             }
@@ -277,7 +279,7 @@ impl Connection<'_> {
             metrics::COMMANDS.with_label_values(&["any", "rate_limited"]).inc();
             self.refused_in_a_row += 1;
             if self.refused_in_a_row >= ABUSE_THRESHOLD {
-                return Step::End(Ending::Close(close::POLICY));
+                return Step::End(Ending::Close(CloseCode::Policy));
             }
             let reference = protocol::reference_of(text);
             let frame = ServerFrame::Error {

@@ -113,7 +113,7 @@ impl Feed {
     fn deliver(&mut self, message: &async_nats::Message) {
         let Some(frame) = utf8(message.payload.clone()) else { return };
         let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("other");
-        if message.subject.starts_with("chat.live.") {
+        if chat_nats::subjects::is_live(&message.subject) {
             let delivery = signals::live_delivery(kind, &message.payload);
             fan_out(&self.sockets, &frame, kind, None, delivery.skip_user.as_deref(), delivery.droppable);
             return;

@@ -9,7 +9,9 @@
 //! - [`connection`]: one socket, one task: reads commands, writes the backlog a full
 //!   socket left, limits, heartbeat, token expiry, timeouts, and a panic closes it
 //!   with 1011; [`client_stream`]: the socket as tungstenite reads it;
-//! - [`commands`]: one file per client command; [`protocol`]: client frames;
+//! - [`commands`]: one file per client command; [`protocol`]: client commands and
+//!   every server frame; [`asyncapi`]: the protocol's AsyncAPI document, generated from
+//!   them and served at `/asyncapi.json`;
 //! - [`outbox`]: a connection's send side: deliveries are written to the socket by the
 //!   task that delivers them ([`wire`] frames them), and what the socket does not take
 //!   is queued, bounded in frames and bytes;
@@ -23,6 +25,7 @@
 //!   `chat_core::user_connections`) and the drain at shutdown; [`session`], [`rate`],
 //!   [`close`], [`metrics`].
 
+pub mod asyncapi;
 pub mod catch_up;
 pub mod client_stream;
 pub mod close;

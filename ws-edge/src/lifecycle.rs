@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{close, hub::Hub, outbox::Outbound, state::EdgeState};
+use crate::{close::CloseCode, hub::Hub, outbox::Outbound, protocol::ServerFrame, state::EdgeState};
 
 /// Confirms every open connection to the presence worker, so that connections of an
 /// edge that dies without goodbye expire.
@@ -36,8 +36,8 @@ pub async fn drain_on_shutdown(hub: Hub, shutdown: CancellationToken, grace: Dur
     tracing::info!(connections = conns.len(), "draining connections");
     for (i, conn) in conns.iter().enumerate() {
         let after_ms = 500 + (i as u64 * 7919) % 4500;
-        conn.offer(Outbound::Frame(format!(r#"{{"type":"reconnect","after_ms":{after_ms}}}"#).into()));
-        conn.outbox.close(close::GOING_AWAY);
+        conn.offer(Outbound::Frame(ServerFrame::Reconnect { after_ms }.to_text().into()));
+        conn.outbox.close(CloseCode::GoingAway);
     }
     let deadline = tokio::time::Instant::now() + grace;
     while hub.registry().connection_count() > 0 && tokio::time::Instant::now() < deadline {

@@ -2,6 +2,9 @@
 
 use std::sync::LazyLock;
 
+use chat_nats::events::{EventKind, LiveSignalKind};
+use strum::VariantArray;
+
 use prometheus::{
     Histogram, IntCounter, IntCounterVec, IntGauge, exponential_buckets, histogram_opts, opts, register_histogram,
     register_int_counter_vec, register_int_gauge,
@@ -42,20 +45,13 @@ pub static DROPPED_REPUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| DROPPED.
 pub static DROPPED_SLOW_CONSUMER: LazyLock<IntCounter> =
     LazyLock::new(|| DROPPED.with_label_values(&["slow_consumer"]));
 
-/// Event kinds with a counter resolved once, so a delivery costs no label lookup.
-const EVENT_KINDS: [&str; 11] = [
-    "msg.created",
-    "msg.edited",
-    "msg.deleted",
-    "chat.created",
-    "chat.updated",
-    "member.added",
-    "member.removed",
-    "read",
-    "typing",
-    "presence",
-    "other",
-];
+/// Event kinds with a counter resolved once, so a delivery costs no label lookup: the
+/// bus's event and live signal names, `presence`, and `other` (last) for the rest.
+static EVENT_KINDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let events = EventKind::VARIANTS.iter().map(|kind| kind.name());
+    let signals = LiveSignalKind::VARIANTS.iter().map(|kind| kind.name());
+    events.chain(signals).chain(["presence", "other"]).collect()
+});
 
 static EVENT_COUNTERS: LazyLock<Vec<IntCounter>> =
     LazyLock::new(|| EVENT_KINDS.iter().map(|kind| EVENTS_SENT.with_label_values(&[kind])).collect());

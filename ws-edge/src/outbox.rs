@@ -25,7 +25,7 @@ use bytes::Bytes;
 use tokio::{io::Interest, net::TcpStream, sync::Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::{close, metrics, wire::TextHeader};
+use crate::{close::CloseCode, metrics, wire::TextHeader};
 
 /// Something to write to a socket.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ struct Queue {
     first_sent: usize,
     bytes: usize,
     /// Set once: the close code the connection is to be closed with.
-    closing: Option<u16>,
+    closing: Option<CloseCode>,
     /// A write failed: the peer is gone.
     broken: bool,
     /// Nothing is written yet: the connection is registered (so deliveries arrive)
@@ -123,7 +123,7 @@ pub enum Backlog {
     /// The socket takes no more for now: wait until it is writable.
     Blocked,
     /// Everything is written and the connection is to be closed with this code.
-    Closing(u16),
+    Closing(CloseCode),
     /// The socket failed.
     Broken,
 }
@@ -281,7 +281,7 @@ impl Outbox {
             _ => queue.frames.pop_front(),
         };
         let first_sent = queue.first_sent;
-        *queue = Queue { closing: Some(close::SLOW_CONSUMER), ..Queue::default() };
+        *queue = Queue { closing: Some(CloseCode::SlowConsumer), ..Queue::default() };
         if let Some(frame) = partly_written {
             queue.first_sent = first_sent;
             queue.bytes = frame.budget_len();
@@ -308,7 +308,7 @@ impl Outbox {
 
     /// Asks the connection to close with `code` after what is queued (the first code
     /// asked for wins).
-    pub fn close(&self, code: u16) {
+    pub fn close(&self, code: CloseCode) {
         let mut queue = self.lock();
         queue.closing.get_or_insert(code);
         drop(queue);

@@ -1,17 +1,26 @@
-//! The client side of the WebSocket protocol: commands in, replies out. Commands are
-//! typed and refuse unknown fields; events from the bus are forwarded as they are.
+//! The client side of the WebSocket protocol: commands in, frames out. Commands are
+//! typed and refuse unknown fields. Every frame the edge writes is a [`ServerFrame`]:
+//! its own replies are serialised from it, and the events it forwards from the bus
+//! unchanged are its untagged variants' serialisations (their publishers serialise the
+//! same types). The AsyncAPI document (`/asyncapi.json`) is generated from both enums.
 
 use std::collections::BTreeMap;
 
-use chat_nats::events::TypingState;
+use chat_nats::{
+    events::{ChatEvent, LiveSignal, TypingState},
+    presence::Presence,
+};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{IntoStaticStr, VariantNames};
 
 /// A command from a client. Every command may carry `ref`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema, IntoStaticStr, VariantNames)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum ClientCommand {
     /// Post a message.
     #[serde(rename = "msg.send")]
+    #[strum(serialize = "msg.send")]
     MsgSend {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -28,6 +37,7 @@ pub enum ClientCommand {
     },
     /// Change a message's text.
     #[serde(rename = "msg.edit")]
+    #[strum(serialize = "msg.edit")]
     MsgEdit {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -41,6 +51,7 @@ pub enum ClientCommand {
     },
     /// Delete a message.
     #[serde(rename = "msg.delete")]
+    #[strum(serialize = "msg.delete")]
     MsgDelete {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -52,6 +63,7 @@ pub enum ClientCommand {
     },
     /// Start or stop typing.
     #[serde(rename = "typing")]
+    #[strum(serialize = "typing")]
     Typing {
         /// Typing has no reply; an error answering it echoes this.
         #[serde(rename = "ref", default)]
@@ -63,6 +75,7 @@ pub enum ClientCommand {
     },
     /// Move the read mark.
     #[serde(rename = "read")]
+    #[strum(serialize = "read")]
     Read {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -74,6 +87,7 @@ pub enum ClientCommand {
     },
     /// What changed since these seqs?
     #[serde(rename = "sync")]
+    #[strum(serialize = "sync")]
     Sync {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -84,6 +98,7 @@ pub enum ClientCommand {
     },
     /// Watch these users' presence (replaces the previous set).
     #[serde(rename = "presence.watch")]
+    #[strum(serialize = "presence.watch")]
     PresenceWatch {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -93,6 +108,7 @@ pub enum ClientCommand {
     },
     /// A fresh token before the current one expires.
     #[serde(rename = "auth.refresh")]
+    #[strum(serialize = "auth.refresh")]
     AuthRefresh {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -102,6 +118,7 @@ pub enum ClientCommand {
     },
     /// Liveness check.
     #[serde(rename = "ping")]
+    #[strum(serialize = "ping")]
     Ping {
         /// Echoed in the reply.
         #[serde(rename = "ref", default)]
@@ -112,17 +129,7 @@ pub enum ClientCommand {
 impl ClientCommand {
     /// The wire name, for metrics and logs.
     pub fn name(&self) -> &'static str {
-        match self {
-            ClientCommand::MsgSend { .. } => "msg.send",
-            ClientCommand::MsgEdit { .. } => "msg.edit",
-            ClientCommand::MsgDelete { .. } => "msg.delete",
-            ClientCommand::Typing { .. } => "typing",
-            ClientCommand::Read { .. } => "read",
-            ClientCommand::Sync { .. } => "sync",
-            ClientCommand::PresenceWatch { .. } => "presence.watch",
-            ClientCommand::AuthRefresh { .. } => "auth.refresh",
-            ClientCommand::Ping { .. } => "ping",
-        }
+        self.into()
     }
 
     /// The client's `ref`.
@@ -178,19 +185,21 @@ pub fn parse_command(text: &str) -> Result<ClientCommand, (Option<String>, Strin
     })
 }
 
+/// Every command type this edge understands: the command enum's wire names.
+pub const KNOWN_TYPES: &[&str] = ClientCommand::VARIANTS;
+
 /// Longest accepted `ref`.
 pub const MAX_REF_LEN: usize = 64;
 
-/// Every command type this edge understands.
-pub const KNOWN_TYPES: &[&str] =
-    &["msg.send", "msg.edit", "msg.delete", "typing", "read", "sync", "presence.watch", "auth.refresh", "ping"];
-
-/// Frames the edge itself writes.
-#[derive(Debug, Clone, Serialize)]
+/// Every frame the edge writes. The tagged variants are the edge's own replies; the
+/// untagged ones, last (serde tries them in order), are what it forwards from the
+/// bus, each already carrying its own `type`.
+#[derive(Debug, Clone, Serialize, JsonSchema, IntoStaticStr, VariantNames)]
 #[serde(tag = "type")]
 pub enum ServerFrame<'a> {
     /// The first frame on every connection.
     #[serde(rename = "hello")]
+    #[strum(serialize = "hello")]
     Hello {
         /// This connection.
         conn_id: &'a str,
@@ -203,6 +212,7 @@ pub enum ServerFrame<'a> {
     },
     /// A command was accepted.
     #[serde(rename = "ack")]
+    #[strum(serialize = "ack")]
     Ack {
         /// The client's `ref`.
         #[serde(rename = "ref")]
@@ -210,6 +220,7 @@ pub enum ServerFrame<'a> {
     },
     /// Answer to `ping`.
     #[serde(rename = "pong")]
+    #[strum(serialize = "pong")]
     Pong {
         /// The client's `ref`.
         #[serde(rename = "ref")]
@@ -217,6 +228,7 @@ pub enum ServerFrame<'a> {
     },
     /// A command failed.
     #[serde(rename = "error")]
+    #[strum(serialize = "error")]
     Error {
         /// The client's `ref`.
         #[serde(rename = "ref")]
@@ -232,6 +244,45 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+    /// The answer to `sync`: what changed, from the api (`chat.rpc.sync`).
+    #[serde(rename = "sync.result")]
+    #[strum(serialize = "sync.result")]
+    SyncResult {
+        /// The client's `ref`.
+        #[serde(rename = "ref")]
+        reference: Option<&'a str>,
+        /// What changed.
+        #[serde(flatten)]
+        result: &'a chat_nats::rpc::SyncResult,
+    },
+    /// The token expires soon: send `auth.refresh` with a fresh one.
+    #[serde(rename = "token.expiring")]
+    #[strum(serialize = "token.expiring")]
+    TokenExpiring {
+        /// Milliseconds until the connection is closed with 4001.
+        in_ms: u64,
+    },
+    /// The edge is shutting down: reconnect (to another edge) after this delay.
+    #[serde(rename = "reconnect")]
+    #[strum(serialize = "reconnect")]
+    Reconnect {
+        /// The jittered delay, so that clients do not all come back at once.
+        after_ms: u64,
+    },
+    /// A presence snapshot entry (after `presence.watch`) or change
+    /// (`presence.changed.<user_id>`, forwarded as published).
+    #[serde(untagged)]
+    #[strum(serialize = "presence")]
+    Presence(&'a Presence),
+    /// A persisted chat event (`chat.evt.<chat_id>.<event>` or a user's copy on
+    /// `user.<user_id>.msg.created`), forwarded as the persister published it.
+    #[serde(untagged)]
+    #[strum(serialize = "event")]
+    Event(&'a ChatEvent),
+    /// A live signal (`chat.live.<chat_id>.<signal>`), forwarded as published.
+    #[serde(untagged)]
+    #[strum(serialize = "live")]
+    Live(&'a LiveSignal),
 }
 
 impl ServerFrame<'_> {
@@ -241,22 +292,8 @@ impl ServerFrame<'_> {
     }
 }
 
-/// The answer to `sync`: the api's result with the frame type and the client's ref.
-#[derive(Debug, Serialize)]
-pub struct SyncResultFrame<'a> {
-    /// Always `sync.result`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The client's `ref`.
-    #[serde(rename = "ref")]
-    pub reference: Option<&'a str>,
-    /// What changed.
-    #[serde(flatten)]
-    pub result: &'a chat_nats::rpc::SyncResult,
-}
-
 /// The limits announced in `hello`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 pub struct Limits {
     /// Largest frame, bytes.
     pub max_frame_bytes: usize,
@@ -307,6 +344,38 @@ mod tests {
         assert!(parse_command("not json").is_err());
         let (_, reason) = parse_command(r#"{"type":"launch.missiles"}"#).expect_err("unknown type");
         assert!(reason.contains("unknown command type"), "{reason}");
+    }
+
+    /// The forwarded variants write exactly the bytes their publishers write, so that
+    /// forwarding a payload unchanged is writing that frame.
+    #[test]
+    fn forwarded_frames_are_the_bus_payloads_and_the_edges_own_frames_are_tagged() {
+        use chat_nats::{
+            events::EventBody,
+            model::Role,
+            presence::{Presence, Status},
+        };
+        let event = ChatEvent::new("c1", 3, EventBody::MemberAdded { user_id: "u2".into(), role: Role::Member });
+        assert_eq!(ServerFrame::Event(&event).to_text(), serde_json::to_string(&event).unwrap_or_default());
+        let signal = LiveSignal::Typing { chat_id: "c1".into(), user_id: "u2".into(), state: TypingState::Stop };
+        assert_eq!(ServerFrame::Live(&signal).to_text(), serde_json::to_string(&signal).unwrap_or_default());
+        let presence = Presence { user_id: "u2".into(), status: Status::Offline, last_seen: None };
+        assert_eq!(ServerFrame::Presence(&presence).to_text(), serde_json::to_string(&presence).unwrap_or_default());
+        assert_eq!(ServerFrame::Reconnect { after_ms: 700 }.to_text(), r#"{"type":"reconnect","after_ms":700}"#);
+        assert_eq!(
+            ServerFrame::TokenExpiring { in_ms: 60_000 }.to_text(),
+            r#"{"type":"token.expiring","in_ms":60000}"#
+        );
+        let result = chat_nats::rpc::SyncResult {
+            chats: BTreeMap::new(),
+            new_chats: vec![],
+            removed_chats: vec!["c9".into()],
+            has_more: false,
+        };
+        let text = ServerFrame::SyncResult { reference: Some("s"), result: &result }.to_text();
+        let want =
+            r#"{"type":"sync.result","ref":"s","chats":{},"new_chats":[],"removed_chats":["c9"],"has_more":false}"#;
+        assert_eq!(text, want);
     }
 
     #[test]

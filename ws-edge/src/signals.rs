@@ -1,7 +1,7 @@
 //! Live signals on `chat.live.<chat_id>.<signal>`: forwarded as they are, except that
 //! typing must skip its author's own sockets, so only typing is parsed.
 
-use chat_nats::events::LiveSignal;
+use chat_nats::events::{LiveSignal, LiveSignalKind};
 
 /// How a live signal is delivered.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,9 +12,10 @@ pub struct LiveDelivery {
     pub droppable: bool,
 }
 
-/// Decides how the signal `kind` with this payload is delivered.
+/// Decides how the signal `kind` (the subject's last token) with this payload is
+/// delivered; a kind this code does not know is delivered like a read mark.
 pub fn live_delivery(kind: &str, payload: &[u8]) -> LiveDelivery {
-    if kind != "typing" {
+    if LiveSignalKind::parse(kind) != Some(LiveSignalKind::Typing) {
         return LiveDelivery { skip_user: None, droppable: false };
     }
     let author = serde_json::from_slice::<LiveSignal>(payload).ok().map(|signal| signal.user_id().to_owned());
@@ -23,13 +24,20 @@ pub fn live_delivery(kind: &str, payload: &[u8]) -> LiveDelivery {
 
 #[cfg(test)]
 mod tests {
+    use chat_nats::events::TypingState;
+
     use super::*;
 
     #[test]
     fn typing_skips_its_author_and_read_marks_are_kept() {
-        let typing = br#"{"type":"typing","chat_id":"c","user_id":"u7","state":"start"}"#;
-        assert_eq!(live_delivery("typing", typing), LiveDelivery { skip_user: Some("u7".into()), droppable: true });
-        let read = br#"{"type":"read","chat_id":"c","user_id":"u7","up_to_seq":3}"#;
-        assert_eq!(live_delivery("read", read), LiveDelivery { skip_user: None, droppable: false });
+        let typing = LiveSignal::Typing { chat_id: "c".into(), user_id: "u7".into(), state: TypingState::Start };
+        let typing = serde_json::to_vec(&typing).unwrap_or_default();
+        let kept = LiveDelivery { skip_user: Some("u7".into()), droppable: true };
+        assert_eq!(live_delivery(LiveSignalKind::Typing.name(), &typing), kept);
+        let read = LiveSignal::Read { chat_id: "c".into(), user_id: "u7".into(), up_to_seq: 3 };
+        let read = serde_json::to_vec(&read).unwrap_or_default();
+        let plain = LiveDelivery { skip_user: None, droppable: false };
+        assert_eq!(live_delivery(LiveSignalKind::Read.name(), &read), plain);
+        assert_eq!(live_delivery("bench", b"{}"), plain);
     }
 }

@@ -2,6 +2,7 @@
 //! and the user's chats loaded before the upgrade, so a refused client gets a plain
 //! HTTP status and no socket. Upgrades in progress are capped: past the cap a client
 //! gets 503 at once instead of queueing behind token checks and membership loads.
+//! `GET /asyncapi.json` serves the protocol's document ([`asyncapi`]) on the same port.
 
 use std::sync::Arc;
 
@@ -15,14 +16,19 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    connection, handshake,
+    asyncapi, connection, handshake,
     session::{self, Session},
     state::EdgeState,
 };
 
-/// The `/ws` route.
+/// The `/ws` route, and `/asyncapi.json` beside it (the protocol's AsyncAPI document,
+/// generated once here).
 pub fn router(edge: EdgeState) -> Router {
-    Router::new().route("/ws", get(upgrade)).with_state(edge)
+    let document = asyncapi::body();
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/asyncapi.json", get(move || async move { asyncapi::response(document) }))
+        .with_state(edge)
 }
 
 /// Query parameters of `/ws`.

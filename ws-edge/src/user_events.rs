@@ -10,7 +10,10 @@
 //! connection a NATS channel and a task.
 
 use bytes::Bytes;
-use chat_nats::{events::UserEvent, subjects};
+use chat_nats::{
+    events::{UserDeliveryKind, UserEvent},
+    subjects,
+};
 use futures::StreamExt;
 
 use crate::{feeds::utf8, hub::Hub, registry::AbortOnDrop};
@@ -20,35 +23,36 @@ pub async fn start(nats: &async_nats::Client, hub: Hub) -> Result<AbortOnDrop, a
     let mut subscriber = nats.subscribe(subjects::USER_ALL).await?;
     Ok(AbortOnDrop(tokio::spawn(async move {
         while let Some(message) = subscriber.next().await {
-            let (Some(user_id), Some(event)) =
-                (subjects::user_id_of(&message.subject), subjects::user_event_of(&message.subject))
-            else {
-                continue;
-            };
+            let Some(user_id) = subjects::user_id_of(&message.subject) else { continue };
             if !hub.registry().has_user(user_id) {
                 continue;
             }
-            handle(&hub, user_id, event, message.payload).await;
+            let Some(kind) = subjects::user_delivery_of(&message.subject) else {
+                tracing::debug!(user_id, subject = %message.subject, "ignored user delivery of an unknown kind");
+                continue;
+            };
+            handle(&hub, user_id, kind, message.payload).await;
         }
     })))
 }
 
 /// Handles one delivery for a local user.
-pub async fn handle(hub: &Hub, user_id: &str, event: &str, payload: Bytes) {
-    match event {
-        "chat.joined" | "chat.left" => match serde_json::from_slice::<UserEvent>(&payload) {
-            Ok(UserEvent::ChatJoined { chat_id, stream_seq: Some(stream_seq), .. }) => {
-                hub.join_from(user_id, &chat_id, stream_seq).await
-            }
-            Ok(UserEvent::ChatJoined { chat_id, stream_seq: None, .. }) => hub.join(user_id, &chat_id).await,
-            Ok(UserEvent::ChatLeft { chat_id, .. }) => hub.leave(user_id, &chat_id),
-            Err(error) => tracing::warn!(%error, user_id, "unreadable user delivery"),
-        },
-        "msg.created" => {
-            if let Some(frame) = utf8(payload) {
-                hub.deliver_to_user(user_id, &frame, event);
+pub async fn handle(hub: &Hub, user_id: &str, kind: UserDeliveryKind, payload: Bytes) {
+    match kind {
+        UserDeliveryKind::ChatJoined | UserDeliveryKind::ChatLeft => {
+            match serde_json::from_slice::<UserEvent>(&payload) {
+                Ok(UserEvent::ChatJoined { chat_id, stream_seq: Some(stream_seq), .. }) => {
+                    hub.join_from(user_id, &chat_id, stream_seq).await
+                }
+                Ok(UserEvent::ChatJoined { chat_id, stream_seq: None, .. }) => hub.join(user_id, &chat_id).await,
+                Ok(UserEvent::ChatLeft { chat_id, .. }) => hub.leave(user_id, &chat_id),
+                Err(error) => tracing::warn!(%error, user_id, "unreadable user delivery"),
             }
         }
-        other => tracing::debug!(user_id, event = other, "ignored user delivery"),
+        UserDeliveryKind::MsgCreated => {
+            if let Some(frame) = utf8(payload) {
+                hub.deliver_to_user(user_id, &frame, kind.name());
+            }
+        }
     }
 }

@@ -34,7 +34,7 @@ pub async fn handle(store: &Store, issued: &Issued, command: &Read, effects: &mu
     if moved || unheard {
         let signal = LiveSignal::Read { chat_id: chat_id.clone(), user_id: actor.clone(), up_to_seq: up_to };
         if let Ok(body) = serde_json::to_vec(&signal) {
-            effects.notices.push((subjects::live(chat_id, signal.name()), body.into()));
+            effects.notices.push((subjects::live(chat_id, signal.kind()), body.into()));
         }
     }
     metrics::COMMANDS.with_label_values(&["read", if moved { "stored" } else { "duplicate" }]).inc();

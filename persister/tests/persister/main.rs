@@ -12,6 +12,7 @@ use async_nats::jetstream;
 use chat_core::config::{AdminArgs, LogArgs, LogFormat, ShutdownArgs};
 use chat_nats::{
     commands::{Actor, ChatCreate, Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberRemove, MsgSend},
+    events::UserDeliveryKind,
     model::{ChatKind, ErrorCode, Role},
     publish::{Outgoing, publish_one},
     subjects,
@@ -216,7 +217,8 @@ async fn the_same_key_is_stored_once_and_the_resender_gets_the_original() {
     let chat = h.create_group("u1", &["u2"]).await;
     let first = h.submit("u1", send(&chat, "dup", "hello")).await;
     let CommandOutcome::Done { message: Some(first), created: true, .. } = first else { panic!("{first:?}") };
-    let mut copies = h.nats.subscribe(subjects::user("u1", "msg.created")).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut copies =
+        h.nats.subscribe(subjects::user("u1", UserDeliveryKind::MsgCreated)).await.unwrap_or_else(|e| panic!("{e}"));
     let second = h.submit("u1", send(&chat, "dup", "hello again")).await;
     let CommandOutcome::Done { message: Some(second), created: false, .. } = second else { panic!("{second:?}") };
     assert_eq!(first.id, second.id);

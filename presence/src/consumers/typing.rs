@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_nats::HeaderMap;
 use chat_core::redis_keys;
 use chat_nats::{
-    events::{LiveSignal, TYPING_TTL_S, TypingState},
+    events::{LiveSignal, LiveSignalKind, TYPING_TTL_S, TypingState},
     headers, subjects,
 };
 use redis::Script;
@@ -119,7 +119,7 @@ impl TypingSignals {
     /// Publishes the signal to the chat's live subject, with its trace context.
     async fn forward(&self, typing: Typing) {
         let Typing { chat_id, user_id, state, traceparent } = typing;
-        let subject = async_nats::Subject::from(subjects::live(&chat_id, "typing"));
+        let subject = async_nats::Subject::from(subjects::live(&chat_id, LiveSignalKind::Typing));
         let signal = LiveSignal::Typing { chat_id, user_id, state };
         let payload = match serde_json::to_vec(&signal) {
             Ok(payload) => payload.into(),

@@ -12,6 +12,7 @@ use chat_core::config::NatsAuthArgs;
 use chat_e2e::{Stack, StackOptions, WAIT, token, token_with_roles};
 use chat_nats::{
     commands::{Actor, ChatCreate, Command, CommandEnvelope, CommandOutcome},
+    events::{EventKind, UserDeliveryKind},
     model::ChatKind,
     publish::{Outgoing, publish_one},
     subjects,
@@ -173,14 +174,14 @@ async fn each_component_does_its_work_on_its_own_user_and_is_refused_the_rest() 
     request.ack().await.unwrap_or_else(|error| panic!("ack as the push gateway: {error}"));
 
     // What each user must not publish. A forged event would reach bob's socket as it is.
-    let forged_event = subjects::event(&chat, "msg.created");
+    let forged_event = subjects::event(&chat, EventKind::MsgCreated);
     let forbidden = [
         ("ws-edge", forged_event.clone()),
         ("ws-edge", subjects::api_command(&chat, "msg.send")),
         ("api", forged_event.clone()),
         ("persister", subjects::command(&chat, "msg.send")),
         ("notifier", forged_event.clone()),
-        ("presence", subjects::user("bob", "chat.joined")),
+        ("presence", subjects::user("bob", UserDeliveryKind::ChatJoined)),
         ("push-gateway", subjects::push("carol")),
     ];
     for (user, subject) in &forbidden {
@@ -258,7 +259,7 @@ async fn only_the_api_may_act_as_the_platforms_service() {
     let claimed = course_chat(service.clone(), "course-1", None);
     publish_as(&edge, subjects::command(claimed.chat_id(), claimed.command.name()), &claimed).await;
     let student = Actor { user_id: "stu".into(), roles: vec!["student".into()] };
-    let misdirected = course_chat(student, "course-2", Some(subjects::event("c-x", "msg.created")));
+    let misdirected = course_chat(student, "course-2", Some(subjects::event("c-x", EventKind::MsgCreated)));
     publish_as(&edge, subjects::command(misdirected.chat_id(), misdirected.command.name()), &misdirected).await;
 
     let deadline = tokio::time::Instant::now() + WAIT;

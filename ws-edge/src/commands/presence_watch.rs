@@ -18,6 +18,7 @@ use chat_nats::{
 use super::reply_error;
 use crate::{
     outbox::{ConnHandle, Outbound},
+    protocol::ServerFrame,
     session::Session,
     state::EdgeState,
 };
@@ -63,10 +64,9 @@ pub async fn handle(
     };
     user_ids.retain(|id| !reply.hidden.contains(id));
     edge.hub.watch(&session.user_id, &session.conn_id, user_ids);
-    for presence in reply.users {
-        if let Ok(text) = serde_json::to_string(&presence) {
-            conn.offer(Outbound::Event { frame: text.into(), persisted_at_micros: None, droppable: true });
-        }
+    for presence in &reply.users {
+        let frame = ServerFrame::Presence(presence).to_text();
+        conn.offer(Outbound::Event { frame: frame.into(), persisted_at_micros: None, droppable: true });
     }
     "accepted"
 }

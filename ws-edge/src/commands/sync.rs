@@ -13,7 +13,7 @@ use chat_nats::{
 use super::reply_error;
 use crate::{
     outbox::{ConnHandle, Outbound},
-    protocol::SyncResultFrame,
+    protocol::ServerFrame,
     session::Session,
     state::EdgeState,
 };
@@ -64,7 +64,7 @@ pub async fn handle(
     for chat_id in &result.removed_chats {
         edge.hub.leave(&session.user_id, chat_id);
     }
-    let frame = SyncResultFrame { kind: "sync.result", reference: refer, result: &result };
+    let frame = ServerFrame::SyncResult { reference: refer, result: &result };
     match serde_json::to_string(&frame) {
         Ok(text) => {
             conn.offer(Outbound::Frame(text.into()));

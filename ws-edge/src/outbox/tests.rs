@@ -28,7 +28,7 @@ fn queued(outbox: &Outbox) -> Vec<String> {
         .collect()
 }
 
-fn closing(outbox: &Outbox) -> Option<u16> {
+fn closing(outbox: &Outbox) -> Option<CloseCode> {
     outbox.lock().closing
 }
 
@@ -40,7 +40,7 @@ fn the_queue_is_bounded_in_bytes_as_well_as_frames() {
     assert!(outbox.offer(event(&forty, false)));
     assert!(!outbox.is_closing());
     assert!(!outbox.offer(event(&forty, false)), "120 bytes do not fit in 100");
-    assert_eq!(closing(&outbox), Some(close::SLOW_CONSUMER));
+    assert_eq!(closing(&outbox), Some(CloseCode::SlowConsumer));
     assert!(queued(&outbox).is_empty(), "a closing connection's queue is freed at once");
     assert!(!outbox.offer(event("late", false)), "nothing is queued after the close");
 }
@@ -64,7 +64,7 @@ fn a_partly_written_frame_is_never_dropped() {
     outbox.lock().first_sent = 5;
     assert!(outbox.offer(event("m1", false)));
     assert!(!outbox.offer(event("m2", false)), "three frames do not fit in two, and none can be dropped");
-    assert_eq!(closing(&outbox), Some(close::SLOW_CONSUMER));
+    assert_eq!(closing(&outbox), Some(CloseCode::SlowConsumer));
     assert_eq!(queued(&outbox), ["typing, half on the wire"], "its rest must precede the close frame");
 }
 
@@ -73,7 +73,7 @@ fn one_big_frame_fits_an_empty_queue() {
     let outbox = Outbox::unattached(QueueLimits { max_frames: 10, max_bytes: 10 });
     assert!(outbox.offer(Outbound::Frame("a sync.result bigger than the budget".into())));
     assert!(!outbox.offer(event("next", false)));
-    assert_eq!(closing(&outbox), Some(close::SLOW_CONSUMER));
+    assert_eq!(closing(&outbox), Some(CloseCode::SlowConsumer));
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn frame_limit_closes_with_4009() {
     assert!(outbox.offer(event("1", false)));
     assert!(outbox.offer(event("2", false)));
     assert!(!outbox.offer(event("3", false)));
-    assert_eq!(closing(&outbox), Some(close::SLOW_CONSUMER));
+    assert_eq!(closing(&outbox), Some(CloseCode::SlowConsumer));
 }
 
 #[tokio::test]
@@ -197,9 +197,10 @@ async fn an_overflow_ends_with_whole_frames_then_the_close_frame() {
         offered += 1;
         assert!(offered < 1000, "the queue never overflowed");
     }
-    assert_eq!(closing(&outbox), Some(close::SLOW_CONSUMER));
+    assert_eq!(closing(&outbox), Some(CloseCode::SlowConsumer));
     let mut close = Vec::new();
-    let frame = CloseFrame { code: close::SLOW_CONSUMER.into(), reason: close::reason(close::SLOW_CONSUMER).into() };
+    let frame =
+        CloseFrame { code: CloseCode::SlowConsumer.code().into(), reason: CloseCode::SlowConsumer.reason().into() };
     Frame::close(Some(frame)).format(&mut close).unwrap_or_else(|error| panic!("close frame: {error}"));
     assert!(outbox.offer_control(close.into()).is_ok(), "the close frame is queued behind the backlog");
     let reader = tokio::spawn(async move {
@@ -212,9 +213,9 @@ async fn an_overflow_ends_with_whole_frames_then_the_close_frame() {
             }
         }
     });
-    assert_eq!(write_out(&outbox).await, Backlog::Closing(close::SLOW_CONSUMER));
+    assert_eq!(write_out(&outbox).await, Backlog::Closing(CloseCode::SlowConsumer));
     let (texts, code) = reader.await.unwrap_or_else(|error| panic!("reader: {error}"));
-    assert_eq!(code, close::SLOW_CONSUMER);
+    assert_eq!(code, CloseCode::SlowConsumer.code());
     assert!(!texts.is_empty() && texts.len() < offered, "{} of {offered} frames", texts.len());
     for (i, text) in texts.iter().enumerate() {
         assert!(*text == numbered(i, 20_000), "frame {i} arrived damaged or out of order");

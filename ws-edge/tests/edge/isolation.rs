@@ -69,7 +69,7 @@ async fn a_client_that_stops_reading_is_dropped_within_15_s_and_others_get_every
     let mut seqs = Vec::new();
     for seq in 1..=300u64 {
         h.nats
-            .publish(subjects::event("c1", "msg.created"), big_event(seq, 30_000).into())
+            .publish(subjects::event("c1", EventKind::MsgCreated), big_event(seq, 30_000).into())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         if seq % 5 == 0 {
@@ -101,7 +101,7 @@ async fn a_queue_over_its_byte_budget_closes_with_4009() {
     // buffers hold, against a 256 KiB queue.
     for seq in 1..=300 {
         h.nats
-            .publish(subjects::event("c1", "msg.created"), big_event(seq, 30_000).into())
+            .publish(subjects::event("c1", EventKind::MsgCreated), big_event(seq, 30_000).into())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -142,7 +142,7 @@ async fn a_panic_closes_only_its_connection_with_1011() {
     bystander.send(Message::text(r#"{"type":"ping","ref":"p"}"#)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(next(&mut bystander).await, json!({"type": "pong", "ref": "p"}));
     h.nats
-        .publish(subjects::event("c1", "msg.created"), big_event(1, 10).into())
+        .publish(subjects::event("c1", EventKind::MsgCreated), big_event(1, 10).into())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(next(&mut bystander).await["seq"], 1, "events still reach the others");

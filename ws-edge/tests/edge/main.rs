@@ -4,8 +4,10 @@
 //!
 //! One binary: [`isolation`] holds the tests that one bad client cannot hurt others,
 //! [`budget`] those of the per-user message budget across replicas, [`logs`] the one
-//! that runs the binary itself and reads its log lines.
+//! that runs the binary itself and reads its log lines, [`asyncapi`] the one of the
+//! served AsyncAPI document and the lint of both documents.
 
+mod asyncapi;
 mod budget;
 mod isolation;
 mod logs;
@@ -22,6 +24,7 @@ use chat_core::{
 };
 use chat_nats::{
     commands::{CommandEnvelope, CommandOutcome, Rejection},
+    events::{EventKind, UserDeliveryKind},
     model::{ErrorCode, Role},
     rpc::{Membership, MembershipsReply, MembershipsRequest},
     subjects,
@@ -247,7 +250,7 @@ async fn sends_are_acked_after_jetstream_and_events_reach_members_verbatim() {
     assert_eq!(stream.info().await.map(|i| i.state.messages).unwrap_or(0), 1);
 
     let event = r#"{"v":1,"id":"c1:2","chat_id":"c1","seq":2,"type":"msg.created","message":{"id":"m"}}"#;
-    h.nats.publish(subjects::event("c1", "msg.created"), event.into()).await.unwrap_or_else(|e| panic!("{e}"));
+    h.nats.publish(subjects::event("c1", EventKind::MsgCreated), event.into()).await.unwrap_or_else(|e| panic!("{e}"));
     let expected: Value = serde_json::from_str(event).unwrap_or_default();
     assert_eq!(next(&mut u1).await, expected);
     assert_eq!(next(&mut u2).await, expected);
@@ -267,14 +270,17 @@ async fn joins_and_rejections_from_workers_reach_the_right_sockets() {
     let joined =
         json!({"type": "chat.joined", "v": 1, "chat_id": "c9", "role": "member", "at": "2026-01-01T00:00:00.000Z"});
     h.nats
-        .publish(subjects::user("u1", "chat.joined"), joined.to_string().into())
+        .publish(subjects::user("u1", UserDeliveryKind::ChatJoined), joined.to_string().into())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     // The edge subscribes to the chat asynchronously; publish until the event arrives.
     let event = r#"{"v":1,"id":"c9:5","chat_id":"c9","seq":5,"type":"msg.created","message":{}}"#;
     let mut delivered = None;
     for _ in 0..50 {
-        h.nats.publish(subjects::event("c9", "msg.created"), event.into()).await.unwrap_or_else(|e| panic!("{e}"));
+        h.nats
+            .publish(subjects::event("c9", EventKind::MsgCreated), event.into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(200), u1.next()).await {
             delivered = serde_json::from_str::<Value>(text.as_str()).ok();
             break;

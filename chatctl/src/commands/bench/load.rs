@@ -167,7 +167,7 @@ async fn inject(nats: async_nats::Client, step: Arc<Step>, chats: Vec<String>) {
             r#"{{"type":"msg.created","chat_id":"{chat}","message":{{"chat_id":"{chat}","text":"{}"}}}}"#,
             step.text(k)
         );
-        if let Err(error) = nats.publish(chat_nats::subjects::live(chat, "bench"), frame.into()).await {
+        if let Err(error) = nats.publish(chat_nats::subjects::live_bench(chat), frame.into()).await {
             eprintln!("warning: injecting message {k} failed: {error}");
             return;
         }
