@@ -6,7 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chat_nats::model::ErrorCode;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// A failed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +63,33 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The code and reason of an error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// The public code; it decides the status.
+    pub code: ErrorCode,
+    /// A reason safe to show.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        // A refusal that asks to come back says when, even one the persister decided
+        // (its rejections carry no hint): the document promises the header.
+        let retry_after_s = self.retry_after_s.or(match self.code {
+            ErrorCode::RateLimited | ErrorCode::Unavailable => Some(1),
+            _ => None,
+        });
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         let mut response = (status_of(self.code), Json(body)).into_response();
-        if let Some(seconds) = self.retry_after_s
+        if let Some(seconds) = retry_after_s
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
