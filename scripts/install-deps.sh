@@ -71,7 +71,8 @@ export CHAT_DEPLOY_CHECK_JSONSCHEMA="$check_jsonschema"
 # The api's tests validate the derived OpenAPI document with openapi-spec-validator
 # (PyPI), in a virtualenv of its own: its jsonschema pin is not check-jsonschema's.
 openapi_venv="$CHAT_TOOLS_DIR/openapi-venv"
-if ! "$openapi_venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -q "^Version: $OPENAPI_SPEC_VALIDATOR_VERSION\$"; then
+openapi_installed="$("$openapi_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-spec-validator"))' 2>/dev/null || true)"
+if [ "$openapi_installed" != "$OPENAPI_SPEC_VALIDATOR_VERSION" ]; then
   echo "installing openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION (PyPI)"
   mkdir -p "$CHAT_TOOLS_DIR"
   python3 -m venv "$openapi_venv"
