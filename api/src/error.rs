@@ -107,3 +107,29 @@ impl From<chat_store::StoreError> for ApiError {
         ApiError::unavailable("storage is unavailable; retry later")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::{
+        http::{StatusCode, header},
+        response::IntoResponse,
+    };
+    use chat_nats::model::ErrorCode;
+
+    use super::ApiError;
+
+    #[test]
+    fn a_refusal_that_asks_to_come_back_says_when() {
+        // A persister rejection carries no hint; the answer still has the header the
+        // document promises.
+        for code in [ErrorCode::RateLimited, ErrorCode::Unavailable] {
+            let response = ApiError::new(code, "later").into_response();
+            assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"1"[..]), "{code:?}");
+        }
+        let hinted = ApiError { retry_after_s: Some(42), ..ApiError::new(ErrorCode::RateLimited, "later") };
+        assert_eq!(hinted.into_response().headers()[header::RETRY_AFTER], "42");
+        let refused = ApiError::invalid("no").into_response();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.headers().get(header::RETRY_AFTER).is_none());
+    }
+}
