@@ -89,7 +89,7 @@ impl DocumentBuilder {
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": id }))
             .collect();
         if let Some(query) = described.query {
-            parameters.extend(query_parameters(query.to_value()));
+            parameters.push(query_parameter(query.to_value()));
         }
 
         let mut responses = Map::new();
@@ -159,48 +159,34 @@ fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
 }
 
-/// A query struct's schema as parameters: one per field, or, when the struct has rules
-/// across its fields (`not`, `anyOf`...), one exploded object parameter that carries
-/// them (OpenAPI's `style: form, explode: true` sends its fields as separate ones).
-fn query_parameters(mut schema: Value) -> Vec<Value> {
-    let Some(object) = schema.as_object_mut() else { return Vec::new() };
-    object.remove("$schema");
-    object.remove("title");
-    if let Some(Value::Object(properties)) = object.get_mut("properties") {
-        for property in properties.values_mut() {
-            without_null(property);
+/// A query struct's schema as one exploded object parameter (OpenAPI's `style: form,
+/// explode: true` sends its fields as separate query parameters), so that the rules of
+/// the struct as a whole hold too: unknown parameters are refused
+/// (`deny_unknown_fields`), and history's positions exclude each other (`not`).
+fn query_parameter(mut schema: Value) -> Value {
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+        if let Some(Value::Object(properties)) = object.get_mut("properties") {
+            for property in properties.values_mut() {
+                without_null(property);
+            }
         }
     }
-    const PER_FIELD: [&str; 5] = ["type", "properties", "required", "additionalProperties", "description"];
-    if object.keys().any(|key| !PER_FIELD.contains(&key.as_str())) {
-        let required = object.get("required").and_then(Value::as_array).is_some_and(|list| !list.is_empty());
-        return vec![json!({
-            "name": "query",
-            "in": "query",
-            "required": required,
-            "style": "form",
-            "explode": true,
-            "schema": schema,
-        })];
+    let required = schema["required"].as_array().is_some_and(|list| !list.is_empty());
+    let description = schema["description"].clone();
+    let mut parameter = json!({
+        "name": "query",
+        "in": "query",
+        "required": required,
+        "style": "form",
+        "explode": true,
+        "schema": schema,
+    });
+    if !description.is_null() {
+        parameter["description"] = description;
     }
-    let required: Vec<Value> = object.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
-    let Some(Value::Object(properties)) = object.remove("properties") else { return Vec::new() };
-    properties
-        .into_iter()
-        .map(|(name, mut schema)| {
-            let description = schema.as_object_mut().and_then(|s| s.remove("description"));
-            let mut parameter = json!({
-                "name": name,
-                "in": "query",
-                "required": required.contains(&Value::String(name.clone())),
-                "schema": schema,
-            });
-            if let Some(description) = description {
-                parameter["description"] = description;
-            }
-            parameter
-        })
-        .collect()
+    parameter
 }
 
 /// An absent query parameter is `None`; `null` cannot be sent, so it leaves the schema.

@@ -200,6 +200,8 @@ async fn the_document_refuses_what_the_server_refuses_and_allows_what_it_takes()
         case(Method::GET, chats, &[], json!({ "limit": 0 }), None),
         case(Method::GET, chats, &[], json!({ "limit": 201 }), None),
         case(Method::GET, chats, &[], json!({ "cursor": "" }), None),
+        case(Method::GET, chats, &[], json!({ "limit": 5, "order": "asc" }), None),
+        case(Method::GET, "/api/users/presence", &[], json!({ "ids": "u1", "with": "roles" }), None),
         case(Method::GET, history, c1, json!({ "before_seq": 5, "after_seq": 1 }), None),
         case(Method::GET, history, c1, json!({ "cursor": "eyJkIjoiYiIsInMiOjV9", "before_seq": 5 }), None),
         case(Method::GET, history, c1, json!({ "cursor": "eyJkIjoiYiIsInMiOjV9", "after_seq": 5 }), None),
