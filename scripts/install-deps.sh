@@ -11,6 +11,8 @@
 # Prints nothing but progress; sourced or run, it leaves the binaries' paths in
 # CHAT_TEST_NATS_SERVER / CHAT_TEST_REDIS_SERVER / CHAT_TEST_REDIS_CLI /
 # CHAT_TEST_SECANTUSD / CHAT_DEPLOY_CHECK_JSONSCHEMA / CHAT_TEST_CHROMIUM.
+# Also openapi-spec-validator (PyPI, a virtualenv of its own), for the api's test of
+# its OpenAPI document: CHAT_TEST_OPENAPI_SPEC_VALIDATOR.
 #
 # CHAT_DEPS=deploy (set by scripts/check-deploy.sh) skips the store, the npm
 # packages and chromium, which only the Rust tests need.
@@ -20,6 +22,7 @@ CHAT_TOOLS_DIR="${CHAT_TOOLS_DIR:-$HOME/.cache/edu-chat}"
 NATS_SERVER_VERSION="2.15.1"
 SECANTUS_VERSION="0.5.3-beta.196"
 CHECK_JSONSCHEMA_VERSION="0.39.0"
+OPENAPI_SPEC_VALIDATOR_VERSION="0.9.0"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -66,6 +69,17 @@ if ! "$check_jsonschema" --version 2>/dev/null | grep -q "version $CHECK_JSONSCH
   "$CHAT_TOOLS_DIR/venv/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
 fi
 export CHAT_DEPLOY_CHECK_JSONSCHEMA="$check_jsonschema"
+# The api's tests validate the derived OpenAPI document with openapi-spec-validator
+# (PyPI), in a virtualenv of its own: its jsonschema pin is not check-jsonschema's.
+openapi_venv="$CHAT_TOOLS_DIR/openapi-venv"
+openapi_installed="$("$openapi_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-spec-validator"))' 2>/dev/null || true)"
+if [ "$openapi_installed" != "$OPENAPI_SPEC_VALIDATOR_VERSION" ]; then
+  echo "installing openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION (PyPI)"
+  mkdir -p "$CHAT_TOOLS_DIR"
+  python3 -m venv "$openapi_venv"
+  "$openapi_venv/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+fi
+export CHAT_TEST_OPENAPI_SPEC_VALIDATOR="$openapi_venv/bin/openapi-spec-validator"
 
 store_bin="${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs"
 if [ "${CHAT_DEPS:-all}" != deploy ] && ! "$store_bin" --help 2>/dev/null | head -1 | grep -q "$SECANTUS_VERSION"; then

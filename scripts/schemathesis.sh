@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Tests the REST api against its own OpenAPI document (docs/openapi.json, served at
-# /api/openapi.json) with schemathesis: generated valid and invalid requests, every
+# Tests the REST api against its own OpenAPI document (derived by the api from its
+# routes and types and served at /api/openapi.json; docs/openapi.json is a checked
+# copy) with schemathesis: generated valid and invalid requests, every
 # response checked for server errors, undocumented status codes, bodies and headers
 # that do not match the schema, ignored auth, and more (see docs/security-tools.md).
 #
@@ -148,8 +149,8 @@ echo "seeded: direct chat ${direct_id:-?}, shared group ${shared_id:-?}, private
 
 status=0
 
-# The api answers over-long text and titles with 413 too_large, as docs/openapi.json
-# documents for those operations; schemathesis counts only 4xx codes other than 413 as
+# The api answers over-long text with 413 too_large, as the document declares for
+# those operations; schemathesis counts only 4xx codes other than 413 as
 # "rejected" unless told.
 checks_toml='[checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]'

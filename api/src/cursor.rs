@@ -17,11 +17,16 @@ pub fn decode<T: DeserializeOwned>(cursor: &str) -> Result<T, ApiError> {
     serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid("malformed cursor"))
 }
 
-/// `limit`: default 50, at most 200.
+/// The page size when `limit` is absent.
+pub const DEFAULT_PAGE: u32 = 50;
+/// The largest `limit`.
+pub const MAX_PAGE: u32 = 200;
+
+/// `limit`: default [`DEFAULT_PAGE`], at most [`MAX_PAGE`].
 pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
-        None => Ok(50),
-        Some(n @ 1..=200) => Ok(n),
+        None => Ok(DEFAULT_PAGE),
+        Some(n @ 1..=MAX_PAGE) => Ok(n),
         Some(_) => Err(ApiError::invalid("limit must be between 1 and 200")),
     }
 }

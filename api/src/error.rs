@@ -6,7 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chat_nats::model::ErrorCode;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// A failed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,11 +74,33 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The code and reason of an error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// The public code; it decides the status.
+    pub code: ErrorCode,
+    /// A reason safe to show.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        // A refusal that asks to come back says when, even one the persister decided
+        // (its rejections carry no hint): the document promises the header.
+        let retry_after_s = self.retry_after_s.or(match self.code {
+            ErrorCode::RateLimited | ErrorCode::Unavailable => Some(1),
+            _ => None,
+        });
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         let mut response = (status_of(self.code), Json(body)).into_response();
-        if let Some(seconds) = self.retry_after_s
+        if let Some(seconds) = retry_after_s
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -93,5 +116,31 @@ impl From<chat_store::StoreError> for ApiError {
     fn from(error: chat_store::StoreError) -> Self {
         tracing::warn!(%error, "MongoDB request failed");
         ApiError::unavailable("storage is unavailable; retry later")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{
+        http::{StatusCode, header},
+        response::IntoResponse,
+    };
+    use chat_nats::model::ErrorCode;
+
+    use super::ApiError;
+
+    #[test]
+    fn a_refusal_that_asks_to_come_back_says_when() {
+        // A persister rejection carries no hint; the answer still has the header the
+        // document promises.
+        for code in [ErrorCode::RateLimited, ErrorCode::Unavailable] {
+            let response = ApiError::new(code, "later").into_response();
+            assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"1"[..]), "{code:?}");
+        }
+        let hinted = ApiError { retry_after_s: Some(42), ..ApiError::new(ErrorCode::RateLimited, "later") };
+        assert_eq!(hinted.into_response().headers()[header::RETRY_AFTER], "42");
+        let refused = ApiError::invalid("no").into_response();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.headers().get(header::RETRY_AFTER).is_none());
     }
 }

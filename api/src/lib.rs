@@ -2,10 +2,11 @@
 //! the edges call. Reads come from MongoDB; writes are commands on `CHAT_CMD`, answered
 //! by the persister on a reply subject, so the REST and WebSocket paths are one pipeline.
 //!
-//! Layout: [`routes`] (one file per resource), [`error`] (the one place that maps errors
+//! Layout: [`routes`] (one file per resource, and the list that declares them),
+//! [`openapi`] (the OpenAPI document, derived from that list and the types), [`error`] (the one place that maps errors
 //! to codes and statuses), [`auth`] (the bearer-token extractor), [`extract`] (JSON and
 //! query extractors that answer in our error format), [`commands`] (submitting a command
-//! and awaiting its outcome), [`rpc`], [`cursor`], [`middleware`], [`security`] (CORS
+//! and awaiting its outcome), [`rpc`], [`cursor`], [`integer`], [`middleware`], [`security`] (CORS
 //! and response headers), [`privacy`] (who sees whose presence and roles, the
 //! directory's budget), [`metrics`], [`web`] (the web client's files and development
 //! tokens, both off by default).
@@ -15,8 +16,10 @@ pub mod commands;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod integer;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod presence;
 pub mod privacy;
 pub mod routes;

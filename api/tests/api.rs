@@ -1,6 +1,9 @@
 //! The api against real NATS and the MongoDB-compatible store, without a persister:
 //! authentication, input validation, reads, the OpenAPI document, the memberships
-//! service, and what a write answers when nothing persists it.
+//! service, what a write answers when nothing persists it, and the OpenAPI document
+//! against the server ([`openapi`]).
+
+mod openapi;
 
 use std::time::Duration;
 

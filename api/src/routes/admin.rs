@@ -2,27 +2,31 @@
 
 use axum::{Json, extract::State};
 use chat_nats::{model::ErrorCode, roles};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{
     auth::Caller,
     error::ApiError,
     extract::{ApiJson, ApiPath},
+    openapi::rules,
     routes::{check_id, users::User},
     state::AppState,
 };
 
 /// Known platform roles.
-const PLATFORM_ROLES: &[&str] = &["student", "teacher", "admin", "service"];
+pub const PLATFORM_ROLES: &[&str] = &["student", "teacher", "admin", "service"];
 
 /// `PUT /api/admin/users/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpsertUser {
     /// Display name.
+    #[schemars(with = "rules::DisplayName")]
     pub name: String,
     /// Platform roles.
     #[serde(default)]
+    #[schemars(with = "Vec<rules::PlatformRole>")]
     pub roles: Vec<String>,
 }
 

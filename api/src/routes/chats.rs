@@ -13,6 +13,7 @@ use chat_nats::{
 };
 use chat_store::docs::{ChatDoc, ParticipantDoc};
 use futures::future::try_join_all;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -20,29 +21,35 @@ use crate::{
     commands, cursor,
     error::ApiError,
     extract::{ApiJson, ApiPath, ApiQuery},
+    openapi::rules,
     privacy,
     routes::{check_id, traceparent},
     state::AppState,
 };
 
 /// `POST /api/chats`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum CreateChat {
     /// The direct chat with one other user.
     Direct {
-        /// The other user.
+        /// The other user (not the caller).
+        #[schemars(with = "rules::Id")]
         member_id: String,
     },
     /// A group the caller owns.
     Group {
         /// Its title.
+        #[schemars(with = "rules::Title")]
         title: String,
         /// Members besides the caller.
         #[serde(default)]
+        #[schemars(with = "Vec<rules::Id>", length(max = chat_nats::limits::MAX_MEMBERS_PER_COMMAND))]
         member_ids: Vec<String>,
-        /// The platform's course or group id.
+        /// The platform's course or group id: only the platform's `admin` and `service`
+        /// roles may set it (others get 403), and it is unique (409).
         #[serde(default)]
+        #[schemars(with = "Option<rules::Id>")]
         external_id: Option<String>,
         /// Which history later members read (default: `all` for staff, else
         /// `since_join`).
@@ -115,17 +122,19 @@ pub async fn create(
 }
 
 /// `GET /api/chats` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size.
+    #[schemars(range(min = 1, max = cursor::MAX_PAGE), extend("default" = cursor::DEFAULT_PAGE))]
     pub limit: Option<u32>,
     /// Where the previous page stopped.
+    #[schemars(with = "Option<rules::Cursor>")]
     pub cursor: Option<String>,
 }
 
 /// A chat in the caller's list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ChatListItem {
     /// The chat.
     #[serde(flatten)]
@@ -139,7 +148,8 @@ pub struct ChatListItem {
 }
 
 /// A page of items.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
@@ -224,12 +234,17 @@ pub async fn get_one(
     Ok(Json(privacy::chat_as_seen(chat.into(), first_seq)))
 }
 
-/// `PATCH /api/chats/{id}`: at least one of the fields.
-#[derive(Debug, Deserialize)]
+/// `PATCH /api/chats/{id}`: at least one of the fields, not `null`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    { "required": ["title"], "properties": { "title": { "not": { "type": "null" } } } },
+    { "required": ["history_visibility"], "properties": { "history_visibility": { "not": { "type": "null" } } } },
+]))]
 pub struct Rename {
     /// The new title.
     #[serde(default)]
+    #[schemars(with = "Option<rules::Title>")]
     pub title: Option<String>,
     /// The new history visibility.
     #[serde(default)]

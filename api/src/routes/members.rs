@@ -9,6 +9,7 @@ use chat_nats::{
     commands::{Command, MemberAdd, MemberRemove},
     model::{Chat, ErrorCode, Role},
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{
@@ -16,6 +17,7 @@ use crate::{
     commands,
     error::ApiError,
     extract::{ApiJson, ApiPath},
+    openapi::rules,
     routes::{
         chats::{check_member, member_chat},
         check_id, traceparent,
@@ -24,13 +26,15 @@ use crate::{
 };
 
 /// `POST /api/chats/{id}/participants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMembers {
     /// Who to add (or whose role to change).
+    #[schemars(with = "Vec<rules::Id>", length(min = 1, max = chat_nats::limits::MAX_MEMBERS_PER_COMMAND))]
     pub user_ids: Vec<String>,
     /// Their role (`member` by default; `admin` only by the owner).
     #[serde(default = "member")]
+    #[schemars(with = "rules::GrantedRole")]
     pub role: Role,
 }
 

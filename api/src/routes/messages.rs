@@ -11,6 +11,7 @@ use chat_nats::{
     model::Message,
 };
 use chat_store::messages::HistoryPage;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -18,6 +19,7 @@ use crate::{
     commands, cursor,
     error::ApiError,
     extract::{ApiJson, ApiPath, ApiQuery},
+    openapi::rules,
     routes::{
         chats::{Page, check_member, member_of},
         check_id, traceparent,
@@ -25,17 +27,25 @@ use crate::{
     state::AppState,
 };
 
-/// History query: newest first by default; `after_seq` reads oldest first.
-#[derive(Debug, Deserialize)]
+/// History query: newest first by default; `after_seq` reads oldest first. At most one
+/// of `cursor`, `before_seq` and `after_seq`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("not" = { "anyOf": [
+    { "required": ["cursor", "before_seq"] },
+    { "required": ["cursor", "after_seq"] },
+    { "required": ["before_seq", "after_seq"] },
+] }))]
 pub struct HistoryQuery {
     /// Only messages with a smaller seq.
     pub before_seq: Option<u64>,
     /// Only messages with a larger seq, oldest first.
     pub after_seq: Option<u64>,
     /// Page size.
+    #[schemars(range(min = 1, max = cursor::MAX_PAGE), extend("default" = cursor::DEFAULT_PAGE))]
     pub limit: Option<u32>,
     /// Where the previous page stopped.
+    #[schemars(with = "Option<rules::Cursor>")]
     pub cursor: Option<String>,
 }
 
@@ -81,15 +91,18 @@ pub async fn history(
 }
 
 /// `POST /api/chats/{id}/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// The client's idempotency key.
+    /// The client's idempotency key: a resend with the same key answers the original.
+    #[schemars(with = "rules::Id")]
     pub client_msg_id: String,
     /// The text.
+    #[schemars(with = "rules::Text")]
     pub text: String,
-    /// The message being answered.
+    /// The message being answered, of the same chat.
     #[serde(default)]
+    #[schemars(with = "Option<rules::Id>")]
     pub reply_to: Option<String>,
 }
 
@@ -128,10 +141,11 @@ pub async fn send(
 }
 
 /// `PATCH /api/chats/{id}/messages/{message_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditMessage {
     /// The new text.
+    #[schemars(with = "rules::Text")]
     pub text: String,
 }
 
@@ -172,10 +186,12 @@ pub async fn remove(
 }
 
 /// `POST /api/chats/{id}/read`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
-    /// Everything up to this seq is read.
+    /// Everything up to this seq is read (a mark past the chat's `last_seq` stops there).
+    #[serde(deserialize_with = "crate::integer::u64")]
+    #[schemars(with = "rules::Seq")]
     pub up_to_seq: u64,
 }
 

@@ -6,6 +6,7 @@
 use axum::{Json, extract::State};
 use chat_nats::presence::Presence;
 use chat_store::{docs::UserDoc, users::After};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -13,6 +14,7 @@ use crate::{
     cursor,
     error::ApiError,
     extract::ApiQuery,
+    openapi::rules,
     privacy::{self, DirectoryRoles},
     routes::{chats::Page, check_id},
     state::AppState,
@@ -28,7 +30,7 @@ pub const MAX_QUERY_CHARS: usize = 100;
 pub const MAX_SEARCH_PAGE: u32 = 20;
 
 /// A user as the API shows one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct User {
     /// Id (the token's `sub`).
     pub id: String,
@@ -48,14 +50,17 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Us
 }
 
 /// `GET /api/users` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// A name prefix (any case, any Unicode normalisation) or an exact id.
+    #[schemars(with = "rules::SearchText")]
     pub q: String,
-    /// Page size, at most [`MAX_SEARCH_PAGE`].
+    /// Page size, at most 20 (the default).
+    #[schemars(range(min = 1, max = MAX_SEARCH_PAGE), extend("default" = MAX_SEARCH_PAGE))]
     pub limit: Option<u32>,
     /// Where the previous page stopped.
+    #[schemars(with = "Option<rules::Cursor>")]
     pub cursor: Option<String>,
 }
 
@@ -106,10 +111,11 @@ fn shown(user: UserDoc, show_roles: bool) -> User {
 }
 
 /// `GET /api/users/presence` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceQuery {
     /// Comma-separated user ids.
+    #[schemars(with = "rules::IdList")]
     pub ids: String,
 }
 
