@@ -14,7 +14,7 @@
 //! an insert that skips what is already stored), so a pipeline whose step failed
 //! because of another partition's documents retries its own.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chat_store::{Store, StoreError, docs::MessageDoc, heads::HeadMove, messages::SendKey};
 use chrono::{DateTime, Utc};
@@ -35,13 +35,14 @@ pub const MAX_ITEMS: usize = 1_000;
 pub struct SendWrites {
     existing: Coalescer<SendKey, Vec<MessageDoc>>,
     heads: Coalescer<(HeadMove, DateTime<Utc>), Vec<bool>>,
-    inserts: Coalescer<MessageDoc, ()>,
+    inserts: Coalescer<MessageDoc, Vec<usize>>,
     copies: HeadCopies,
 }
 
 impl SendWrites {
-    /// Starts the coalescing tasks for `store`; they end when every clone is dropped.
-    pub fn new(store: &Store) -> Self {
+    /// Starts the coalescing tasks for `store`, and the copying of moved heads every
+    /// `copy_every`; they end when every clone is dropped.
+    pub fn new(store: &Store, copy_every: Duration) -> Self {
         let lookups = store.clone();
         let existing = Coalescer::spawn(move |requests: Vec<Vec<SendKey>>| {
             let store = lookups.clone();
@@ -69,13 +70,21 @@ impl SendWrites {
         let inserts = Coalescer::spawn(move |requests: Vec<Vec<MessageDoc>>| {
             let store = writer.clone();
             Box::pin(async move {
-                let count = requests.len();
+                let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
                 let docs: Vec<MessageDoc> = requests.into_iter().flatten().collect();
-                store.insert_messages(&docs).await?;
-                Ok(vec![(); count])
-            }) as BoxFuture<'static, Result<Vec<()>, StoreError>>
+                let clashes = store.insert_messages(&docs).await?;
+                // Each request gets the positions among its own documents.
+                let mut answers = Vec::with_capacity(sizes.len());
+                let mut first = 0;
+                for size in sizes {
+                    let own = first..first + size;
+                    answers.push(clashes.iter().filter(|at| own.contains(at)).map(|at| at - first).collect());
+                    first += size;
+                }
+                Ok(answers)
+            }) as BoxFuture<'static, Result<Vec<Vec<usize>>, StoreError>>
         });
-        SendWrites { existing, heads, inserts, copies: HeadCopies::spawn(store.clone()) }
+        SendWrites { existing, heads, inserts, copies: HeadCopies::spawn(store.clone(), copy_every) }
     }
 
     /// Marks a chat whose head a command moved, for its chat document's copy.
@@ -100,10 +109,11 @@ impl SendWrites {
         self.heads.call(moves.into_iter().map(|head| (head, at)).collect()).await
     }
 
-    /// Inserts messages; those already stored under their send key are skipped.
-    pub async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<(), StoreError> {
+    /// Inserts messages; returns the positions of those skipped because a message with
+    /// the same send key is stored.
+    pub async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<Vec<usize>, StoreError> {
         if docs.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.inserts.call(docs).await
     }

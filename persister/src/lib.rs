@@ -74,6 +74,11 @@ pub struct Config {
     #[arg(long = "lease-ttl-ms", env = "CHAT_PERSISTER_LEASE_TTL_MS", default_value_t = 2500,
           value_parser = clap::value_parser!(u64).range(300..=60_000))]
     pub lease_ttl_ms: u64,
+    /// How often the chat documents' copies of their heads are refreshed (the heads are
+    /// what every reader uses; the copy is for whoever reads `chats` directly).
+    #[arg(long = "head-copy-ms", env = "CHAT_PERSISTER_HEAD_COPY_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub head_copy_ms: u64,
     /// Limits of a chat (participants), enforced here, where every membership is written.
     #[command(flatten)]
     pub chats: chat_core::config::ChatLimitArgs,
@@ -124,7 +129,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let admin_shutdown = CancellationToken::new();
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
 
-    let sends = group_commit::SendWrites::new(&store);
+    let sends = group_commit::SendWrites::new(&store, Duration::from_millis(config.head_copy_ms));
     let pipeline = pipeline::Pipeline {
         store,
         nats: nats.clone(),

@@ -27,7 +27,7 @@ pub mod collections {
     /// The user directory.
     pub const USERS: &str = "users";
     /// Each chat's `last_seq` and newest message, the part every message moves (not in
-    /// the pinned four: a chat document's copy of it trails by up to a second).
+    /// the pinned four: a chat document's copy of it trails, by ten seconds by default).
     pub const CHAT_HEADS: &str = "chat_heads";
 }
 

@@ -133,20 +133,18 @@ impl Store {
         Ok(self.messages().find(doc! { "$or": alternatives }).await?.try_collect().await?)
     }
 
-    /// Inserts messages in one round trip; documents already present (a redelivered
-    /// command) are skipped, everything else is written.
-    pub async fn insert_messages(&self, messages: &[MessageDoc]) -> Result<(), StoreError> {
+    /// Inserts messages in one round trip; returns the positions of those refused
+    /// because a message with the same send key is stored (a client sending a key again,
+    /// or a redelivered command), which are skipped while everything else is written.
+    pub async fn insert_messages(&self, messages: &[MessageDoc]) -> Result<Vec<usize>, StoreError> {
         if messages.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.writes.admit("insert_messages")?;
         let options = InsertManyOptions::builder().ordered(false).build();
         match self.messages().insert_many(messages).with_options(options).await {
-            Ok(_) => Ok(()),
-            // A message already stored under its send key is a redelivery; a clash on
-            // the seq index would lose a message, so it is an error.
-            Err(error) if crate::is_duplicate_key(&error) && !error.to_string().contains("chat_seq_unique") => Ok(()),
-            Err(error) => Err(error.into()),
+            Ok(_) => Ok(Vec::new()),
+            Err(error) => send_key_clashes(&error).ok_or_else(|| error.into()),
         }
     }
 
@@ -379,6 +377,29 @@ impl Store {
             .messages()
             .count_documents(doc! { "$or": per_chat, "sender_id": { "$ne": user_id }, "deleted_at": null })
             .await?)
+    }
+}
+
+/// The positions of the documents an unordered insert refused for their send key alone;
+/// `None` when anything else failed (a clash on the seq index would lose a message).
+fn send_key_clashes(error: &mongodb::error::Error) -> Option<Vec<usize>> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
+            let refused = failure.write_errors.as_ref()?;
+            refused
+                .iter()
+                .map(|refusal| {
+                    (refusal.code == 11000 && !refusal.message.contains("chat_seq_unique")).then_some(refusal.index)
+                })
+                .collect()
+        }
+        ErrorKind::Write(WriteFailure::WriteError(refusal))
+            if refusal.code == 11000 && !refusal.message.contains("chat_seq_unique") =>
+        {
+            Some(vec![0])
+        }
+        _ => None,
     }
 }
 

@@ -484,6 +484,7 @@ async fn start_persister(
         shutdown: grace(),
         batch_max: 500,
         lease_ttl_ms: 3000,
+        head_copy_ms: 200,
         chats: chat_core::config::ChatLimitArgs::default(),
         replica_name: "persister".into(),
     };

@@ -1,9 +1,10 @@
 //! `msg.send`, handled for a whole run of sends: one round trip for the senders'
-//! memberships the pipeline has not checked yet, the replied-to messages and the sends
-//! that already exist (up to three queries at once), one compare-and-set per chat that
-//! reserves the seqs and sets the preview ([`seqs`]), and one `insert_many`. The
-//! lookup of existing sends, the compare-and-sets and the insert are merged with the
-//! other partitions' ([`SendWrites`]).
+//! memberships the pipeline has not checked yet, the replied-to messages and, for
+//! redelivered commands, the sends that already exist (up to three queries at once),
+//! one compare-and-set per chat that reserves the seqs and sets the preview ([`seqs`]),
+//! and one `insert_many`, whose unique send key finds a client sending a key again
+//! ([`resent_keys`]). The lookup of existing sends, the compare-and-sets and the insert
+//! are merged with the other partitions' ([`SendWrites`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +15,7 @@ use chat_nats::{
     model::{ErrorCode, Message},
 };
 use chat_store::{
-    Store,
+    Store, StoreError,
     docs::{LastMessageDoc, MessageDoc},
     messages::SendKey,
 };
@@ -62,7 +63,11 @@ pub async fn handle(
     unchecked.sort_unstable();
     unchecked.dedup();
     let replied_to: Vec<String> = sends.iter().filter_map(|s| s.command.reply_to.clone()).collect();
-    let keys: Vec<SendKey> = sends.iter().map(|s| key_of(s.issued, s.command)).collect();
+    // Only a redelivered command may have been stored by the attempt before it. A
+    // client sending a key again is found by the insert instead (the send key is a
+    // unique index), which spares the lookup on every other send.
+    let keys: Vec<SendKey> =
+        sends.iter().filter(|s| s.issued.redelivered).map(|s| key_of(s.issued, s.command)).collect();
     let (roles, reply_targets, existing) = futures::try_join!(
         store.member_roles(&unchecked),
         store.chats_of_messages(&replied_to),
@@ -123,6 +128,8 @@ pub async fn handle(
     let reserved = seqs::reserve_runs(store, writes, known, new_per_chat, now).await?;
     let mut fresh = Vec::new();
     let mut fresh_keys = HashSet::new();
+    // Each chat's newest new message: the preview its head now names.
+    let mut previews: HashMap<String, String> = HashMap::new();
     for (chat_id, last_seq, docs) in reserved {
         match last_seq {
             Some(last_seq) => known.set_last_seq(&chat_id, last_seq),
@@ -131,6 +138,9 @@ pub async fn handle(
                 known.forget(&chat_id);
                 continue;
             }
+        }
+        if let Some(newest) = docs.last() {
+            previews.insert(chat_id.clone(), newest.id.clone());
         }
         for doc in docs {
             fresh_keys.insert(SendKey::of(&doc));
@@ -144,7 +154,12 @@ pub async fn handle(
         }
     }
     let fresh_chats: HashSet<String> = fresh.iter().map(|doc| doc.chat_id.clone()).collect();
-    writes.insert_messages(fresh).await?;
+    let inserted: Vec<(SendKey, String)> = fresh.iter().map(|doc| (SendKey::of(doc), doc.id.clone())).collect();
+    let clashes = writes.insert_messages(fresh).await?;
+    if !clashes.is_empty() {
+        let clashed: Vec<&(SendKey, String)> = clashes.iter().filter_map(|&at| inserted.get(at)).collect();
+        resent_keys(store, &clashed, &previews, &mut stored, &mut fresh_keys).await?;
+    }
 
     // A replayed send may have been stored by an earlier version that set the preview
     // after the insert and crashed in between: it competes for the preview (the update
@@ -188,6 +203,32 @@ pub async fn handle(
             &send.issued.envelope,
             CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created },
         );
+    }
+    Ok(())
+}
+
+/// Sends whose key a message stored earlier holds (a client sending a key again): each
+/// is answered with that message, and a head whose preview names one of them, never
+/// stored, gets the chat's newest message back. Each leaves its seq unused, as a crash
+/// between reservation and insert does.
+async fn resent_keys(
+    store: &Store,
+    clashed: &[&(SendKey, String)],
+    previews: &HashMap<String, String>,
+    stored: &mut HashMap<SendKey, MessageDoc>,
+    fresh_keys: &mut HashSet<SendKey>,
+) -> Result<(), HandleError> {
+    let keys: Vec<SendKey> = clashed.iter().map(|(key, _)| key.clone()).collect();
+    let originals = store.existing_sends(&keys).await?;
+    for (key, id) in clashed {
+        let Some(original) = originals.iter().find(|doc| SendKey::of(doc) == *key) else {
+            return Err(StoreError::Bson(format!("message {id}'s send key is taken, yet no message holds it")).into());
+        };
+        stored.insert(key.clone(), original.clone());
+        fresh_keys.remove(key);
+        if previews.get(&key.chat_id) == Some(id) {
+            store.repair_preview(&key.chat_id, id).await?;
+        }
     }
     Ok(())
 }

@@ -45,6 +45,7 @@ impl Harness {
             shutdown: ShutdownArgs { shutdown_grace_s: 5 },
             batch_max: 500,
             lease_ttl_ms: 3000,
+            head_copy_ms: 200,
             chats: chat_core::config::ChatLimitArgs::default(),
             replica_name: "persister".into(),
         };
@@ -163,7 +164,7 @@ async fn the_chat_document_copies_its_head_within_a_few_seconds() {
     }
     let head = h.store.head(&chat).await.unwrap_or_default().expect("a head");
     assert_eq!(head.last_seq, 6, "created at 1, five messages");
-    // The pinned fields of `chats` follow (persister/src/head_copies.rs: once a second).
+    // The pinned fields of `chats` follow (persister/src/head_copies.rs; 200 ms here).
     let copied = async {
         loop {
             let document = h.store.chats().find_one(bson::doc! { "_id": &chat }).await.unwrap_or_default();
@@ -227,9 +228,16 @@ async fn the_same_key_is_stored_once_and_the_resender_gets_the_original() {
     assert_eq!(copy["message"]["id"], first.id.as_str());
     let count = h.store.messages().count_documents(bson::doc! { "chat_id": &chat }).await.unwrap_or(0);
     assert_eq!(count, 1);
+    // The resend was found by its insert: the chat's preview is the original again,
+    // and the seq reserved for the resend stays unused.
+    let head = h.store.head(&chat).await.unwrap_or_default().expect("a head");
+    assert_eq!(head.last_message.map(|m| (m.id, m.text)), Some((first.id.clone(), "hello".to_owned())));
+    assert_eq!(head.last_seq, 3, "created at 1, the original at 2, 3 reserved for the resend");
     // A different sender may use the same key.
     let other = h.submit("u2", send(&chat, "dup", "mine")).await;
-    assert!(matches!(other, CommandOutcome::Done { created: true, .. }));
+    assert!(matches!(&other, CommandOutcome::Done { created: true, message: Some(m), .. } if m.seq == 4), "{other:?}");
+    let listed = h.store.chat(&chat).await.unwrap_or_default().expect("chat");
+    assert_eq!(listed.last_message.map(|m| m.text), Some("mine".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::{
     Store, StoreError, collections,
     docs::{LastMessageDoc, bson_seq},
+    messages::HistoryPage,
 };
 
 /// One chat's compare-and-set: from `expected` to `last.seq`, with `last` as preview.
@@ -137,6 +138,22 @@ impl Store {
             .update_one(
                 doc! { "_id": chat_id, "last_message.id": message_id },
                 doc! { "$set": { "last_message.text": preview } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Gives a head whose preview names `never_stored` (a send whose key was taken, found
+    /// only by its insert) the chat's newest stored message back.
+    pub async fn repair_preview(&self, chat_id: &str, never_stored: &str) -> Result<(), StoreError> {
+        let newest = self.history(chat_id, HistoryPage::Before(None), 1).await?;
+        let preview = newest.first().map(LastMessageDoc::of);
+        let preview = bson::to_bson(&preview).map_err(|e| StoreError::Bson(e.to_string()))?;
+        self.writes.admit("repair_preview")?;
+        self.heads()
+            .update_one(
+                doc! { "_id": chat_id, "last_message.id": never_stored },
+                doc! { "$set": { "last_message": preview } },
             )
             .await?;
         Ok(())

@@ -31,9 +31,11 @@ const SEND_EVERY: Duration = Duration::from_millis(100);
 /// A send without an answer this long is sent again with the same `client_msg_id`.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
 /// After a kill, every sender gets acks again and every component reports ready within
-/// this. Recovery takes 8.5–10.8 s on a quiet machine (docs/operations.md); the bound
-/// leaves room for a machine busy with other builds, where 20 s was seen to be exceeded.
-const RECOVERY_BOUND: Duration = Duration::from_secs(30);
+/// this. Recovery from the first kill takes 8.5–10.8 s on a quiet machine
+/// (docs/operations.md); from the second, 17 s was seen on a quiet machine, and twice
+/// more than 30 s while the rest of the suite ran (the lease bucket answering "no
+/// stream found" for over ten seconds after the kill, then every lease lost at once).
+const RECOVERY_BOUND: Duration = Duration::from_secs(45);
 /// A restarted node catches up (every stream and consumer current) within this.
 const CATCH_UP_BOUND: Duration = Duration::from_secs(30);
 /// Once sending stopped, every acked message reaches every member within this.
@@ -93,14 +95,20 @@ async fn the_service_runs_on_a_nats_cluster_and_survives_node_kills() {
     let killed = kill_and_recover(&mut cluster, first, &stack, &shared, &senders, &chats).await;
     timings.push(killed);
     let caught_up = cluster.restart(first, CATCH_UP_BOUND).await;
-    eprintln!("node {first} restarted; caught up after {caught_up:?}");
+    let current = every_group_current(&js, CATCH_UP_BOUND).await;
+    eprintln!(
+        "node {first} restarted; healthy after {caught_up:?}, every stream and consumer current after {current:?}"
+    );
     wait_for_acks(&shared, &senders, Instant::now(), RECOVERY_BOUND).await;
     let evt_leader = node_of(&cluster, &stream_leader(&js, streams::EVT_STREAM).await);
     let second = if evt_leader == first { (first + 1) % cluster.nodes.len() } else { evt_leader };
     let killed = kill_and_recover(&mut cluster, second, &stack, &shared, &senders, &chats).await;
     timings.push(killed);
     let caught_up = cluster.restart(second, CATCH_UP_BOUND).await;
-    eprintln!("node {second} restarted; caught up after {caught_up:?}");
+    let current = every_group_current(&js, CATCH_UP_BOUND).await;
+    eprintln!(
+        "node {second} restarted; healthy after {caught_up:?}, every stream and consumer current after {current:?}"
+    );
     wait_for_acks(&shared, &senders, Instant::now(), RECOVERY_BOUND).await;
 
     // Stop sending, let every pending send be answered, and every acked message arrive.
@@ -267,6 +275,59 @@ async fn wait_for_acks(shared: &Arc<Mutex<Shared>>, senders: &[String], since: I
         assert!(started.elapsed() < bound, "no acks within {bound:?} for {behind:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until every stream and consumer has a leader and all its replicas current;
+/// returns how long that took. A restarted node reports healthy once it rejoined the
+/// meta group, while a stream's or consumer's own group may still be catching it up:
+/// killing another node then leaves that group without a majority (seen: the lease
+/// bucket answering "no stream found" and the partition consumers unresettable for
+/// more than 15 s), which is two nodes down, not the one this test is about.
+async fn every_group_current(js: &async_nats::jetstream::Context, bound: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let behind = groups_behind(js).await;
+        if behind.is_empty() {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < bound, "not current within {bound:?}: {behind:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The streams and consumers without a leader or with a replica behind.
+async fn groups_behind(js: &async_nats::jetstream::Context) -> Vec<String> {
+    use futures::TryStreamExt;
+    let current = |cluster: Option<&async_nats::jetstream::stream::ClusterInfo>| {
+        cluster.is_some_and(|c| c.leader.is_some() && c.replicas.iter().all(|peer| peer.current && !peer.offline))
+    };
+    let names: Vec<String> = match js.stream_names().try_collect().await {
+        Ok(names) => names,
+        Err(error) => return vec![format!("listing streams: {error}")],
+    };
+    let mut behind = Vec::new();
+    for name in names {
+        let mut stream = match js.get_stream(&name).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                behind.push(format!("{name}: {error}"));
+                continue;
+            }
+        };
+        match stream.info().await {
+            Ok(info) if current(info.cluster.as_ref()) => {}
+            Ok(info) => behind.push(format!("{name}: {:?}", info.cluster)),
+            Err(error) => behind.push(format!("{name}: {error}")),
+        }
+        let consumers: Result<Vec<async_nats::jetstream::consumer::Info>, _> = stream.consumers().try_collect().await;
+        match consumers {
+            Ok(consumers) => behind.extend(
+                consumers.iter().filter(|c| !current(c.cluster.as_ref())).map(|c| format!("{name}/{}", c.name)),
+            ),
+            Err(error) => behind.push(format!("{name} consumers: {error}")),
+        }
+    }
+    behind
 }
 
 /// The index of the node named `name`.
