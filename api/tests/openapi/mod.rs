@@ -97,6 +97,11 @@ fn case(
     Case { method, template, path, query, body }
 }
 
+/// A case as a failure message names it.
+fn shown(case: &Case) -> String {
+    format!("{} {} {} {:?}", case.method, path_of(case), case.query, case.body)
+}
+
 fn path_of(case: &Case) -> String {
     let mut values = case.path.iter();
     case.template
@@ -240,21 +245,14 @@ async fn the_document_refuses_what_the_server_refuses_and_allows_what_it_takes()
     ];
     for case in &refused {
         let (status, body) = send(&h, &member, case).await;
+        let shown = shown(case);
         assert!(
             matches!(status, StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE),
-            "{} {} {} {:?}: the server answered {status} {body}",
-            case.method,
-            path_of(case),
-            case.query,
-            case.body
+            "{shown}: the server answered {status} {body}"
         );
         assert!(
             !contract.allows(&case.method, case.template, case.path, &case.query, case.body.as_ref()),
-            "the document allows {} {} {} {:?}, which the server refuses with {status} {body}",
-            case.method,
-            path_of(case),
-            case.query,
-            case.body
+            "the document allows {shown}, which the server refuses with {status} {body}"
         );
     }
 
@@ -280,21 +278,14 @@ async fn the_document_refuses_what_the_server_refuses_and_allows_what_it_takes()
     ];
     for case in &taken {
         let (status, body) = send(&h, &member, case).await;
+        let shown = shown(case);
         assert!(
             matches!(status, StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE),
-            "{} {} {} {:?}: the server answered {status} {body}",
-            case.method,
-            path_of(case),
-            case.query,
-            case.body
+            "{shown}: the server answered {status} {body}"
         );
         assert!(
             contract.allows(&case.method, case.template, case.path, &case.query, case.body.as_ref()),
-            "the document refuses {} {} {} {:?}, which the server takes ({status})",
-            case.method,
-            path_of(case),
-            case.query,
-            case.body
+            "the document refuses {shown}, which the server takes ({status})"
         );
     }
 
