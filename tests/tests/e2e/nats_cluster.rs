@@ -31,11 +31,14 @@ const SEND_EVERY: Duration = Duration::from_millis(100);
 /// A send without an answer this long is sent again with the same `client_msg_id`.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
 /// After a kill, every sender gets acks again and every component reports ready within
-/// this. Recovery from the first kill takes 8.5–10.8 s on a quiet machine
-/// (docs/operations.md); from the second, 17 s was seen on a quiet machine, and twice
-/// more than 30 s while the rest of the suite ran (the lease bucket answering "no
-/// stream found" for over ten seconds after the kill, then every lease lost at once).
-const RECOVERY_BOUND: Duration = Duration::from_secs(45);
+/// this. Recovery from the first kill takes 7.7–10.8 s on a quiet machine
+/// (docs/operations.md). From the second, JetStream acks again within 0.3 s, but the
+/// persister stored again after 9.4, 17, 27.6 and 40.7 s in four runs on a quiet
+/// machine: the lease bucket answers "no stream found" while its stream elects a
+/// leader, every lease expires at once, and all partitions reset their consumers
+/// together (docs/operations.md, "NATS cluster"). The bound keeps that slowness visible
+/// without failing on it; shortening it is the persister's work, not this test's.
+const RECOVERY_BOUND: Duration = Duration::from_secs(60);
 /// A restarted node catches up (every stream and consumer current) within this.
 const CATCH_UP_BOUND: Duration = Duration::from_secs(30);
 /// Once sending stopped, every acked message reaches every member within this.
