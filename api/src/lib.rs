@@ -92,6 +92,10 @@ pub struct Config {
     /// Limits of a chat, mirrored from the persister for an early answer (set both alike).
     #[command(flatten)]
     pub chats: ChatLimitArgs,
+    /// The messaging policy, mirrored from the persister for an early answer (give both
+    /// the same file).
+    #[command(flatten)]
+    pub policy: chat_core::policy::PolicyArgs,
     /// How long a write waits for the persister before answering 503.
     #[arg(long = "command-timeout-ms", env = "CHAT_COMMAND_TIMEOUT_MS", default_value_t = 10_000)]
     pub command_timeout_ms: u64,
@@ -121,6 +125,7 @@ impl Running {
 /// Connects, binds and serves until `shutdown`.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartupError> {
     metrics::register();
+    let policy = config.policy.load().map_err(|error| StartupError::Config(error.to_string()))?;
     let verifier = TokenVerifier::from_args(&config.jwt).map_err(|error| StartupError::Config(error.to_string()))?;
     let dev_tokens = config.web.dev_tokens.then(|| web::dev_token::DevTokens::from_args(&config.jwt)).transpose()?;
     let nats = chat_core::connect::nats(&config.nats, "api").await?;
@@ -151,6 +156,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             known_users: Default::default(),
             privacy: config.privacy.clone(),
             chat_limits: config.chats.clone(),
+            policy,
         }),
     };
     let rpc_task = rpc::serve(nats.clone(), state.clone(), shutdown.clone()).await?;

@@ -38,6 +38,8 @@ pub struct Inner {
     pub privacy: crate::privacy::PrivacyArgs,
     /// Limits of a chat (participants), checked before the persister does.
     pub chat_limits: chat_core::config::ChatLimitArgs,
+    /// The messaging policy, checked before the persister does.
+    pub policy: chat_core::policy::Policy,
 }
 
 /// When a user was last written to the directory, and with which name and roles.

@@ -29,6 +29,7 @@ fn config(servers: &Servers, jwt: JwtArgs, web: api::web::WebArgs) -> api::Confi
         web,
         privacy: api::privacy::PrivacyArgs::default(),
         chats: chat_core::config::ChatLimitArgs::default(),
+        policy: chat_core::policy::PolicyArgs::default(),
     }
 }
 

@@ -17,7 +17,8 @@
 //! - [`presence_state`]: reading users' presence from Redis (the api's presence queries);
 //! - [`shutdown`]: SIGINT/SIGTERM turned into a cancellation token;
 //! - [`connect`]: connecting to NATS, MongoDB and Redis with the service's settings;
-//! - [`ids`]: id generation.
+//! - [`ids`]: id generation;
+//! - [`policy`]: the platform's messaging policy (`CHAT_POLICY_FILE`) and its decisions.
 
 pub mod admin;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod connect;
 pub mod http_server;
 pub mod ids;
+pub mod policy;
 pub mod presence_state;
 pub mod probes;
 pub mod rate_limit;

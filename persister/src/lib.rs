@@ -82,6 +82,9 @@ pub struct Config {
     /// Limits of a chat (participants), enforced here, where every membership is written.
     #[command(flatten)]
     pub chats: chat_core::config::ChatLimitArgs,
+    /// The messaging policy, enforced here, where every chat and membership is written.
+    #[command(flatten)]
+    pub policy: chat_core::policy::PolicyArgs,
     /// A name for this replica in the lease bucket (a random suffix keeps two replicas
     /// with one name apart); the pod name in Kubernetes.
     #[arg(long = "replica-name", env = "CHAT_PERSISTER_REPLICA_NAME", default_value = "persister")]
@@ -109,6 +112,7 @@ impl Running {
 /// partitions.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartupError> {
     metrics::register();
+    let policy = config.policy.load().map_err(|error| StartupError::Config(error.to_string()))?;
     let nats = chat_core::connect::nats(&config.nats, "persister").await?;
     let db = chat_core::connect::mongodb(&config.mongo, "persister").await?;
     let store = Store::new(db.clone());
@@ -137,6 +141,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         batch_max: config.batch_max.max(1),
         sends,
         chat_limits: config.chats.clone(),
+        policy: std::sync::Arc::new(policy),
     };
     let grace = Duration::from_secs(config.shutdown.shutdown_grace_s);
     let coordinator = Coordinator { pipeline, stream, leases, partitions: settings.command_partitions, grace };

@@ -205,6 +205,7 @@ impl Stack {
             web: options.web.clone().unwrap_or_default(),
             privacy: api::privacy::PrivacyArgs::default(),
             chats: chat_core::config::ChatLimitArgs::default(),
+            policy: chat_core::policy::PolicyArgs::default(),
         };
         if let Some(adjust) = options.api {
             adjust(&mut api_config);
@@ -486,6 +487,7 @@ async fn start_persister(
         lease_ttl_ms: 3000,
         head_copy_ms: 200,
         chats: chat_core::config::ChatLimitArgs::default(),
+        policy: chat_core::policy::PolicyArgs::default(),
         replica_name: "persister".into(),
     };
     if let Some(adjust) = adjust {

@@ -74,6 +74,14 @@ pub async fn create(
             if let Some(existing) = state.inner.store.direct_chat(&direct_key(caller.id(), &member_id)).await? {
                 return Ok((StatusCode::OK, Json(existing.into())));
             }
+            // The persister decides (and makes a supervised pair's chat a group);
+            // asking here spares a refusal the round trip.
+            let policy = &state.inner.policy;
+            if policy.judges_direct_chats() {
+                let other = state.inner.store.user(&member_id).await?;
+                let other_roles = other.map(|user| user.roles).unwrap_or_default();
+                policy.direct_chat(caller.id(), &caller.0.roles, &member_id, &other_roles).map_err(refused)?;
+            }
             Command::ChatCreate(ChatCreate {
                 chat_id: chat_core::ids::new_id(),
                 kind: ChatKind::Direct,
@@ -85,6 +93,7 @@ pub async fn create(
         }
         CreateChat::Group { title, member_ids, external_id, history_visibility } => {
             chat_nats::limits::check_title(&title).map_err(ApiError::invalid)?;
+            state.inner.policy.may_create_group(&caller.0.roles).map_err(refused)?;
             for id in &member_ids {
                 check_id(id, "member_ids")?;
             }
@@ -119,6 +128,11 @@ pub async fn create(
     let (_, chat, created) = commands::done_or_error(outcome)?;
     let chat = chat.ok_or_else(|| ApiError::internal("persister answered without a chat"))?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(chat)))
+}
+
+/// A refusal by the messaging policy as the api answers it.
+pub fn refused(refusal: chat_core::policy::Refusal) -> ApiError {
+    ApiError::new(refusal.code(), refusal.message)
 }
 
 /// `GET /api/chats` query.

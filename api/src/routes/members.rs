@@ -5,6 +5,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
+use chat_core::policy;
 use chat_nats::{
     commands::{Command, MemberAdd, MemberRemove},
     model::{Chat, ErrorCode, Role},
@@ -19,7 +20,7 @@ use crate::{
     extract::{ApiJson, ApiPath},
     openapi::rules,
     routes::{
-        chats::{check_member, member_chat},
+        chats::{self, check_member, member_chat},
         check_id, traceparent,
     },
     state::AppState,
@@ -81,6 +82,14 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     check_member(&state, &caller, &chat_id).await?;
     check_id(&user_id, "user id")?;
+    // The persister decides; answering here spares the round trip. Only an owner can
+    // be a supervisor, so only removing one loads the whole chat.
+    let target = state.inner.store.participant(&chat_id, &user_id).await?.map(|member| member.role);
+    if target == Some(Role::Owner) && user_id != caller.id() {
+        let chat = member_chat(&state, &caller, &chat_id).await?;
+        let supervised = policy::is_supervised(chat.kind, chat.direct_key.as_deref());
+        policy::may_remove(supervised, target, false).map_err(chats::refused)?;
+    }
     let outcome = commands::submit(
         &state,
         &caller,

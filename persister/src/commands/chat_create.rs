@@ -1,7 +1,12 @@
 //! `chat.create`: a direct chat (one per pair) or a group owned by its creator.
 //! The chat id comes from the api, so a retried command finds the chat it created.
+//! The messaging policy decides who may create which chat, and turns a supervised
+//! pair's direct chat into a group that the supervisor owns (`chat_core::policy`).
 
-use chat_core::config::ChatLimitArgs;
+use chat_core::{
+    config::ChatLimitArgs,
+    policy::{DirectChat, Policy, Refusal, Supervision},
+};
 use chat_nats::{
     commands::{ChatCreate, CommandOutcome},
     events::{ChatEvent, EventBody},
@@ -26,10 +31,11 @@ const CREATED_SEQ: u64 = 1;
 const EXTERNAL_ID_FORBIDDEN: &str = "only the platform (admin or service role) may set external_id";
 
 /// Handles one `chat.create`; a group with more members than `limits` allow is refused
-/// (`conflict`).
+/// (`conflict`), a chat `policy` does not allow is refused (`forbidden`).
 pub async fn handle(
     store: &Store,
     limits: &ChatLimitArgs,
+    policy: &Policy,
     issued: &Issued,
     command: &ChatCreate,
     effects: &mut Effects,
@@ -61,6 +67,14 @@ pub async fn handle(
     {
         return finish(store, issued, existing, false, effects).await;
     }
+    // Only what is created is judged: a chat found above stays as it was made.
+    let supervision = match judge(store, policy, issued, command).await? {
+        Ok(supervision) => supervision,
+        Err(refusal) => {
+            effects.reject(envelope, refusal.code(), refusal.message);
+            return Ok(());
+        }
+    };
     if let Some(external_id) = external_id
         && store.chat_by_external_id(external_id).await?.is_some()
     {
@@ -69,21 +83,30 @@ pub async fn handle(
     }
 
     let now = chrono::Utc::now();
-    let creator_role = if *kind == ChatKind::Group { Role::Owner } else { Role::Member };
+    let creator_role = if *kind == ChatKind::Group && supervision.is_none() { Role::Owner } else { Role::Member };
     let mut participants = vec![MemberDoc { user_id: creator.clone(), role: creator_role }];
     for member in member_ids {
         if participants.iter().all(|p| &p.user_id != member) {
             participants.push(MemberDoc { user_id: member.clone(), role: Role::Member });
         }
     }
+    // The supervisor owns a supervised chat: an owner is never removed, and only they
+    // manage its members.
+    if let Some(supervision) = supervision {
+        participants.push(MemberDoc { user_id: supervision.supervisor.clone(), role: Role::Owner });
+    }
     if participants.len() > limits.max_participants {
         effects.reject(envelope, ErrorCode::Conflict, limits.too_many_participants());
         return Ok(());
     }
+    let (kind, title, history_visibility) = match supervision {
+        Some(supervision) => (ChatKind::Group, Some(supervision.title.clone()), Some(HistoryVisibility::All)),
+        None => (*kind, title.clone(), *history_visibility),
+    };
     let chat = ChatDoc {
         id: chat_id.clone(),
-        kind: *kind,
-        title: title.clone(),
+        kind,
+        title,
         created_by: creator.clone(),
         created_at: now,
         updated_at: now,
@@ -113,6 +136,29 @@ pub async fn handle(
             }
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// What the policy says of a chat about to be created: refused, or allowed and, for a
+/// supervised pair, how it is supervised. The other party's roles come from the user
+/// directory; a user it does not know has none.
+async fn judge<'a>(
+    store: &Store,
+    policy: &'a Policy,
+    issued: &Issued,
+    command: &ChatCreate,
+) -> Result<Result<Option<&'a Supervision>, Refusal>, HandleError> {
+    let actor = &issued.envelope.actor;
+    match (command.kind, command.member_ids.first()) {
+        (ChatKind::Group, _) => Ok(policy.may_create_group(&actor.roles).map(|()| None)),
+        (ChatKind::Direct, Some(other)) if policy.judges_direct_chats() => {
+            let other_roles = store.user(other).await?.map(|user| user.roles).unwrap_or_default();
+            Ok(policy.direct_chat(&actor.user_id, &actor.roles, other, &other_roles).map(|chat| match chat {
+                DirectChat::Plain => None,
+                DirectChat::Supervised(supervision) => Some(supervision),
+            }))
+        }
+        (ChatKind::Direct, _) => Ok(Ok(None)),
     }
 }
 

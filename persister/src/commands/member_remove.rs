@@ -1,7 +1,9 @@
 //! `member.remove`: anyone leaves a group; owners remove admins and members, admins
 //! remove members. The owner cannot leave (there is no ownership transfer yet), and
-//! direct chats keep their two members.
+//! direct chats keep their two members. Nobody removes a supervised chat's supervisor
+//! (`chat_core::policy::may_remove`).
 
+use chat_core::policy;
 use chat_nats::{
     commands::{CommandOutcome, MemberRemove},
     events::{ChatEvent, EventBody},
@@ -46,6 +48,10 @@ pub async fn handle(
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     let target = super::role_in(&chat, user_id);
+    let supervised = policy::is_supervised(chat.kind, chat.direct_key.as_deref());
+    if let Err(refusal) = policy::may_remove(supervised, target, user_id == actor) {
+        return reject(effects, refusal.code(), &refusal.message);
+    }
     if let Err(refusal) = authorization::may_remove(chat.kind, actor_role, target, user_id == actor) {
         return reject(effects, refusal.code, refusal.reason);
     }

@@ -12,7 +12,7 @@ pub mod msg_send;
 pub mod read;
 pub mod seqs;
 
-use chat_core::config::ChatLimitArgs;
+use chat_core::{config::ChatLimitArgs, policy::Policy};
 use chat_nats::{commands::Command, model::Role};
 use chat_store::{Store, docs::ChatDoc};
 
@@ -25,11 +25,13 @@ use crate::{
 
 /// Handles one step of a batch: a run of sends, or one other command (the pipeline's
 /// `plan_steps` never mixes them). `known` is what the partition remembers of its chats;
-/// `limits` bound the commands that add members.
+/// `limits` bound the commands that add members; `policy` decides which chats may be
+/// created.
 pub async fn handle_step(
     store: &Store,
     sends: &SendWrites,
     limits: &ChatLimitArgs,
+    policy: &Policy,
     known: &mut KnownChats,
     step: &[&Issued],
     effects: &mut Effects,
@@ -54,7 +56,7 @@ pub async fn handle_step(
         Command::MsgEdit(command) => msg_edit::handle(store, first, command, effects).await,
         Command::MsgDelete(command) => msg_delete::handle(store, first, command, effects).await,
         Command::Read(command) => read::handle(store, first, command, effects).await,
-        Command::ChatCreate(command) => chat_create::handle(store, limits, first, command, effects).await,
+        Command::ChatCreate(command) => chat_create::handle(store, limits, policy, first, command, effects).await,
         Command::ChatUpdate(command) => chat_update::handle(store, first, command, effects).await,
         Command::MemberAdd(command) => member_add::handle(store, limits, first, command, effects).await,
         Command::MemberRemove(command) => member_remove::handle(store, first, command, effects).await,

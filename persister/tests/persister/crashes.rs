@@ -249,7 +249,9 @@ async fn run(
     let step: Vec<&Issued> = issued.iter().collect();
     // The handle's write limit applies to the merged writes too: they go through it.
     let limits = chat_core::config::ChatLimitArgs::default();
-    handle_step(store, &SendWrites::new(store, std::time::Duration::from_secs(1)), &limits, known, &step, effects).await
+    let policy = chat_core::policy::Policy::default();
+    let sends = SendWrites::new(store, std::time::Duration::from_secs(1));
+    handle_step(store, &sends, &limits, &policy, known, &step, effects).await
 }
 
 fn assert_answers_done(case: &str, effects: &Effects) {

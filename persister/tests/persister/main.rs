@@ -47,6 +47,7 @@ impl Harness {
             lease_ttl_ms: 3000,
             head_copy_ms: 200,
             chats: chat_core::config::ChatLimitArgs::default(),
+            policy: chat_core::policy::PolicyArgs::default(),
             replica_name: "persister".into(),
         };
         persister::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("persister: {e}"));

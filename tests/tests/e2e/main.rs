@@ -9,6 +9,7 @@ mod limits;
 mod nats_cluster;
 mod operations;
 mod pipeline;
+mod policy;
 mod privacy;
 mod protocol;
 mod redis_cluster;
