@@ -5,8 +5,9 @@
 //! each got a message a second paid a copy for almost every message, 30 % more store
 //! time per message): the handlers mark the chats whose head they moved, and one task
 //! of the replica copies the marked chats' heads in one command per interval, and once
-//! more when the replica stops. After a crash, a chat's copy trails until its next
-//! event; no reader of the service depends on it.
+//! more when the last handle is dropped (a process that exits right after may not wait
+//! for that copy). After a crash or a stop, a chat's copy trails until its next event;
+//! no reader of the service depends on it.
 
 use std::{collections::HashSet, time::Duration};
 
