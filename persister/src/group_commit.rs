@@ -35,7 +35,7 @@ pub const MAX_ITEMS: usize = 1_000;
 pub struct SendWrites {
     existing: Coalescer<SendKey, Vec<MessageDoc>>,
     heads: Coalescer<(HeadMove, DateTime<Utc>), Vec<bool>>,
-    inserts: Coalescer<MessageDoc, Vec<usize>>,
+    inserts: Coalescer<MessageDoc, Vec<MessageDoc>>,
     copies: HeadCopies,
 }
 
@@ -73,16 +73,16 @@ impl SendWrites {
                 let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
                 let docs: Vec<MessageDoc> = requests.into_iter().flatten().collect();
                 let clashes = store.insert_messages(&docs).await?;
-                // Each request gets the positions among its own documents.
+                // Each request gets back its own documents that were refused.
                 let mut answers = Vec::with_capacity(sizes.len());
                 let mut first = 0;
                 for size in sizes {
                     let own = first..first + size;
-                    answers.push(clashes.iter().filter(|at| own.contains(at)).map(|at| at - first).collect());
+                    answers.push(clashes.iter().filter(|at| own.contains(at)).map(|&at| docs[at].clone()).collect());
                     first += size;
                 }
                 Ok(answers)
-            }) as BoxFuture<'static, Result<Vec<Vec<usize>>, StoreError>>
+            }) as BoxFuture<'static, Result<Vec<Vec<MessageDoc>>, StoreError>>
         });
         SendWrites { existing, heads, inserts, copies: HeadCopies::spawn(store.clone(), copy_every) }
     }
@@ -109,9 +109,9 @@ impl SendWrites {
         self.heads.call(moves.into_iter().map(|head| (head, at)).collect()).await
     }
 
-    /// Inserts messages; returns the positions of those skipped because a message with
-    /// the same send key is stored.
-    pub async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<Vec<usize>, StoreError> {
+    /// Inserts messages; returns those skipped because a message with the same send key
+    /// is stored.
+    pub async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<Vec<MessageDoc>, StoreError> {
         if docs.is_empty() {
             return Ok(Vec::new());
         }

@@ -154,10 +154,8 @@ pub async fn handle(
         }
     }
     let fresh_chats: HashSet<String> = fresh.iter().map(|doc| doc.chat_id.clone()).collect();
-    let inserted: Vec<(SendKey, String)> = fresh.iter().map(|doc| (SendKey::of(doc), doc.id.clone())).collect();
-    let clashes = writes.insert_messages(fresh).await?;
-    if !clashes.is_empty() {
-        let clashed: Vec<&(SendKey, String)> = clashes.iter().filter_map(|&at| inserted.get(at)).collect();
+    let clashed = writes.insert_messages(fresh).await?;
+    if !clashed.is_empty() {
         resent_keys(store, &clashed, &previews, &mut stored, &mut fresh_keys).await?;
     }
 
@@ -213,22 +211,23 @@ pub async fn handle(
 /// between reservation and insert does.
 async fn resent_keys(
     store: &Store,
-    clashed: &[&(SendKey, String)],
+    clashed: &[MessageDoc],
     previews: &HashMap<String, String>,
     stored: &mut HashMap<SendKey, MessageDoc>,
     fresh_keys: &mut HashSet<SendKey>,
 ) -> Result<(), HandleError> {
-    let keys: Vec<SendKey> = clashed.iter().map(|(key, _)| key.clone()).collect();
+    let keys: Vec<SendKey> = clashed.iter().map(SendKey::of).collect();
     let originals = store.existing_sends(&keys).await?;
-    for (key, id) in clashed {
-        let Some(original) = originals.iter().find(|doc| SendKey::of(doc) == *key) else {
-            return Err(StoreError::Bson(format!("message {id}'s send key is taken, yet no message holds it")).into());
+    for (refused, key) in clashed.iter().zip(keys) {
+        let Some(original) = originals.iter().find(|doc| SendKey::of(doc) == key) else {
+            let reason = format!("message {}'s send key is taken, yet no message holds it", refused.id);
+            return Err(StoreError::Bson(reason).into());
         };
-        stored.insert(key.clone(), original.clone());
-        fresh_keys.remove(key);
-        if previews.get(&key.chat_id) == Some(id) {
-            store.repair_preview(&key.chat_id, id).await?;
+        if previews.get(&key.chat_id) == Some(&refused.id) {
+            store.repair_preview(&key.chat_id, &refused.id).await?;
         }
+        stored.insert(key.clone(), original.clone());
+        fresh_keys.remove(&key);
     }
     Ok(())
 }

@@ -22,24 +22,8 @@ pub mod overlay;
 pub use moves::HeadMove;
 
 use bson::doc;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
-use crate::{
-    Store, StoreError, collections,
-    docs::{HeadDoc, LastMessageDoc},
-    is_duplicate_key,
-};
-
-/// What a chat document says of its head.
-#[derive(Debug, Deserialize)]
-struct HeadFields {
-    last_seq: i64,
-    #[serde(default)]
-    last_message: Option<LastMessageDoc>,
-    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
-    updated_at: DateTime<Utc>,
-}
+use crate::{Store, StoreError, collections, docs::HeadDoc, is_duplicate_key};
 
 impl Store {
     /// A chat's head, seeded from its chat document when it has none yet; `None` when
@@ -48,20 +32,15 @@ impl Store {
         if let Some(head) = self.heads().find_one(doc! { "_id": chat_id }).await? {
             return Ok(Some(head));
         }
-        let Some(fields) = self
+        // The chat document's own fields, read as a head (its `_id` is the chat's).
+        let Some(seeded) = self
             .db
-            .collection::<HeadFields>(collections::CHATS)
+            .collection::<HeadDoc>(collections::CHATS)
             .find_one(doc! { "_id": chat_id })
-            .projection(doc! { "_id": 0, "last_seq": 1, "last_message": 1, "updated_at": 1 })
+            .projection(doc! { "_id": 1, "last_seq": 1, "last_message": 1, "updated_at": 1 })
             .await?
         else {
             return Ok(None);
-        };
-        let seeded = HeadDoc {
-            chat_id: chat_id.to_owned(),
-            last_seq: fields.last_seq,
-            last_message: fields.last_message,
-            updated_at: fields.updated_at,
         };
         if self.insert_head(&seeded).await? {
             return Ok(Some(seeded));
