@@ -1,6 +1,6 @@
 //! Queries on `chats`.
 
-use std::{collections::HashMap, future::IntoFuture};
+use std::collections::HashMap;
 
 use bson::doc;
 use chat_nats::model::ChatKind;
@@ -14,10 +14,12 @@ use crate::{
     docs::{ChangeMark, ChatDoc, HeadDoc, MemberDoc, RemovalMark},
 };
 
-/// A head's `last_seq`.
+/// What a head says of a chat's [`ReadBounds`].
 #[derive(Debug, Deserialize)]
-struct HeadSeq {
+struct HeadBounds {
     last_seq: i64,
+    #[serde(default)]
+    history_visibility: Option<chat_nats::model::HistoryVisibility>,
 }
 
 /// A chat's id and latest activity, from its chat document or its head.
@@ -65,18 +67,36 @@ impl Store {
         self.with_head(self.chats().find_one(doc! { "_id": chat_id }).await?).await
     }
 
-    /// A chat's [`ReadBounds`], read with a projection; `None` when there is no such
-    /// chat.
-    pub(crate) async fn read_bounds(&self, chat_id: &str) -> Result<Option<ReadBounds>, StoreError> {
-        let chats = self.db.collection::<ReadBounds>(crate::collections::CHATS);
-        let heads = self.db.collection::<HeadSeq>(crate::collections::CHAT_HEADS);
-        let (chat, head) = futures::try_join!(
-            chats
-                .find_one(doc! { "_id": chat_id })
-                .projection(doc! { "_id": 0, "last_seq": 1, "history_visibility": 1 })
-                .into_future(),
-            heads.find_one(doc! { "_id": chat_id }).projection(doc! { "_id": 0, "last_seq": 1 }).into_future(),
-        )?;
+    /// A chat's [`ReadBounds`]; `None` when there is no such chat. One point read of its
+    /// head, which knows both; the chat document is read too only when there is no head
+    /// yet, or the head predates keeping the visibility and the reader needs it (a member
+    /// who joined after the first message).
+    pub(crate) async fn read_bounds(
+        &self,
+        chat_id: &str,
+        needs_visibility: bool,
+    ) -> Result<Option<ReadBounds>, StoreError> {
+        let head = self
+            .db
+            .collection::<HeadBounds>(crate::collections::CHAT_HEADS)
+            .find_one(doc! { "_id": chat_id })
+            .projection(doc! { "_id": 0, "last_seq": 1, "history_visibility": 1 })
+            .await?;
+        match head {
+            Some(HeadBounds { last_seq, history_visibility: Some(history_visibility) }) => {
+                return Ok(Some(ReadBounds { last_seq, history_visibility }));
+            }
+            Some(HeadBounds { last_seq, history_visibility: None }) if !needs_visibility => {
+                return Ok(Some(ReadBounds { last_seq, history_visibility: Default::default() }));
+            }
+            _ => {}
+        }
+        let chat = self
+            .db
+            .collection::<ReadBounds>(crate::collections::CHATS)
+            .find_one(doc! { "_id": chat_id })
+            .projection(doc! { "_id": 0, "last_seq": 1, "history_visibility": 1 })
+            .await?;
         Ok(chat.map(|mut bounds| {
             bounds.last_seq = bounds.last_seq.max(head.map_or(0, |head| head.last_seq));
             bounds
@@ -198,6 +218,9 @@ impl Store {
         }
         if let Some(visibility) = history_visibility {
             set.insert("history_visibility", visibility.as_str());
+            // The head first: readers take the visibility from it, and a crash before the
+            // chat document records `mark` makes the replay write both again.
+            self.set_head_visibility(chat_id, visibility).await?;
         }
         self.update_chat(chat_id, doc! { "$set": set }).await
     }

@@ -85,6 +85,11 @@ pub struct HeadDoc {
     /// When a message or an event last moved it.
     #[serde(with = "bson_time")]
     pub updated_at: DateTime<Utc>,
+    /// The chat's `history_visibility`, so that a member's history page reads one
+    /// document for its bounds; absent in heads written before it was kept here, whose
+    /// readers take it from the chat document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_visibility: Option<HistoryVisibility>,
 }
 
 impl HeadDoc {
@@ -95,6 +100,7 @@ impl HeadDoc {
             last_seq: chat.last_seq,
             last_message: chat.last_message.clone(),
             updated_at: chat.updated_at,
+            history_visibility: Some(chat.history_visibility),
         }
     }
 }

@@ -183,7 +183,8 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(bounds) = self.read_bounds(chat_id).await? else { return Ok(Vec::new()) };
+        let needs_visibility = joined_seq.is_some_and(|joined| joined > 1);
+        let Some(bounds) = self.read_bounds(chat_id, needs_visibility).await? else { return Ok(Vec::new()) };
         let first_seq = joined_seq.map_or(1, |joined| bounds.history_visibility.first_readable_seq(joined));
         let above_last = bounds.last_seq.max(0).saturating_add(1);
         let first = bson_seq(first_seq).max(1);

@@ -145,3 +145,82 @@ async fn a_users_chats_are_ranked_by_the_later_of_head_and_chat_activity() {
     let all = store.chats_of_user("u1", None, 10).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ids(all), ["z", "x", "y"]);
 }
+
+fn message(chat_id: &str, seq: i64) -> chat_store::docs::MessageDoc {
+    chat_store::docs::MessageDoc {
+        id: format!("{chat_id}-m{seq}"),
+        chat_id: chat_id.into(),
+        seq,
+        updated_seq: seq,
+        sender_id: "u1".into(),
+        client_msg_id: format!("k{seq}"),
+        text: format!("message {seq}"),
+        reply_to: None,
+        created_at: Utc::now(),
+        edited_at: None,
+        deleted_at: None,
+        last_command: None,
+    }
+}
+
+async fn page_seqs(store: &Store, chat_id: &str, joined_seq: u64) -> Vec<i64> {
+    let page = store
+        .member_history(chat_id, chat_store::messages::HistoryPage::Before(None), 50, joined_seq)
+        .await
+        .unwrap_or_else(|e| panic!("history: {e}"));
+    page.iter().map(|m| m.seq).collect()
+}
+
+#[tokio::test]
+async fn a_members_history_is_bounded_by_the_visibility_the_head_records() {
+    use chat_nats::model::HistoryVisibility;
+    let servers = Servers::start().await;
+    let store = store(&servers).await;
+    insert_chat(&store, "c", 0).await;
+    let messages: Vec<_> = (1..=8).map(|seq| message("c", seq)).collect();
+    store.insert_messages(&messages).await.unwrap_or_else(|e| panic!("insert: {e}"));
+    store.reserve_seqs("c", 8).await.unwrap_or_else(|e| panic!("reserve: {e}"));
+    let mark = chat_store::docs::ChangeMark { command_id: "cmd-1".into(), seq: 9 };
+    store
+        .rename_chat("c", None, Some(HistoryVisibility::SinceJoin), &mark, Utc::now())
+        .await
+        .unwrap_or_else(|e| panic!("rename: {e}"));
+    let head = store.heads().find_one(bson::doc! { "_id": "c" }).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(head.and_then(|h| h.history_visibility), Some(HistoryVisibility::SinceJoin));
+    assert_eq!(page_seqs(&store, "c", 6).await, [8, 7, 6]);
+    assert_eq!(page_seqs(&store, "c", 0).await.len(), 8, "a member from the start reads everything");
+
+    // The head is what readers trust: a chat document saying otherwise changes nothing.
+    let all = bson::doc! { "$set": { "history_visibility": "all" } };
+    store.update_chat("c", all).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page_seqs(&store, "c", 6).await, [8, 7, 6]);
+
+    // A head written before it kept the visibility: the chat document decides.
+    let unset = bson::doc! { "$unset": { "history_visibility": "" } };
+    store.heads().update_one(bson::doc! { "_id": "c" }, unset).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page_seqs(&store, "c", 6).await.len(), 8);
+    let since_join = bson::doc! { "$set": { "history_visibility": "since_join" } };
+    store.update_chat("c", since_join).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page_seqs(&store, "c", 6).await, [8, 7, 6]);
+}
+
+#[tokio::test]
+async fn a_head_seeded_from_an_old_chat_document_records_its_visibility() {
+    use chat_nats::model::HistoryVisibility;
+    let servers = Servers::start().await;
+    let store = store(&servers).await;
+    insert_chat_without_head(&store, "legacy", 3).await;
+    insert_chat_without_head(&store, "private", 3).await;
+    // The oldest chat documents have no `history_visibility` at all: the default.
+    let unset = bson::doc! { "$unset": { "history_visibility": "" } };
+    store.update_chat("legacy", unset).await.unwrap_or_else(|e| panic!("{e}"));
+    let since_join = bson::doc! { "$set": { "history_visibility": "since_join" } };
+    store.update_chat("private", since_join).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let seeded = |chat_id| {
+        let store = store.clone();
+        async move { store.head(chat_id).await.unwrap_or_else(|e| panic!("{e}")).and_then(|h| h.history_visibility) }
+    };
+    assert_eq!(seeded("legacy").await, Some(HistoryVisibility::All));
+    assert_eq!(seeded("private").await, Some(HistoryVisibility::SinceJoin));
+}

@@ -108,7 +108,7 @@ fn cases() -> Vec<Case> {
                 Command::ChatUpdate(ChatUpdate {
                     chat_id: "g".into(),
                     title: Some("renamed".into()),
-                    history_visibility: None,
+                    history_visibility: Some(chat_nats::model::HistoryVisibility::SinceJoin),
                 }),
             )],
         },

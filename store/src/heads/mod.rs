@@ -33,15 +33,17 @@ impl Store {
             return Ok(Some(head));
         }
         // The chat document's own fields, read as a head (its `_id` is the chat's).
-        let Some(seeded) = self
+        let Some(mut seeded) = self
             .db
             .collection::<HeadDoc>(collections::CHATS)
             .find_one(doc! { "_id": chat_id })
-            .projection(doc! { "_id": 1, "last_seq": 1, "last_message": 1, "updated_at": 1 })
+            .projection(doc! { "_id": 1, "last_seq": 1, "last_message": 1, "updated_at": 1, "history_visibility": 1 })
             .await?
         else {
             return Ok(None);
         };
+        // A chat document without the field predates it and means the default.
+        seeded.history_visibility.get_or_insert_default();
         if self.insert_head(&seeded).await? {
             return Ok(Some(seeded));
         }

@@ -71,6 +71,26 @@ impl Store {
         Err(StoreError::Bson(format!("chat {chat_id}'s head vanished while seqs were reserved")))
     }
 
+    /// Records a chat's new `history_visibility` in its head (seeded first when missing);
+    /// nothing when there is no such chat.
+    pub(crate) async fn set_head_visibility(
+        &self,
+        chat_id: &str,
+        visibility: chat_nats::model::HistoryVisibility,
+    ) -> Result<(), StoreError> {
+        for _ in 0..2 {
+            self.writes.admit("set_head_visibility")?;
+            let updated = self
+                .heads()
+                .update_one(doc! { "_id": chat_id }, doc! { "$set": { "history_visibility": visibility.as_str() } })
+                .await?;
+            if updated.matched_count > 0 || self.head(chat_id).await?.is_none() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Bson(format!("chat {chat_id}'s head vanished while its visibility was set")))
+    }
+
     /// Moves a chat's `last_seq` from `expected` to `last_seq` and records `last` as its
     /// newest message, in one write, only while `last_seq` still is `expected`: the
     /// reservation and the preview of a run of sends cost one update instead of two.

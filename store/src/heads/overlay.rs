@@ -86,4 +86,7 @@ fn apply(chat: &mut ChatDoc, head: &HeadDoc) {
         chat.last_message = head.last_message.clone();
     }
     chat.updated_at = chat.updated_at.max(head.updated_at);
+    if let Some(visibility) = head.history_visibility {
+        chat.history_visibility = visibility;
+    }
 }
