@@ -1,7 +1,10 @@
 //! Whether this replica may still act on a partition. The coordinator extends the
 //! fence each time it renews the partition's lease and revokes it when the lease is
-//! lost; the pipeline checks it before each batch and stops at once when it is
-//! revoked, leaving its commands unacknowledged for the next owner to replay.
+//! lost; the pipeline checks it before each step and stops at once when it is
+//! revoked, leaving its commands unacknowledged for the next owner to replay. A fence
+//! that only expired (the lease bucket did not answer in time) is not lost yet: the
+//! pipeline waits, acting on nothing, until the coordinator either gets the lease back
+//! and extends it or learns it is lost and revokes it.
 
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +47,24 @@ impl Fence {
     pub async fn revoked(&self) {
         self.revoked.cancelled().await;
     }
+
+    /// Waits until the fence holds again (true) or is revoked (false).
+    pub async fn regained(&self) -> bool {
+        let mut valid_until = self.valid_until.clone();
+        loop {
+            if self.revoked.is_cancelled() {
+                return false;
+            }
+            let until = *valid_until.borrow_and_update();
+            if until > Instant::now() {
+                return true;
+            }
+            tokio::select! {
+                changed = valid_until.changed() => if changed.is_err() { return false },
+                () = self.revoked.cancelled() => return false,
+            }
+        }
+    }
 }
 
 impl FenceHandle {
@@ -81,6 +102,29 @@ mod tests {
         handle.revoke();
         assert!(!fence.holds());
         tokio::time::timeout(Duration::from_secs(1), fence.revoked()).await.unwrap_or_else(|_| panic!("not revoked"));
+    }
+
+    #[tokio::test]
+    async fn an_expired_fence_is_regained_when_extended_and_lost_when_revoked() {
+        let (fence, handle) = Fence::new(Instant::now() - Duration::from_millis(1));
+        let waiting = tokio::spawn({
+            let fence = fence.clone();
+            async move { fence.regained().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "an expired fence is waited for");
+        handle.extend(Instant::now() + Duration::from_secs(60));
+        let regained = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert!(matches!(regained, Ok(Ok(true))), "{regained:?}");
+
+        handle.extend(Instant::now() - Duration::from_millis(1));
+        let waiting = tokio::spawn({
+            let fence = fence.clone();
+            async move { fence.regained().await }
+        });
+        handle.revoke();
+        let regained = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert!(matches!(regained, Ok(Ok(false))), "{regained:?}");
     }
 
     #[test]

@@ -108,6 +108,13 @@ impl Running {
     }
 }
 
+/// How long a JetStream request or publish ack may take before it is retried. While a
+/// stream elects a new leader, a request sent before the election completes is never
+/// answered; the client's default 5 s kept a batch waiting that long for each of its
+/// event publishes, while a retry after the election is answered at once (and is
+/// deduplicated by its `Nats-Msg-Id`).
+const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Connects, creates indexes, streams and the lease bucket, and starts serving
 /// partitions.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartupError> {
@@ -117,7 +124,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let db = chat_core::connect::mongodb(&config.mongo, "persister").await?;
     let store = Store::new(db.clone());
     store.ensure_indexes().await.map_err(|error| StartupError::dependency("creating MongoDB indexes", error))?;
-    let js = async_nats::jetstream::new(nats.clone());
+    let mut js = async_nats::jetstream::new(nats.clone());
+    js.set_timeout(JETSTREAM_TIMEOUT);
     let settings = config.nats.stream_settings();
     let stream = setup::command_stream(&js, settings).await?;
     let replica_id = format!("{}-{}", config.replica_name, chat_core::ids::new_id());

@@ -52,6 +52,24 @@ pub static PARTITION_LOSSES: LazyLock<IntCounter> = LazyLock::new(|| {
         .unwrap_or_else(|error| panic!("metric registration: {error}"))
 });
 
+/// Leases not renewed in time because the bucket did not answer: the pipeline waits.
+pub static PARTITION_SUSPENSIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_persister_partition_suspensions_total",
+        "CHAT_CMD partitions suspended because their lease could not be renewed in time"
+    )
+    .unwrap_or_else(|error| panic!("metric registration: {error}"))
+});
+
+/// Suspended partitions that got their lease back with their consumer untouched.
+pub static PARTITION_RESUMES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_persister_partition_resumes_total",
+        "Suspended CHAT_CMD partitions that went on without a consumer reset"
+    )
+    .unwrap_or_else(|error| panic!("metric registration: {error}"))
+});
+
 /// Compare-and-set reservations that found the chat's `last_seq` moved by someone
 /// else (a previous owner still writing, a cache that was stale) and read it again.
 pub static HEAD_CONFLICTS: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -71,4 +89,6 @@ pub fn register() {
     LazyLock::force(&HEAD_CONFLICTS);
     LazyLock::force(&PARTITION_CLAIMS);
     LazyLock::force(&PARTITION_LOSSES);
+    LazyLock::force(&PARTITION_SUSPENSIONS);
+    LazyLock::force(&PARTITION_RESUMES);
 }

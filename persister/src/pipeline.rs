@@ -196,7 +196,9 @@ impl Pipeline {
         for index in 0..segments.len() {
             let mut pause = RETRY_FIRST;
             loop {
-                if !fence.holds() {
+                // An expired lease may come back (the bucket was electing a leader);
+                // nothing is done meanwhile, and a lost one ends the batch.
+                if !fence.holds() && !fence.regained().await {
                     return Handled::Abandoned;
                 }
                 let Err(error) = self.handle_segment(&segments[index], known).await else { break };

@@ -17,7 +17,7 @@ use bson::doc;
 use chat_nats::{
     commands::{Actor, ChatCreate, Command, CommandEnvelope, CommandOutcome, MsgSend},
     model::ChatKind,
-    subjects,
+    streams, subjects,
 };
 use chat_store::Store;
 use chat_testkit::{ServerProcess, Servers};
@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 const REPLICAS: usize = 3;
 const KILLS: usize = 20;
 const CHATS: usize = 12;
+/// The partition count these replicas run with.
+const PARTITIONS: u32 = streams::DEFAULT_COMMAND_PARTITIONS;
 /// Short leases keep the test short; the takeover bound below holds for the default
 /// 3 s as well (time to live plus one tick).
 const LEASE_TTL_MS: u64 = 1000;
@@ -188,6 +190,36 @@ async fn wait_until_every_chat_moves(
     }
 }
 
+/// Every accepted send of every chat is stored exactly once, in the order the stream
+/// accepted them.
+async fn assert_each_chat_stored_what_was_accepted_in_order(store: &Store, chats: &[String], accepted: &Accepted) {
+    let accepted = accepted.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for chat in chats {
+        let mut expected = accepted.get(chat).cloned().unwrap_or_default();
+        expected.sort();
+        let expected: Vec<String> = expected.into_iter().map(|(_, key)| key).collect();
+        let mut stored = stored_keys(store, chat).await;
+        while stored.len() < expected.len() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stored = stored_keys(store, chat).await;
+        }
+        assert!(!expected.is_empty());
+        if stored != expected {
+            let first =
+                stored.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(stored.len().min(expected.len()));
+            let around = first.saturating_sub(3)..(first + 4);
+            panic!(
+                "chat {chat}: {} stored, {} accepted; first difference at {first}: stored {:?}, accepted {:?}",
+                stored.len(),
+                expected.len(),
+                stored.get(around.clone()),
+                expected.get(around),
+            );
+        }
+    }
+}
+
 fn print_logs(replica: &ServerProcess) {
     let Ok(entries) = std::fs::read_dir(replica.dir()) else { return };
     for entry in entries.flatten() {
@@ -248,31 +280,7 @@ async fn replicas_killed_at_random_lose_nothing_and_keep_each_chats_order() {
         takeovers[takeovers.len() - 1]
     );
 
-    let accepted = accepted.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for chat in &chats {
-        let mut expected = accepted.get(chat).cloned().unwrap_or_default();
-        expected.sort();
-        let expected: Vec<String> = expected.into_iter().map(|(_, key)| key).collect();
-        let mut stored = stored_keys(&store, chat).await;
-        while stored.len() < expected.len() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            stored = stored_keys(&store, chat).await;
-        }
-        assert!(!expected.is_empty());
-        if stored != expected {
-            let first =
-                stored.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(stored.len().min(expected.len()));
-            let around = first.saturating_sub(3)..(first + 4);
-            panic!(
-                "chat {chat}: {} stored, {} accepted; first difference at {first}: stored {:?}, accepted {:?}",
-                stored.len(),
-                expected.len(),
-                stored.get(around.clone()),
-                expected.get(around),
-            );
-        }
-    }
+    assert_each_chat_stored_what_was_accepted_in_order(&store, &chats, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,4 +425,78 @@ async fn a_replica_logs_every_line_as_ecs() {
     assert_eq!(handled["chat.chat_id"], chat_id.as_str());
     assert_eq!(handled["chat.user_id"], "sender");
     assert_eq!(handled["chat.command"], "chat.create");
+}
+
+/// The partitions' consumers, by name, as they are now.
+async fn partition_consumers(js: &jetstream::Context) -> HashMap<String, jetstream::consumer::Info> {
+    let stream = js.get_stream(streams::CMD_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut consumers = HashMap::new();
+    for partition in 0..PARTITIONS {
+        let name = streams::partition_consumer_name(partition);
+        if let Ok(info) = stream.consumer_info(&name).await {
+            consumers.insert(name, info);
+        }
+    }
+    consumers
+}
+
+/// A lease bucket that answers nothing for longer than the lease time to live (its
+/// stream electing a leader after a NATS node died) suspends the partitions instead of
+/// ending them: once it is back, every partition goes on with the consumer it had
+/// (none is deleted and created again), and every accepted send is stored once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_bucket_outage_longer_than_the_lease_resets_no_partition() {
+    let servers = Servers::start().await;
+    let replica = start_replica(&servers, 0).await;
+    let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("{e}"));
+    let js = jetstream::new(nats.clone());
+    let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::new(db);
+    let mut chats = Vec::new();
+    for _ in 0..CHATS {
+        chats.push(create_chat(&nats, &js).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut before = partition_consumers(&js).await;
+    while before.len() < PARTITIONS as usize {
+        assert!(Instant::now() < deadline, "only {} partition consumers after 20 s", before.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        before = partition_consumers(&js).await;
+    }
+
+    let accepted: Accepted = Arc::default();
+    let stop = CancellationToken::new();
+    let publisher = tokio::spawn(publish_steadily(js.clone(), chats.clone(), accepted.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    js.delete_key_value(streams::PERSISTER_LEASES_BUCKET).await.unwrap_or_else(|e| panic!("{e}"));
+    let suspended = |log: &str| log.matches("suspending its pipeline").count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while suspended(&replica.log()) < PARTITIONS as usize {
+        assert!(Instant::now() < deadline, "partitions not suspended:\n{}", replica.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Long enough that every key the bucket held would have expired.
+    tokio::time::sleep(Duration::from_millis(LEASE_TTL_MS)).await;
+    let settings = servers.nats_args().stream_settings();
+    js.create_key_value(streams::persister_leases_bucket(settings, Duration::from_millis(LEASE_TTL_MS)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = Instant::now();
+    match wait_until_every_chat_moves(&store, &accepted, back).await {
+        Ok(took) => println!("every chat stored again {took:?} after the bucket came back"),
+        Err(stuck) => {
+            print_logs(&replica);
+            panic!("chats {stuck:?} did not store anything new within {TAKEOVER_BOUND:?} of the bucket's return");
+        }
+    }
+    stop.cancel();
+    publisher.await.unwrap_or_else(|e| panic!("{e}"));
+
+    let after = partition_consumers(&js).await;
+    for (name, info) in &before {
+        let now = after.get(name).map(|info| info.created);
+        assert_eq!(now, Some(info.created), "{name} was created again:\n{}", replica.log());
+    }
+    assert_eq!(replica.log().matches("suspended partition resumed").count(), PARTITIONS as usize);
+    assert_each_chat_stored_what_was_accepted_in_order(&store, &chats, &accepted).await;
 }

@@ -7,11 +7,25 @@
 //! oldest one still in the work-queue stream, which is the oldest one nobody
 //! acknowledged. That is what keeps a chat's order across a crash: the dead owner's
 //! unacknowledged commands come before anything newer, instead of after the ack wait.
+//!
+//! A lease that cannot be renewed before its local expiry because the bucket does not
+//! answer (its stream electing a leader after a NATS node died) suspends the pipeline
+//! instead of ending it: it acts on nothing, and every tick tries the lease again. The
+//! key still holding this replica's revision, or a fresh claim while the partition's
+//! consumer is still the one this pipeline created, proves nobody owned the partition
+//! meanwhile (every owner starts by recreating the consumer), and the pipeline goes on
+//! where it was. Otherwise it stops as for any lost lease. So an election that
+//! outlasts the lease time to live no longer resets every partition at once.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use async_nats::jetstream::{
-    ErrorCode,
+    ErrorCode, consumer,
+    context::ConsumerInfoErrorKind,
     stream::{ConsumerError, ConsumerErrorKind, Stream},
 };
 use chat_nats::streams;
@@ -39,6 +53,11 @@ struct Owned {
     handing_over: bool,
     /// Set when the lease is lost: the pipeline stops and the key is not ours to delete.
     lost: bool,
+    /// Set when the lease could not be renewed before its local expiry: the pipeline
+    /// waits while each tick tries to get the lease back.
+    suspended: bool,
+    /// The pipeline's consumer as it was created; a later owner would have made another.
+    consumer_created: Arc<OnceLock<consumer::Info>>,
 }
 
 /// Runs this replica's share of the partitions.
@@ -107,25 +126,72 @@ impl Coordinator {
         }
     }
 
-    /// Renews every lease at once; a lease somebody else wrote, or one not renewed
-    /// before its local expiry, stops its pipeline.
+    /// Renews every lease at once; a lease somebody else wrote stops its pipeline, one
+    /// not renewed before its local expiry suspends it until the lease is back or lost.
     async fn renew(&self, owned: &mut BTreeMap<u32, Owned>) {
         let renewals = owned.values_mut().filter(|partition| !partition.lost).map(|partition| async move {
             let result = self.leases.renew(&mut partition.lease).await;
-            (partition, result)
-        });
-        for (partition, result) in join_all(renewals).await {
             match result {
-                Ok(true) => partition.fence.extend(partition.lease.trusted_until),
+                Ok(true) => {
+                    if partition.suspended {
+                        resume(partition, "its lease was renewed");
+                    }
+                    partition.fence.extend(partition.lease.trusted_until);
+                }
+                // The key may have expired while the bucket was away.
+                Ok(false) if partition.suspended => self.reclaim(partition).await,
                 Ok(false) => lose(partition, "another replica holds it"),
                 Err(error) if partition.fence.expired() => {
-                    tracing::warn!(%error, "cannot renew a lease");
-                    lose(partition, "not renewed in time");
+                    if !partition.suspended {
+                        tracing::warn!(partition = partition.lease.partition, %error, "lease not renewed in time; suspending its pipeline");
+                        metrics::PARTITION_SUSPENSIONS.inc();
+                        partition.suspended = true;
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(partition = partition.lease.partition, %error, "cannot renew a lease; retrying")
                 }
             }
+        });
+        join_all(renewals).await;
+    }
+
+    /// Claims a suspended partition's expired lease again; the pipeline goes on only if
+    /// nobody owned the partition in between.
+    async fn reclaim(&self, partition: &mut Owned) {
+        let number = partition.lease.partition;
+        let lease = match self.leases.claim(number).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return lose(partition, "another replica holds it"),
+            Err(error) => return tracing::warn!(partition = number, %error, "cannot claim a suspended partition back"),
+        };
+        match self.consumer_untouched(partition).await {
+            Ok(true) => {
+                partition.lease = lease;
+                partition.fence.extend(lease.trusted_until);
+                resume(partition, "claimed again with its consumer untouched");
+            }
+            Ok(false) => {
+                lose(partition, "another replica owned it meanwhile");
+                // Free for a fresh start once this pipeline has stopped.
+                self.leases.release(lease).await;
+            }
+            Err(error) => {
+                tracing::warn!(partition = number, %error, "cannot check a suspended partition's consumer");
+                self.leases.release(lease).await;
+            }
+        }
+    }
+
+    /// True when the partition's consumer is still the one its pipeline created.
+    async fn consumer_untouched(&self, partition: &Owned) -> Result<bool, PipelineError> {
+        // A pipeline that has not made its consumer yet will make a fresh one anyway.
+        let Some(created) = partition.consumer_created.get() else { return Ok(true) };
+        let name = streams::partition_consumer_name(partition.lease.partition);
+        match self.stream.consumer_info(&name).await {
+            Ok(info) => Ok(info.created == created.created),
+            Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => Ok(false),
+            Err(error) => Err(PipelineError::Consume(format!("cannot read consumer {name}: {error}"))),
         }
     }
 
@@ -169,14 +235,23 @@ impl Coordinator {
         let pipeline = self.pipeline.clone();
         let stream = self.stream.clone();
         let (partition, grace, task_stop) = (lease.partition, self.grace, stop.clone());
+        let consumer_created = Arc::new(OnceLock::new());
+        let created = consumer_created.clone();
         metrics::PARTITION_CLAIMS.inc();
         tracing::info!(partition, "partition claimed");
         let task = tokio::spawn(async move {
             let (consumer, replay_through) = fresh_consumer(&stream, partition).await?;
+            let _ = created.set(consumer.cached_info().clone());
             pipeline.run(Assignment { consumer, replay_through, stop: task_stop, fence }, grace).await
         });
-        Owned { lease, fence: handle, stop, task, handing_over: false, lost: false }
+        Owned { lease, fence: handle, stop, task, handing_over: false, lost: false, suspended: false, consumer_created }
     }
+}
+
+fn resume(partition: &mut Owned, how: &str) {
+    tracing::info!(partition = partition.lease.partition, how, "suspended partition resumed");
+    metrics::PARTITION_RESUMES.inc();
+    partition.suspended = false;
 }
 
 fn lose(partition: &mut Owned, why: &str) {
