@@ -284,6 +284,23 @@ async fn reset_consumer(
     partition: u32,
 ) -> Result<(async_nats::jetstream::consumer::PullConsumer, u64), PipelineError> {
     let name = streams::partition_consumer_name(partition);
+    let config = streams::partition_consumer_config(partition);
+    let mut stream = stream.clone();
+    // A consumer that never delivered anything (one an earlier attempt created before
+    // its request timed out) starts from the oldest command, like a fresh one: deleting
+    // it again would go on for as long as each create outlasts the timeout, as it does
+    // while a cluster elects the new consumer's leader.
+    let unused = match stream.consumer_info(&name).await {
+        Ok(info) => info.delivered.consumer_sequence == 0,
+        Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => false,
+        Err(error) => return Err(PipelineError::Consume(format!("cannot read consumer {name}: {error}"))),
+    };
+    if unused {
+        let replay_through = last_sequence(&mut stream).await?;
+        if let Ok(consumer) = stream.create_consumer_strict(config.clone()).await {
+            return Ok((consumer, replay_through));
+        }
+    }
     // Reusing the old consumer would deliver the dead owner's commands after the ack
     // wait, behind newer ones: only "it does not exist" lets the claim go on.
     match stream.delete_consumer(&name).await {
@@ -291,14 +308,17 @@ async fn reset_consumer(
         Err(error) if is_not_found(&error) => {}
         Err(error) => return Err(PipelineError::Consume(format!("cannot delete consumer {name}: {error}"))),
     }
-    let mut stream = stream.clone();
-    let replay_through =
-        stream.info().await.map_err(|error| PipelineError::Consume(error.to_string()))?.state.last_sequence;
+    let replay_through = last_sequence(&mut stream).await?;
     let consumer = stream
-        .create_consumer_strict(streams::partition_consumer_config(partition))
+        .create_consumer_strict(config)
         .await
         .map_err(|error| PipelineError::Consume(format!("cannot create consumer {name}: {error}")))?;
     Ok((consumer, replay_through))
+}
+
+/// The stream's last sequence: the newest command a previous owner can have received.
+async fn last_sequence(stream: &mut Stream) -> Result<u64, PipelineError> {
+    Ok(stream.info().await.map_err(|error| PipelineError::Consume(error.to_string()))?.state.last_sequence)
 }
 
 fn is_not_found(error: &ConsumerError) -> bool {

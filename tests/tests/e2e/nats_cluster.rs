@@ -28,6 +28,8 @@ const CHATS: usize = 3;
 const SENDERS_PER_CHAT: usize = 3;
 /// Each sender sends at most one message this often.
 const SEND_EVERY: Duration = Duration::from_millis(100);
+/// Every client pings this often, well inside the edge's 60 s idle timeout.
+const PING_EVERY: Duration = Duration::from_secs(20);
 /// A send without an answer this long is sent again with the same `client_msg_id`.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
 /// After a kill, every sender gets acks again and every component reports ready within
@@ -450,8 +452,15 @@ impl Peer {
         let mut pending: Option<Pending> = None;
         let mut next = 0usize;
         let mut next_at = Instant::now();
+        // The watcher sends nothing else, and a slow recovery can outlast the edge's
+        // idle timeout.
+        let mut ping_at = Instant::now() + PING_EVERY;
         loop {
             let now = Instant::now();
+            if now >= ping_at {
+                socket.send(Message::Ping(Default::default())).await.unwrap_or_else(|error| panic!("ping: {error}"));
+                ping_at = now + PING_EVERY;
+            }
             if let Some(chat) = &self.chat {
                 if pending.is_none() && now >= next_at && !stop_sending.is_cancelled() {
                     let id = format!("{}-{next}", self.user);
@@ -473,7 +482,8 @@ impl Peer {
                     waiting.again_at = now + RESEND_AFTER;
                 }
             }
-            let wake = pending.as_ref().map_or(next_at, |p| p.again_at).max(now + Duration::from_millis(5));
+            let wake =
+                pending.as_ref().map_or(next_at, |p| p.again_at).min(ping_at).max(now + Duration::from_millis(5));
             tokio::select! {
                 () = stop_reading.cancelled() => return,
                 () = tokio::time::sleep_until(wake.into()) => {}
