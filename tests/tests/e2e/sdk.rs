@@ -44,17 +44,18 @@ async fn build(dir: &PathBuf) {
     }
 }
 
-/// Runs the SDK's tests of its merge rules, which need no server.
+/// Runs the SDK's tests that need no server: its merge rules, and its wire types
+/// against the edge's AsyncAPI document (`docs/asyncapi-ws.json`).
 async fn unit_suite(dir: &PathBuf) {
     let output = Command::new("node")
-        .args(["--test", "build-test/test/state.test.js"])
+        .args(["--test", "build-test/test/state.test.js", "build-test/test/protocol.test.js"])
         .current_dir(dir)
         .output()
         .await
         .unwrap_or_else(|error| panic!("cannot run node: {error}"));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "the SDK's unit suite failed:\n{text}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(text.lines().any(|line| line.trim() == "# pass 5"), "the unit suite did not pass its five tests:\n{text}");
+    assert!(text.lines().any(|line| line.trim() == "# pass 8"), "the unit suite did not pass its eight tests:\n{text}");
 }
 
 // One test builds once and runs both suites: two would compile into the same directory
