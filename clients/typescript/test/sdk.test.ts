@@ -177,7 +177,11 @@ test("resume after the edge stops mid-stream: same state as a client that never 
     if (frame.type === "reconnect") reconnectAfter.push(frame.after_ms);
   });
   const closes: number[] = [];
-  away.on("disconnected", (close) => closes.push(close.code));
+  const retries: (number | undefined)[] = [];
+  away.on("disconnected", (close) => {
+    closes.push(close.code);
+    retries.push(close.retryInMs);
+  });
 
   const sent: Message[] = [];
   for (let i = 0; i < 5; i += 1) sent.push(await b.send(chat.id, `before ${i}`));
@@ -195,6 +199,7 @@ test("resume after the edge stops mid-stream: same state as a client that never 
   await until("the away client noticed", () => !away.isSynced);
   assert.deepEqual(closes.slice(0, 1), [1001]);
   assert.equal(reconnectAfter.length, 1, "the edge said when to come back");
+  assert.equal(retries[0], reconnectAfter[0], "the client dials again after the reconnect frame's after_ms");
 
   // While it is away: more messages, an edit, a delete, a rename, a member, a read mark
   // from another device, and a send of its own.
@@ -281,6 +286,32 @@ test("a token that could not be refreshed ends with 4001, and the next dial brin
   assert.equal(authErrors.length, 1, "the refresh failed once");
   await until("the client is back with a fresh token", () => c.isSynced, 10_000);
   assert.ok((await c.ping()) >= 0);
+});
+
+test("a connection over the per-user limit (4010) backs off further, and comes in once a slot is free", async () => {
+  const user = `${run}-erin`;
+  const first = client(user);
+  await first.connect();
+  const limit = await new Promise<number>((resolve) => {
+    const probe = client(user);
+    probe.on("frame", (frame) => {
+      if (frame.type === "hello") resolve(frame.limits.max_connections_per_user);
+    });
+    probe.connect().catch(() => undefined);
+  });
+  const others = Array.from({ length: limit - 2 }, () => client(user));
+  await Promise.all(others.map((c) => c.connect()));
+  const extra = client(user);
+  const closes: { code: number; retryInMs?: number }[] = [];
+  extra.on("disconnected", (close) => closes.push(close));
+  extra.connect().catch(() => undefined);
+  await until("the edge refused the extra connection with 4010", () => closes.some((c) => c.code === 4010), 10_000);
+  // The test clients' backoff starts at 100 ms; four penalty steps put the first
+  // delay after 4010 between 800 and 1,600 ms, where a plain drop gets 50 to 100.
+  const delay = closes.find((c) => c.code === 4010)?.retryInMs ?? 0;
+  assert.ok(delay >= 800, `the delay after 4010 was ${delay} ms`);
+  first.close();
+  await until("the extra client is in once a slot is free", () => extra.isSynced, 20_000);
 });
 
 test("every frame type the server sends was received and typed", () => {

@@ -1,7 +1,8 @@
-//! The TypeScript SDK (`clients/typescript`) against the real stack: builds its test
-//! suite, runs it with node against this stack and a second edge, and answers its
-//! requests to stop and start the first edge (`CONTROL stop-edge` on its stdout,
-//! `DONE stop-edge` on its stdin), so that a client really loses its edge mid-stream.
+//! The TypeScript SDK (`clients/typescript`) against the real stack: builds it and its
+//! API reference, runs its unit suite, then its test suite with node against this
+//! stack and a second edge, and answers the suite's requests to stop and start the
+//! first edge (`CONTROL stop-edge` on its stdout, `DONE stop-edge` on its stdin), so
+//! that a client really loses its edge mid-stream.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -44,6 +45,23 @@ async fn build(dir: &PathBuf) {
     }
 }
 
+/// Builds the SDK's API reference (typedoc, as `npm run docs` does) without writing
+/// it, failing on any warning (a broken link, an unexported type in a signature).
+async fn api_reference(dir: &PathBuf) {
+    let output = Command::new("node")
+        .args(["node_modules/typedoc/bin/typedoc", "--emit", "none", "--treatWarningsAsErrors", "src/index.ts"])
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap_or_else(|error| panic!("cannot run node: {error}"));
+    assert!(
+        output.status.success(),
+        "typedoc cannot build the SDK's API reference:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs the SDK's tests that need no server: its merge rules, and its wire types
 /// against the edge's AsyncAPI document (`docs/asyncapi-ws.json`).
 async fn unit_suite(dir: &PathBuf) {
@@ -64,6 +82,7 @@ async fn unit_suite(dir: &PathBuf) {
 async fn the_typescript_sdk_passes_its_suites_against_the_stack() {
     let dir = sdk_dir();
     build(&dir).await;
+    api_reference(&dir).await;
     unit_suite(&dir).await;
     let mut stack = Stack::start().await;
     let second_edge = stack.start_extra_edge().await;
@@ -120,6 +139,6 @@ async fn the_typescript_sdk_passes_its_suites_against_the_stack() {
     }
     // Shown with `--no-capture`: which tests ran and how long each took.
     println!("{output}");
-    let passed = output.lines().any(|line| line.trim_end().ends_with("pass 4"));
-    assert!(passed, "the suite did not pass its four tests:\n{output}");
+    let passed = output.lines().any(|line| line.trim_end().ends_with("pass 5"));
+    assert!(passed, "the suite did not pass its five tests:\n{output}");
 }
