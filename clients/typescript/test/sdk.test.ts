@@ -183,6 +183,19 @@ test("resume after the edge stops mid-stream: same state as a client that never 
     retries.push(close.retryInMs);
   });
 
+  // A presence watch, which the client renews on every new connection: bob stays
+  // online throughout, so a presence frame after the drop is the renewed watch's
+  // snapshot.
+  let presenceSinceDrop = false;
+  away.on("disconnected", () => {
+    presenceSinceDrop = false;
+  });
+  away.on("frame", (frame) => {
+    if (frame.type === "presence" && frame.user_id === bob) presenceSinceDrop = true;
+  });
+  away.watchPresence([bob]);
+  await until("bob is online for the away client", () => away.presence(bob)?.status === "online");
+
   const sent: Message[] = [];
   for (let i = 0; i < 5; i += 1) sent.push(await b.send(chat.id, `before ${i}`));
   await until("the away client has the first messages", () => away.messages(chat.id).length === 5);
@@ -228,6 +241,7 @@ test("resume after the edge stops mid-stream: same state as a client that never 
   const stored = await ownSend;
   assert.equal(stored.text, "written while away");
   assert.ok(away.isSynced);
+  await until("the presence watch was renewed on the new connection", () => presenceSinceDrop);
   const again = client(alice, { url: env.wsUrl, outboxStore: store });
   const fromReload = new Promise<Message>((resolve) => again.on("sent", resolve));
   await again.connect();
