@@ -328,6 +328,26 @@ test("a connection over the per-user limit (4010) backs off further, and comes i
   await until("the extra client is in once a slot is free", () => extra.isSynced, 20_000);
 });
 
+test("a connection closed for ignoring the rate limit (4008) backs off further, then comes back", async () => {
+  const c = client(`${run}-finn`);
+  const closes: { code: number; retryInMs?: number }[] = [];
+  c.on("disconnected", (close) => closes.push(close));
+  await c.connect();
+  // An application pinging in a loop past the burst the stack gives this suite (200
+  // commands, then 2 a second; tests/tests/e2e/sdk.rs), without waiting for
+  // `retry_after_ms`, so that the edge counts 50 refusals in a row. One at a time: the
+  // edge has read every frame when it closes, so the close frame is not lost to a
+  // reset, as it is when frames are still unread.
+  for (let i = 0; i < 1000 && closes.length === 0; i += 1) await c.ping().catch(() => undefined);
+  await until("the edge closed the flooding connection", () => closes.length > 0, 10_000);
+  assert.equal(closes[0]?.code, 4008, "closed for ignoring the rate limit");
+  // Four penalty steps, as after 4010: between 800 and 1,600 ms.
+  const delay = closes[0]?.retryInMs ?? 0;
+  assert.ok(delay >= 800, `the delay after 4008 was ${delay} ms`);
+  await until("the client is back after the longer delay", () => c.isSynced, 20_000);
+  assert.ok((await c.ping()) >= 0);
+});
+
 test("every frame type the server sends was received and typed", () => {
   const missing = SERVER_FRAME_TYPES.filter((type) => !seenFrames.has(type));
   assert.deepEqual(missing, [], `never received: ${missing.join(", ")}`);
