@@ -181,6 +181,33 @@ mod tests {
 
     use super::*;
 
+    /// Set to write the generated document over the checked-in one instead of comparing.
+    const REGENERATE: &str = "CHAT_REGENERATE_ASYNCAPI";
+
+    /// `docs/asyncapi-ws.json` is the generated document, so that the SDK's test
+    /// (`clients/typescript/test/protocol.test.ts`) checks its frame types against it
+    /// without a running edge.
+    #[test]
+    fn the_checked_in_document_is_the_generated_one() {
+        let generated = document();
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/asyncapi-ws.json");
+        if std::env::var_os(REGENERATE).is_some() {
+            let text = serde_json::to_string_pretty(&generated).unwrap_or_default() + "\n";
+            std::fs::write(&path, text).unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+            return;
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        // Compared as JSON values: whether serde_json keeps insertion order depends on
+        // the features of the crates built beside this one.
+        let checked_in: Value = serde_json::from_str(&on_disk).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "{} differs from the document the edge generates; regenerate it with\n  \
+             {REGENERATE}=1 cargo nextest run -p ws-edge --lib the_checked_in_document\nand commit the result",
+            path.display()
+        );
+    }
+
     #[test]
     fn both_sides_agree_on_shared_types_and_every_message_has_a_payload() {
         let (document, conflicts) = document_with_conflicts();

@@ -1,7 +1,9 @@
 /**
  * The wire shapes of the WebSocket protocol and the REST API, hand-written from
- * docs/protocol.md and docs/api.md (and checked against the server by the SDK's
- * end-to-end test, which sees every frame type below arrive).
+ * docs/protocol.md and docs/api.md. The frames and commands are checked against the
+ * edge's AsyncAPI document (docs/asyncapi-ws.json) by test/protocol.test.ts, field by
+ * field, and against the server by the SDK's end-to-end test, which sees every frame
+ * type below arrive.
  * @module
  */
 

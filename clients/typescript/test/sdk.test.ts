@@ -177,7 +177,24 @@ test("resume after the edge stops mid-stream: same state as a client that never 
     if (frame.type === "reconnect") reconnectAfter.push(frame.after_ms);
   });
   const closes: number[] = [];
-  away.on("disconnected", (close) => closes.push(close.code));
+  const retries: (number | undefined)[] = [];
+  away.on("disconnected", (close) => {
+    closes.push(close.code);
+    retries.push(close.retryInMs);
+  });
+
+  // A presence watch, which the client renews on every new connection: bob stays
+  // online throughout, so a presence frame after the drop is the renewed watch's
+  // snapshot.
+  let presenceSinceDrop = false;
+  away.on("disconnected", () => {
+    presenceSinceDrop = false;
+  });
+  away.on("frame", (frame) => {
+    if (frame.type === "presence" && frame.user_id === bob) presenceSinceDrop = true;
+  });
+  away.watchPresence([bob]);
+  await until("bob is online for the away client", () => away.presence(bob)?.status === "online");
 
   const sent: Message[] = [];
   for (let i = 0; i < 5; i += 1) sent.push(await b.send(chat.id, `before ${i}`));
@@ -195,6 +212,7 @@ test("resume after the edge stops mid-stream: same state as a client that never 
   await until("the away client noticed", () => !away.isSynced);
   assert.deepEqual(closes.slice(0, 1), [1001]);
   assert.equal(reconnectAfter.length, 1, "the edge said when to come back");
+  assert.equal(retries[0], reconnectAfter[0], "the client dials again after the reconnect frame's after_ms");
 
   // While it is away: more messages, an edit, a delete, a rename, a member, a read mark
   // from another device, and a send of its own.
@@ -223,6 +241,7 @@ test("resume after the edge stops mid-stream: same state as a client that never 
   const stored = await ownSend;
   assert.equal(stored.text, "written while away");
   assert.ok(away.isSynced);
+  await until("the presence watch was renewed on the new connection", () => presenceSinceDrop);
   const again = client(alice, { url: env.wsUrl, outboxStore: store });
   const fromReload = new Promise<Message>((resolve) => again.on("sent", resolve));
   await again.connect();
@@ -280,6 +299,52 @@ test("a token that could not be refreshed ends with 4001, and the next dial brin
   await until("the edge closed the connection at the token's expiry", () => closes.includes(4001), 10_000);
   assert.equal(authErrors.length, 1, "the refresh failed once");
   await until("the client is back with a fresh token", () => c.isSynced, 10_000);
+  assert.ok((await c.ping()) >= 0);
+});
+
+test("a connection over the per-user limit (4010) backs off further, and comes in once a slot is free", async () => {
+  const user = `${run}-erin`;
+  const first = client(user);
+  await first.connect();
+  const limit = await new Promise<number>((resolve) => {
+    const probe = client(user);
+    probe.on("frame", (frame) => {
+      if (frame.type === "hello") resolve(frame.limits.max_connections_per_user);
+    });
+    probe.connect().catch(() => undefined);
+  });
+  const others = Array.from({ length: limit - 2 }, () => client(user));
+  await Promise.all(others.map((c) => c.connect()));
+  const extra = client(user);
+  const closes: { code: number; retryInMs?: number }[] = [];
+  extra.on("disconnected", (close) => closes.push(close));
+  extra.connect().catch(() => undefined);
+  await until("the edge refused the extra connection with 4010", () => closes.some((c) => c.code === 4010), 10_000);
+  // The test clients' backoff starts at 100 ms; four penalty steps put the first
+  // delay after 4010 between 800 and 1,600 ms, where a plain drop gets 50 to 100.
+  const delay = closes.find((c) => c.code === 4010)?.retryInMs ?? 0;
+  assert.ok(delay >= 800, `the delay after 4010 was ${delay} ms`);
+  first.close();
+  await until("the extra client is in once a slot is free", () => extra.isSynced, 20_000);
+});
+
+test("a connection closed for ignoring the rate limit (4008) backs off further, then comes back", async () => {
+  const c = client(`${run}-finn`);
+  const closes: { code: number; retryInMs?: number }[] = [];
+  c.on("disconnected", (close) => closes.push(close));
+  await c.connect();
+  // An application pinging in a loop past the burst the stack gives this suite (200
+  // commands, then 2 a second; tests/tests/e2e/sdk.rs), without waiting for
+  // `retry_after_ms`, so that the edge counts 50 refusals in a row. One at a time: the
+  // edge has read every frame when it closes, so the close frame is not lost to a
+  // reset, as it is when frames are still unread.
+  for (let i = 0; i < 1000 && closes.length === 0; i += 1) await c.ping().catch(() => undefined);
+  await until("the edge closed the flooding connection", () => closes.length > 0, 10_000);
+  assert.equal(closes[0]?.code, 4008, "closed for ignoring the rate limit");
+  // Four penalty steps, as after 4010: between 800 and 1,600 ms.
+  const delay = closes[0]?.retryInMs ?? 0;
+  assert.ok(delay >= 800, `the delay after 4008 was ${delay} ms`);
+  await until("the client is back after the longer delay", () => c.isSynced, 20_000);
   assert.ok((await c.ping()) >= 0);
 });
 

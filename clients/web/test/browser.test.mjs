@@ -2,7 +2,9 @@
 // against the real stack that tests/tests/e2e/web.rs starts and whose api serves the
 // built page. Three users in three browser contexts: a group and a direct chat, one
 // user dropping off the network while the other sends, edits and deletes, a third
-// added to the group. Screenshots of the main screens go to CHAT_WEB_SCREENSHOTS.
+// added to the group; then a send refused while its sender was away (removed from the
+// group), shown failed and stored once by Retry after he is added back. Screenshots of
+// the main screens go to CHAT_WEB_SCREENSHOTS.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { after, before, test } from "node:test";
@@ -29,14 +31,21 @@ after(async () => browser?.close());
  * A user in a browser context of their own. Its WebSockets pass through a route, so
  * that `offline()` can cut them as a lost network would (the browser's offline
  * emulation stops HTTP but not open WebSockets) and refuse new ones until `online()`.
+ * The route keeps the frames the server sent (`frames`), for waits on what the page
+ * does not show.
  */
 async function user(id, name) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const sockets = new Set();
+  const frames = [];
   let cut = false;
   await context.routeWebSocket(/\/ws/, (page) => {
     if (cut) return page.close({ code: 1011, reason: "offline" });
     const server = page.connectToServer();
+    server.onMessage((frame) => {
+      frames.push(String(frame));
+      page.send(frame);
+    });
     const link = { page, server };
     sockets.add(link);
     page.onClose(() => sockets.delete(link));
@@ -56,6 +65,7 @@ async function user(id, name) {
     page,
     context,
     errors,
+    frames,
     async offline() {
       cut = true;
       await context.setOffline(true);
@@ -90,6 +100,41 @@ function transcript(u) {
       edited: !!li.querySelector(".edited"),
     })),
   );
+}
+
+/** Waits until `check()` holds, failing with `what` after WAIT. */
+async function until(what, check) {
+  const deadline = Date.now() + WAIT;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `${what} did not happen within ${WAIT} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A REST call from `u`'s page, with a development token of `u`'s. */
+function rest(u, method, path, body) {
+  return u.page.evaluate(
+    async ({ method, path, body, userId, name }) => {
+      const minted = await fetch("/api/dev/token", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ user_id: userId, name }),
+      }).then((r) => r.json());
+      const headers = { authorization: `Bearer ${minted.token}` };
+      if (body !== undefined) headers["content-type"] = "application/json";
+      const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : null };
+    },
+    { method, path, body, userId: u.id, name: u.name },
+  );
+}
+
+async function addToGroup(owner, member) {
+  await owner.page.click("#add-people");
+  await owner.page.fill("#people-search", member.name);
+  await owner.page.locator(`#people-results input[data-user-id="${member.id}"]`).check({ timeout: WAIT });
+  await owner.page.click("#people-submit");
 }
 
 async function createGroup(owner, title, members) {
@@ -190,10 +235,7 @@ test("two users chat in a group and a direct chat, one drops off and comes back 
   assert.ok(!annSees.some((m) => m.text.includes("to be deleted") || m.text.includes("to be edited")));
 
   // Carl is added and sees the group appear, without a reload, with its history.
-  await ann.page.click("#add-people");
-  await ann.page.fill("#people-search", carl.name);
-  await ann.page.locator(`#people-results input[data-user-id="${carl.id}"]`).check({ timeout: WAIT });
-  await ann.page.click("#people-submit");
+  await addToGroup(ann, carl);
   await chatButton(carl, group).waitFor({ timeout: WAIT });
   await chatButton(carl, group).click();
   // A group a student created shows new members only what is sent after they joined
@@ -252,4 +294,49 @@ test("two users chat in a group and a direct chat, one drops off and comes back 
   await ben.page.screenshot({ path: `${shots}/phone-list.png` });
 
   for (const u of [ann, ben, carl, fresh]) assert.deepEqual(u.errors, [], `${u.id}'s page threw`);
+});
+
+test("a send refused while away is shown failed, and Retry stores it exactly once", async () => {
+  const dora = await user("dora", "Dora");
+  const eli = await user("eli", "Eli");
+  const group = `Chemistry ${run}`;
+  const text = "Written while removed";
+  await createGroup(dora, group, [eli]);
+  const chatId = await chatButton(dora, group).getAttribute("data-chat-id");
+  await chatButton(eli, group).click();
+  await eli.page.locator("#chat-title", { hasText: group }).waitFor({ timeout: WAIT });
+
+  // Eli writes while away; meanwhile Dora removes him from the group.
+  await eli.offline();
+  await eli.page.locator("#banner", { hasText: "reconnecting" }).waitFor({ timeout: WAIT });
+  await send(eli, text);
+  await eli.page.locator("li.pending", { hasText: text }).waitFor({ timeout: WAIT });
+  const removed = await rest(dora, "DELETE", `/api/chats/${chatId}/participants/${eli.id}`);
+  assert.ok(removed.status < 300, `removing Eli: ${JSON.stringify(removed)}`);
+
+  // Back online, his resume drops the chat and his outbox's send is refused for good.
+  await eli.online();
+  await chatButton(eli, group).waitFor({ state: "detached", timeout: 40_000 });
+  const refused = (f) => f.includes('"type":"error"') && /"code":"(forbidden|not_found)"/.test(f);
+  await until("the refusal of Eli's send", () => eli.frames.some(refused));
+
+  // Dora adds him back; the chat shows his send as failed, and Retry stores it.
+  await addToGroup(dora, eli);
+  await chatButton(eli, group).click({ timeout: WAIT });
+  const failed = eli.page.locator("li.pending.failed", { hasText: text });
+  await failed.locator("[data-action=retry]").click({ timeout: WAIT });
+  await message(dora, text).waitFor({ timeout: WAIT });
+  await eli.page.locator("li.msg:not(.pending)", { hasText: text }).waitFor({ timeout: WAIT });
+  await eli.page.locator("li.pending").waitFor({ state: "detached", timeout: WAIT });
+  await eli.page.screenshot({ path: `${shots}/retried.png` });
+
+  // Exactly once: on both pages and in the stored history.
+  for (const u of [dora, eli]) {
+    const seen = (await transcript(u)).filter((m) => m.text === text);
+    assert.equal(seen.length, 1, `${u.id} sees the retried send once`);
+  }
+  const history = await rest(dora, "GET", `/api/chats/${chatId}/messages?limit=100`);
+  assert.equal(history.status, 200, JSON.stringify(history));
+  assert.equal(history.body.items.filter((m) => m.text === text).length, 1, "the retried send is stored once");
+  for (const u of [dora, eli]) assert.deepEqual(u.errors, [], `${u.id}'s page threw`);
 });

@@ -1,12 +1,13 @@
-//! The TypeScript SDK (`clients/typescript`) against the real stack: builds its test
-//! suite, runs it with node against this stack and a second edge, and answers its
-//! requests to stop and start the first edge (`CONTROL stop-edge` on its stdout,
-//! `DONE stop-edge` on its stdin), so that a client really loses its edge mid-stream.
+//! The TypeScript SDK (`clients/typescript`) against the real stack: builds it and its
+//! API reference, runs its unit suite, then its test suite with node against this
+//! stack and a second edge, and answers the suite's requests to stop and start the
+//! first edge (`CONTROL stop-edge` on its stdout, `DONE stop-edge` on its stdin), so
+//! that a client really loses its edge mid-stream.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use chat_core::auth::{DEFAULT_AUDIENCE, DEV_ISSUER, DEV_SECRET};
-use chat_e2e::Stack;
+use chat_e2e::{Stack, StackOptions};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::Command,
@@ -44,17 +45,35 @@ async fn build(dir: &PathBuf) {
     }
 }
 
-/// Runs the SDK's tests of its merge rules, which need no server.
+/// Builds the SDK's API reference (typedoc, as `npm run docs` does) without writing
+/// it, failing on any warning (a broken link, an unexported type in a signature).
+async fn api_reference(dir: &PathBuf) {
+    let output = Command::new("node")
+        .args(["node_modules/typedoc/bin/typedoc", "--emit", "none", "--treatWarningsAsErrors", "src/index.ts"])
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap_or_else(|error| panic!("cannot run node: {error}"));
+    assert!(
+        output.status.success(),
+        "typedoc cannot build the SDK's API reference:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs the SDK's tests that need no server: its merge rules, and its wire types
+/// against the edge's AsyncAPI document (`docs/asyncapi-ws.json`).
 async fn unit_suite(dir: &PathBuf) {
     let output = Command::new("node")
-        .args(["--test", "build-test/test/state.test.js"])
+        .args(["--test", "build-test/test/state.test.js", "build-test/test/protocol.test.js"])
         .current_dir(dir)
         .output()
         .await
         .unwrap_or_else(|error| panic!("cannot run node: {error}"));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "the SDK's unit suite failed:\n{text}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(text.lines().any(|line| line.trim() == "# pass 5"), "the unit suite did not pass its five tests:\n{text}");
+    assert!(text.lines().any(|line| line.trim() == "# pass 8"), "the unit suite did not pass its eight tests:\n{text}");
 }
 
 // One test builds once and runs both suites: two would compile into the same directory
@@ -63,8 +82,18 @@ async fn unit_suite(dir: &PathBuf) {
 async fn the_typescript_sdk_passes_its_suites_against_the_stack() {
     let dir = sdk_dir();
     build(&dir).await;
+    api_reference(&dir).await;
     unit_suite(&dir).await;
-    let mut stack = Stack::start().await;
+    // A command budget the suite's flooding client can exhaust for 4008 (50 refusals
+    // in a row) before it refills, and that the other clients never come near.
+    let mut stack = Stack::start_with(StackOptions {
+        edge: Some(|config| {
+            config.commands_per_s = 2;
+            config.commands_burst = 200;
+        }),
+        ..StackOptions::default()
+    })
+    .await;
     let second_edge = stack.start_extra_edge().await;
     let mut child = Command::new("node")
         .args(["--test-reporter=spec", "build-test/test/sdk.test.js"])
@@ -119,6 +148,6 @@ async fn the_typescript_sdk_passes_its_suites_against_the_stack() {
     }
     // Shown with `--no-capture`: which tests ran and how long each took.
     println!("{output}");
-    let passed = output.lines().any(|line| line.trim_end().ends_with("pass 4"));
-    assert!(passed, "the suite did not pass its four tests:\n{output}");
+    let passed = output.lines().any(|line| line.trim_end().ends_with("pass 6"));
+    assert!(passed, "the suite did not pass its six tests:\n{output}");
 }
