@@ -147,19 +147,31 @@ async fn finish(socket: &mut Socket, outbox: &Outbox, ending: Ending, deadline: 
     let close = async {
         // tungstenite's frame goes into the outbox behind the backlog, whose last
         // bytes are then written; a socket that fails meanwhile just ends sooner.
-        match ending {
+        let closing = match ending {
             Ending::Close(code) => {
                 let frame = CloseFrame { code: code.code().into(), reason: code.reason().into() };
                 let _ = socket.send(Message::Close(Some(frame))).await;
+                true
             }
             Ending::Gone => {
                 let _ = socket.flush().await;
+                false
             }
             Ending::Stuck => return,
-        }
+        };
         while outbox.write_backlog() == Backlog::Blocked {
             if outbox.writable().await.is_err() {
                 return;
+            }
+        }
+        // A socket closed with unread bytes is reset, and the reset can reach the
+        // client before it read our close frame (it sees 1006 instead of the code):
+        // read and drop what it sent until its close reply, or the deadline.
+        if closing {
+            while let Some(Ok(message)) = socket.next().await {
+                if message.is_close() {
+                    break;
+                }
             }
         }
     };

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// The whole test, cluster start to last check, stays under this.
-const TEST_BOUND: Duration = Duration::from_secs(120);
+const TEST_BOUND: Duration = Duration::from_secs(150);
 /// Chats, and senders in each (each sender a user with one connection).
 const CHATS: usize = 3;
 const SENDERS_PER_CHAT: usize = 3;
@@ -39,8 +39,11 @@ const RESEND_AFTER: Duration = Duration::from_secs(5);
 const RECOVERY_BOUND: Duration = Duration::from_secs(60);
 /// A restarted node catches up (every stream and consumer current) within this.
 const CATCH_UP_BOUND: Duration = Duration::from_secs(30);
-/// Once sending stopped, every acked message reaches every member within this.
-const DRAIN_BOUND: Duration = Duration::from_secs(10);
+/// Once sending stopped, every acked message reaches every member within this. Usually
+/// a second; but a partition whose consumer's leader moved with the last restart can
+/// still be starting over then (pull heartbeats missed, its consumer reset timing out
+/// while the restarted node catches up), seen once to take more than ten seconds.
+const DRAIN_BOUND: Duration = Duration::from_secs(30);
 /// Acks every sender gets before a kill, and again after it to count as recovered.
 const ACKS_TO_COUNT: usize = 3;
 
@@ -118,6 +121,7 @@ async fn the_service_runs_on_a_nats_cluster_and_survives_node_kills() {
     while !shared_lock(&shared).all_delivered(&chats, &users) && drained.elapsed() < DRAIN_BOUND {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    eprintln!("sending stopped; every acked message delivered (or the bound reached) after {:?}", drained.elapsed());
     stop_reading.cancel();
     for task in tasks {
         task.await.unwrap_or_else(|error| panic!("a client failed: {error}"));

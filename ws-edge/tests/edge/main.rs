@@ -352,12 +352,15 @@ async fn limits_close_with_their_codes() {
     socket.send(Message::binary(vec![1, 2, 3])).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(close_code(&mut socket).await, 1000, "silent past the idle timeout: closed");
 
+    // Far more than the threshold, sent without reading: frames the edge never reads
+    // must not turn its close into a reset, which the client would see as 1006.
     let mut flooder = h.connect("u3").await;
-    for _ in 0..(ws_edge::connection::ABUSE_THRESHOLD + 10) {
-        if flooder.send(Message::text(r#"{"type":"ping"}"#)).await.is_err() {
+    for _ in 0..(ws_edge::connection::ABUSE_THRESHOLD * 40) {
+        if flooder.feed(Message::text(r#"{"type":"ping"}"#)).await.is_err() {
             break;
         }
     }
+    let _ = flooder.flush().await;
     assert_eq!(close_code(&mut flooder).await, 4008, "ignoring rate limits closes the connection");
 
     let _a = h.connect("u2").await;
