@@ -274,7 +274,7 @@ fn at(second: i64) -> DateTime<Utc> {
 /// Group `g` (u1 owner; u2, u3 members; messages m1 and m2 by u2, seqs 2 and 3) and
 /// group `h` (u1 owner, u2 member, no messages), as the handlers would have stored them.
 async fn seed(store: &Store) {
-    let member = |user_id: &str, role| MemberDoc { user_id: user_id.into(), role };
+    let member = |user_id: &str, role| MemberDoc { user_id: user_id.into(), role, muted_until: None };
     let message = |id: &str, seq: i64, text: &str| MessageDoc {
         id: id.into(),
         chat_id: "g".into(),
@@ -305,6 +305,8 @@ async fn seed(store: &Store) {
         last_update: None,
         last_removal: None,
         history_visibility: Default::default(),
+        mode: Default::default(),
+        last_moderation: None,
     };
     let g = chat(
         "g",
@@ -324,6 +326,7 @@ async fn seed(store: &Store) {
                 joined_seq: 1,
                 last_read_seq: 0,
                 muted: false,
+                muted_until: None,
                 added_by: Some(format!("create-{}", chat.id)),
             });
         }
