@@ -138,7 +138,7 @@ export class ChatPane {
     this.sendButton.disabled = block !== undefined;
     this.blocked.hidden = block === undefined;
     this.blocked.textContent = block ? blockReason(block) : "";
-    this.composer.placeholder = block ? blockReason(block) : "Write a message";
+    this.composer.placeholder = block ? "" : "Write a message";
     clearTimeout(this.muteTimer);
     if (block?.reason === "muted") {
       const left = Math.min(Date.parse(block.until) - Date.now() + 500, 2 ** 31 - 1);

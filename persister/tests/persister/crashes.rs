@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bson::{Bson, Document, doc};
 use chat_nats::{
     commands::{
-        Actor, ChatCreate, ChatUpdate, Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberRemove, MsgDelete,
-        MsgEdit, MsgSend, Read,
+        Actor, ChatCreate, ChatModerate, ChatUpdate, Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberMute,
+        MemberRemove, MsgDelete, MsgEdit, MsgSend, Read,
     },
-    model::{ChatKind, Role},
+    model::{ChatKind, Posting, Role},
 };
 use chat_store::{
     Store, StoreError,
@@ -120,6 +120,29 @@ fn cases() -> Vec<Case> {
         Case {
             name: "member.remove",
             step: vec![("u1", Command::MemberRemove(MemberRemove { chat_id: "g".into(), user_id: "u3".into() }))],
+        },
+        Case {
+            name: "chat.moderate",
+            step: vec![(
+                "u1",
+                Command::ChatModerate(ChatModerate {
+                    chat_id: "g".into(),
+                    posting: Some(Posting::Admins),
+                    slow_mode_seconds: Some(30),
+                    frozen: None,
+                }),
+            )],
+        },
+        Case {
+            name: "member.mute",
+            step: vec![(
+                "u1",
+                Command::MemberMute(MemberMute {
+                    chat_id: "g".into(),
+                    user_id: "u2".into(),
+                    until: Some(Utc::now() + chrono::Duration::days(30)),
+                }),
+            )],
         },
         Case {
             name: "member.remove, leaving",
