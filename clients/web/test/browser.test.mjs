@@ -291,6 +291,8 @@ test("the composer says why it is disabled: frozen, announcement, muted, and ope
 
   await rest(tom, "PATCH", `/api/chats/${id}/moderation`, { frozen: false, posting: "admins" });
   await reason.getByText("owner and admins").waitFor({ timeout: WAIT });
+  // The owner's page hears the same change: the freeze's reason goes, and none replaces it.
+  await tom.page.locator("#composer-blocked").waitFor({ state: "hidden", timeout: WAIT });
   assert.equal(await tom.page.locator("#composer").isDisabled(), false, "the owner posts in an announcement chat");
   await kay.page.screenshot({ path: `${shots}/announcement.png` });
 
