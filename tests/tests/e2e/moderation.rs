@@ -59,6 +59,15 @@ async fn a_teacher_moderates_a_class_chat_over_rest_and_websocket() {
     let (_, seen) = stack.call(Method::GET, &format!("/api/chats/{chat}"), &token("kid2"), None).await;
     assert_eq!(seen["mode"]["posting"], "admins", "GET shows the mode: {seen}");
 
+    // The edge answers what needs no store early: bounds, and outsiders.
+    let capped = json!({"type": "chat.moderate", "chat_id": chat, "slow_mode_seconds": 4000});
+    assert_eq!(teacher.command(capped, "e1").await["code"], "invalid");
+    let empty = json!({"type": "chat.moderate", "chat_id": chat});
+    assert_eq!(teacher.command(empty, "e2").await["code"], "invalid");
+    let mut outsider = stack.connect(&token("outsider")).await;
+    let foreign = json!({"type": "member.mute", "chat_id": chat, "user_id": "kid1", "until": null});
+    assert_eq!(outsider.command(foreign, "e3").await["code"], "not_found");
+
     // Slow mode, over WebSocket; the teacher is exempt.
     let open = json!({"type": "chat.moderate", "chat_id": chat, "posting": "everyone", "slow_mode_seconds": 60});
     assert_eq!(teacher.command(open, "m1").await["type"], "ack");
