@@ -65,6 +65,10 @@ pub fn done_or_error(
 ) -> Result<(Option<chat_nats::model::Message>, Option<chat_nats::model::Chat>, bool), ApiError> {
     match outcome {
         CommandOutcome::Done { message, chat, created } => Ok((message.map(|m| *m), chat.map(|c| *c), created)),
-        CommandOutcome::Rejected(rejection) => Err(ApiError::new(rejection.code, rejection.message)),
+        // Slow mode and a mute say when a retry can succeed: the `Retry-After` header.
+        CommandOutcome::Rejected(rejection) => Err(ApiError {
+            retry_after_s: rejection.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1)),
+            ..ApiError::new(rejection.code, rejection.message)
+        }),
     }
 }

@@ -85,8 +85,12 @@ impl Harness {
     /// Stores a group directly, as the persister would.
     async fn seed_group(&self, chat_id: &str, owner: &str, members: &[&str]) {
         let now = chrono::Utc::now();
-        let mut participants = vec![MemberDoc { user_id: owner.into(), role: Role::Owner }];
-        participants.extend(members.iter().map(|m| MemberDoc { user_id: (*m).into(), role: Role::Member }));
+        let mut participants = vec![MemberDoc { user_id: owner.into(), role: Role::Owner, muted_until: None }];
+        participants.extend(members.iter().map(|m| MemberDoc {
+            user_id: (*m).into(),
+            role: Role::Member,
+            muted_until: None,
+        }));
         let chat = ChatDoc {
             id: chat_id.into(),
             kind: chat_nats::model::ChatKind::Group,
@@ -102,6 +106,8 @@ impl Harness {
             last_update: None,
             last_removal: None,
             history_visibility: Default::default(),
+            mode: Default::default(),
+            last_moderation: None,
         };
         self.store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
         let docs: Vec<ParticipantDoc> = participants
@@ -115,6 +121,7 @@ impl Harness {
                 joined_seq: 1,
                 last_read_seq: 0,
                 muted: false,
+                muted_until: None,
                 added_by: None,
             })
             .collect();

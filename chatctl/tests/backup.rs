@@ -95,7 +95,7 @@ fn path_str(path: &Path) -> &str {
 }
 
 fn member(user_id: &str, role: Role) -> MemberDoc {
-    MemberDoc { user_id: user_id.to_owned(), role }
+    MemberDoc { user_id: user_id.to_owned(), role, muted_until: None }
 }
 
 fn chat(id: &str, kind: ChatKind, members: Vec<MemberDoc>) -> ChatDoc {
@@ -115,6 +115,8 @@ fn chat(id: &str, kind: ChatKind, members: Vec<MemberDoc>) -> ChatDoc {
         last_update: None,
         last_removal: None,
         history_visibility: Default::default(),
+        mode: Default::default(),
+        last_moderation: None,
     }
 }
 
@@ -152,6 +154,7 @@ async fn fill(store: &Store, messages: usize) {
                 joined_seq: 0,
                 last_read_seq: 0,
                 muted: m.user_id == "u2",
+                muted_until: None,
                 added_by: Some(format!("cmd-create-{}", chat.id)),
             })
             .collect();

@@ -118,9 +118,11 @@ impl WriteBudgets {
                 }
                 over(WriteKind::ChatChange, &self.chat_changes)
             }
-            Command::ChatUpdate(_) | Command::MemberAdd(_) | Command::MemberRemove(_) => {
-                over(WriteKind::ChatChange, &self.chat_changes)
-            }
+            Command::ChatUpdate(_)
+            | Command::MemberAdd(_)
+            | Command::MemberRemove(_)
+            | Command::ChatModerate(_)
+            | Command::MemberMute(_) => over(WriteKind::ChatChange, &self.chat_changes),
             Command::MsgEdit(_) | Command::MsgDelete(_) => over(WriteKind::MessageChange, &self.message_changes),
             Command::Read(_) => over(WriteKind::ReadMark, &self.read_marks),
         }

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantNames};
 
-use crate::model::{Chat, ChatKind, ErrorCode, HistoryVisibility, Message, Role, timestamp};
+use crate::model::{Chat, ChatKind, ErrorCode, HistoryVisibility, Message, Posting, Role, timestamp};
 
 /// Who issued a command, as proven by their token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -90,6 +90,14 @@ pub enum Command {
     #[serde(rename = "member.remove")]
     #[strum(serialize = "member.remove")]
     MemberRemove(MemberRemove),
+    /// Change who may post, slow mode, or freeze the chat.
+    #[serde(rename = "chat.moderate")]
+    #[strum(serialize = "chat.moderate")]
+    ChatModerate(ChatModerate),
+    /// Mute a member until a time, or unmute them.
+    #[serde(rename = "member.mute")]
+    #[strum(serialize = "member.mute")]
+    MemberMute(MemberMute),
 }
 
 /// Post a message.
@@ -190,6 +198,42 @@ pub struct MemberRemove {
     pub user_id: String,
 }
 
+/// Change a chat's mode (its owner and admins, a platform admin); at least one field.
+/// Fields left out keep their value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChatModerate {
+    /// The chat.
+    pub chat_id: String,
+    /// Who may post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posting: Option<Posting>,
+    /// Slow mode: seconds between two messages of a member, 0 to switch it off, at most
+    /// [`MAX_SLOW_MODE_SECONDS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_mode_seconds: Option<u32>,
+    /// Freeze (read-only) or unfreeze.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<bool>,
+}
+
+/// The longest slow mode: one message an hour.
+pub const MAX_SLOW_MODE_SECONDS: u32 = 3600;
+
+/// Mute a member until `until` (they keep reading), or unmute them (`until` absent or
+/// `null`); by the chat's owner and admins, of members ranked below them, or by a
+/// platform admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MemberMute {
+    /// The chat.
+    pub chat_id: String,
+    /// The member.
+    pub user_id: String,
+    /// When the mute ends; absent or `null` unmutes.
+    #[serde(with = "timestamp::option", default)]
+    #[schemars(schema_with = "timestamp::option::schema")]
+    pub until: Option<DateTime<Utc>>,
+}
+
 impl Command {
     /// The chat the command is about.
     pub fn chat_id(&self) -> &str {
@@ -201,7 +245,9 @@ impl Command {
             | Command::ChatCreate(ChatCreate { chat_id, .. })
             | Command::ChatUpdate(ChatUpdate { chat_id, .. })
             | Command::MemberAdd(MemberAdd { chat_id, .. })
-            | Command::MemberRemove(MemberRemove { chat_id, .. }) => chat_id,
+            | Command::MemberRemove(MemberRemove { chat_id, .. })
+            | Command::ChatModerate(ChatModerate { chat_id, .. })
+            | Command::MemberMute(MemberMute { chat_id, .. }) => chat_id,
         }
     }
 
@@ -252,6 +298,10 @@ pub struct Rejection {
     /// The rejected send's idempotency key.
     #[serde(default)]
     pub client_msg_id: Option<String>,
+    /// When trying again can succeed, in milliseconds: a slow-mode `rate_limited`, or
+    /// a muted member's `forbidden` (the time left of the mute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 #[cfg(test)]
@@ -294,6 +344,7 @@ mod tests {
             message: "no such chat".into(),
             reference: None,
             client_msg_id: Some("k".into()),
+            retry_after_ms: None,
         });
         let json = serde_json::to_value(&rejected).expect("serialise");
         assert_eq!(json["status"], "rejected");

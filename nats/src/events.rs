@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strum::{EnumString, IntoStaticStr, VariantArray, VariantNames};
 
-use crate::model::{Chat, Message, Role, timestamp};
+use crate::model::{Chat, ChatMode, Message, Role, timestamp};
 
 /// A persisted chat event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -95,6 +95,24 @@ pub enum EventBody {
         /// The role they had.
         role: Role,
     },
+    /// The chat's mode changed.
+    #[serde(rename = "chat.moderated")]
+    #[strum(serialize = "chat.moderated")]
+    ChatModerated {
+        /// The whole mode after the change.
+        mode: ChatMode,
+    },
+    /// A member was muted or unmuted.
+    #[serde(rename = "member.muted")]
+    #[strum(serialize = "member.muted")]
+    MemberMuted {
+        /// The member.
+        user_id: String,
+        /// When the mute ends; `null` when unmuted.
+        #[serde(with = "timestamp::option", default)]
+        #[schemars(schema_with = "timestamp::option::schema")]
+        until: Option<DateTime<Utc>>,
+    },
 }
 
 impl EventBody {
@@ -113,6 +131,8 @@ impl EventBody {
             EventBody::ChatUpdated { .. } => EventKind::ChatUpdated,
             EventBody::MemberAdded { .. } => EventKind::MemberAdded,
             EventBody::MemberRemoved { .. } => EventKind::MemberRemoved,
+            EventBody::ChatModerated { .. } => EventKind::ChatModerated,
+            EventBody::MemberMuted { .. } => EventKind::MemberMuted,
         }
     }
 }
@@ -142,6 +162,12 @@ pub enum EventKind {
     /// An [`EventBody::MemberRemoved`].
     #[strum(serialize = "member.removed")]
     MemberRemoved,
+    /// An [`EventBody::ChatModerated`].
+    #[strum(serialize = "chat.moderated")]
+    ChatModerated,
+    /// An [`EventBody::MemberMuted`].
+    #[strum(serialize = "member.muted")]
+    MemberMuted,
 }
 
 impl EventKind {

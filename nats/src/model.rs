@@ -135,6 +135,11 @@ pub struct ChatMember {
     pub user_id: String,
     /// Their role.
     pub role: Role,
+    /// Until when a moderator muted them (they read but do not send); absent when not
+    /// muted.
+    #[serde(with = "timestamp::option", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "timestamp::option::schema")]
+    pub muted_until: Option<DateTime<Utc>>,
 }
 
 /// A short summary of the newest message, shown in chat lists.
@@ -217,6 +222,36 @@ pub struct Chat {
     /// Which history members who join later read.
     #[serde(default)]
     pub history_visibility: HistoryVisibility,
+    /// Who may post, how often, and whether the chat is frozen; chats stored before
+    /// moderation existed are open to everyone.
+    #[serde(default)]
+    pub mode: ChatMode,
+}
+
+/// Who may post in a chat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Posting {
+    /// Every member sends.
+    #[default]
+    Everyone,
+    /// Only owners and admins send (an announcement chat); members read and mark read.
+    Admins,
+}
+
+/// A chat's moderation mode, as `chat.moderate` last set it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChatMode {
+    /// Who may post.
+    #[serde(default)]
+    pub posting: Posting,
+    /// One message per this many seconds per member; 0 is off. Owners and admins are
+    /// exempt.
+    #[serde(default)]
+    pub slow_mode_seconds: u32,
+    /// Read-only for everyone: no sends, edits or deletes; read marks still move.
+    #[serde(default)]
+    pub frozen: bool,
 }
 
 impl Chat {

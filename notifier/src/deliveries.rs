@@ -26,7 +26,9 @@ pub fn for_event(event: &ChatEvent, stream_seq: Option<u64>) -> Vec<(String, Use
         EventBody::MsgCreated { .. }
         | EventBody::MsgEdited { .. }
         | EventBody::MsgDeleted { .. }
-        | EventBody::ChatUpdated { .. } => Vec::new(),
+        | EventBody::ChatUpdated { .. }
+        | EventBody::ChatModerated { .. }
+        | EventBody::MemberMuted { .. } => Vec::new(),
     }
 }
 

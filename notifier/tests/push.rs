@@ -46,12 +46,17 @@ async fn setup(members: &[(&str, bool)]) -> Setup {
         updated_at: now,
         last_seq: 1,
         last_message: None,
-        participants: members.iter().map(|(id, _)| MemberDoc { user_id: (*id).into(), role: Role::Member }).collect(),
+        participants: members
+            .iter()
+            .map(|(id, _)| MemberDoc { user_id: (*id).into(), role: Role::Member, muted_until: None })
+            .collect(),
         external_id: None,
         direct_key: None,
         last_update: None,
         last_removal: None,
         history_visibility: Default::default(),
+        mode: Default::default(),
+        last_moderation: None,
     };
     store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("{e}"));
     let memberships: Vec<ParticipantDoc> = members.iter().map(|(id, muted)| membership(id, *muted)).collect();
@@ -69,6 +74,7 @@ fn membership(user_id: &str, muted: bool) -> ParticipantDoc {
         joined_seq: 1,
         last_read_seq: 0,
         muted,
+        muted_until: None,
         added_by: None,
     }
 }

@@ -11,6 +11,9 @@
 //! | remove a member | owners remove admins and members, admins remove members; anyone but the owner leaves; never in a direct chat |
 //! | edit a message | its sender, while it is not deleted |
 //! | delete a message | its sender, the chat's owner and admins, a platform admin |
+//! | edit or delete in a frozen chat | nobody (unfreeze first); read marks still move |
+//! | change the chat's mode (`chat.moderate`) | its owner and admins, a platform admin |
+//! | mute or unmute a member | owners mute admins and members, admins mute members; a platform admin mutes anyone, the owner too |
 
 use chat_nats::model::{ChatKind, ErrorCode, Role};
 
@@ -96,6 +99,41 @@ pub fn may_delete(is_sender: bool, role: Option<Role>, platform_admin: bool) -> 
         return Ok(());
     }
     refuse(ErrorCode::Forbidden, "only the sender, a chat owner or admin, or a platform admin deletes")
+}
+
+/// May messages of a chat be edited or deleted? Not while it is frozen.
+pub fn may_change_messages(frozen: bool) -> Result<(), Refusal> {
+    if frozen {
+        return refuse(ErrorCode::Forbidden, "the chat is frozen: it is read-only");
+    }
+    Ok(())
+}
+
+/// May the actor change the chat's mode? `role` is theirs in the chat (`None` for a
+/// platform admin who is not a member).
+pub fn may_moderate(role: Option<Role>, platform_admin: bool) -> Result<(), Refusal> {
+    if role.is_some_and(Role::can_manage) || platform_admin {
+        return Ok(());
+    }
+    refuse(ErrorCode::Forbidden, "only the chat's owner and admins, or a platform admin, moderate it")
+}
+
+/// May the actor (role `actor`, `None` when not a member) mute or unmute a member whose
+/// role is `target` (`None`: not a member)? A chat's own moderators mute only those
+/// ranked below them, so an admin cannot silence another admin or the owner; a
+/// platform admin mutes anyone.
+pub fn may_mute(actor: Option<Role>, platform_admin: bool, target: Option<Role>) -> Result<(), Refusal> {
+    let Some(target) = target else { return refuse(ErrorCode::NotFound, "not a member") };
+    if platform_admin {
+        return Ok(());
+    }
+    let Some(actor) = actor.filter(|role| role.can_manage()) else {
+        return refuse(ErrorCode::Forbidden, "only the chat's owner and admins, or a platform admin, mute members");
+    };
+    if target >= actor {
+        return refuse(ErrorCode::Forbidden, "cannot mute an equal or higher member");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -191,5 +229,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn frozen_chats_keep_their_messages_as_they_are() {
+        assert!(may_change_messages(false).is_ok());
+        assert_eq!(code(may_change_messages(true)), Some(ErrorCode::Forbidden));
+    }
+
+    #[test]
+    fn moderating() {
+        let roles = [None, Some(Role::Member), Some(Role::Admin), Some(Role::Owner)];
+        for role in roles {
+            for platform_admin in [false, true] {
+                let expected = matches!(role, Some(Role::Admin | Role::Owner)) || platform_admin;
+                assert_eq!(
+                    may_moderate(role, platform_admin).is_ok(),
+                    expected,
+                    "{role:?}, platform admin {platform_admin}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn muting_only_those_ranked_below_unless_platform_admin() {
+        let actors = [None, Some(Role::Member), Some(Role::Admin), Some(Role::Owner)];
+        for actor in actors {
+            for target in ROLES {
+                for platform_admin in [false, true] {
+                    let allowed = platform_admin || actor.is_some_and(|actor| actor.can_manage() && target < actor);
+                    let expected = (!allowed).then_some(ErrorCode::Forbidden);
+                    let decision = may_mute(actor, platform_admin, Some(target));
+                    assert_eq!(code(decision), expected, "{actor:?} mutes {target:?}, platform admin {platform_admin}");
+                }
+            }
+            assert_eq!(code(may_mute(actor, true, None)), Some(ErrorCode::NotFound));
+        }
+        // The rows a school cares about, spelled out.
+        assert!(may_mute(Some(Role::Owner), false, Some(Role::Admin)).is_ok());
+        assert!(may_mute(Some(Role::Admin), false, Some(Role::Admin)).is_err());
+        assert!(may_mute(Some(Role::Admin), false, Some(Role::Owner)).is_err());
+        assert!(may_mute(None, true, Some(Role::Owner)).is_ok());
     }
 }

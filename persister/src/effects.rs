@@ -50,12 +50,24 @@ impl Effects {
         code: chat_nats::model::ErrorCode,
         message: impl Into<String>,
     ) {
+        self.reject_retryable(envelope, code, message, None);
+    }
+
+    /// Rejects a command that may succeed after `retry_after_ms` (slow mode, a mute).
+    pub fn reject_retryable(
+        &mut self,
+        envelope: &CommandEnvelope,
+        code: chat_nats::model::ErrorCode,
+        message: impl Into<String>,
+        retry_after_ms: Option<u64>,
+    ) {
         crate::metrics::COMMANDS.with_label_values(&[envelope.command.name(), "rejected"]).inc();
         let rejection = Rejection {
             code,
             message: message.into(),
             reference: envelope.reference.clone(),
             client_msg_id: envelope.command.client_msg_id().map(str::to_owned),
+            retry_after_ms,
         };
         self.answer(envelope, CommandOutcome::Rejected(rejection));
     }

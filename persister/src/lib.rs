@@ -12,7 +12,8 @@
 //! must stop), [`command`] (what a handler gets besides its command, and how it
 //! fails), [`commands`] (one file per command, each handler taking its own command's
 //! struct), [`effects`] (what a batch publishes), [`plausibility`] (whether a
-//! command's publisher may act for its actor), [`metrics`], [`setup`] (streams and
+//! command's publisher may act for its actor), [`send_rules`] (what a chat's mode
+//! lets a member post), [`metrics`], [`setup`] (streams and
 //! consumers this binary owns).
 
 pub mod authorization;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod partitions;
 pub mod pipeline;
 pub mod plausibility;
+pub mod send_rules;
 pub mod setup;
 
 use std::{net::SocketAddr, time::Duration};

@@ -2,7 +2,7 @@
 //! numbers are `i64` in BSON (it has no unsigned integers) and `u64` in the model.
 
 use bson::serde_helpers::chrono_datetime_as_bson_datetime as bson_time;
-use chat_nats::model::{Chat, ChatKind, ChatMember, HistoryVisibility, LastMessage, Message, Role};
+use chat_nats::model::{Chat, ChatKind, ChatMember, ChatMode, HistoryVisibility, LastMessage, Message, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const PREVIEW_CHARS: usize = 200;
 
 /// Optional BSON dates.
-mod bson_time_opt {
+pub(crate) mod bson_time_opt {
     use bson::serde_helpers::chrono_datetime_as_bson_datetime as inner;
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
@@ -67,6 +67,13 @@ pub struct ChatDoc {
     /// Which history later members read; chats stored before the setting read `all`.
     #[serde(default)]
     pub history_visibility: HistoryVisibility,
+    /// Who may post, slow mode, frozen; chats stored before moderation are open.
+    #[serde(default)]
+    pub mode: ChatMode,
+    /// The latest `chat.moderate` or `member.mute`, so a redelivery republishes its
+    /// event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_moderation: Option<ChangeMark>,
 }
 
 /// `chat_heads`: where a chat ends, the document every message moves. Kept apart from
@@ -134,6 +141,10 @@ pub struct MemberDoc {
     pub user_id: String,
     /// Their role.
     pub role: Role,
+    /// Until when a moderator muted them, a copy of their membership's, so that chat
+    /// views show it.
+    #[serde(with = "bson_time_opt", default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<DateTime<Utc>>,
 }
 
 /// The embedded newest-message summary.
@@ -205,8 +216,12 @@ pub struct ParticipantDoc {
     pub joined_seq: i64,
     /// Everything up to this seq is read.
     pub last_read_seq: i64,
-    /// Push notifications off.
+    /// Push notifications off (the member's own choice; unrelated to `muted_until`).
     pub muted: bool,
+    /// Sending off until then, set by a moderator with `member.mute`; read with the
+    /// role on every send the pipeline has not checked yet.
+    #[serde(with = "bson_time_opt", default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<DateTime<Utc>>,
     /// The command that added them, so a redelivered command republishes its events.
     #[serde(default)]
     pub added_by: Option<String>,
@@ -279,10 +294,11 @@ impl From<ChatDoc> for Chat {
             participants: doc
                 .participants
                 .into_iter()
-                .map(|m| ChatMember { user_id: m.user_id, role: m.role })
+                .map(|m| ChatMember { user_id: m.user_id, role: m.role, muted_until: m.muted_until })
                 .collect(),
             external_id: doc.external_id,
             history_visibility: doc.history_visibility,
+            mode: doc.mode,
         }
     }
 }

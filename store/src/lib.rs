@@ -12,6 +12,7 @@ pub mod docs;
 pub mod heads;
 pub mod indexes;
 pub mod messages;
+pub mod moderation;
 pub mod participants;
 pub mod users;
 pub mod writes;

@@ -53,11 +53,14 @@ pub struct MemberRole {
     pub user_id: String,
     /// Their role.
     pub role: Role,
+    /// Until when a moderator muted them.
+    #[serde(with = "crate::docs::bson_time_opt", default)]
+    pub muted_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Store {
     /// The roles of these `(chat, user)` pairs that are memberships, by point lookups
-    /// in one round trip, reading three fields of each.
+    /// in one round trip, reading four fields of each.
     pub async fn member_roles(&self, pairs: &[(&str, &str)]) -> Result<Vec<MemberRole>, StoreError> {
         if pairs.is_empty() {
             return Ok(Vec::new());
@@ -67,7 +70,7 @@ impl Store {
             .db
             .collection::<MemberRole>(crate::collections::PARTICIPANTS)
             .find(doc! { "_id": { "$in": ids } })
-            .projection(doc! { "_id": 0, "chat_id": 1, "user_id": 1, "role": 1 })
+            .projection(doc! { "_id": 0, "chat_id": 1, "user_id": 1, "role": 1, "muted_until": 1 })
             .await?
             .try_collect()
             .await?)

@@ -2,7 +2,7 @@
 //! `edge.<edge_id>.outcome.>`: every command a connection publishes names its own
 //! subject there (`edge.<edge_id>.outcome.<user_id>.<conn_id>`), so an outcome reaches
 //! the edge and the socket that sent the command, and no other. A rejection becomes
-//! the client's `error` with its `ref`; a command that was done needs nothing more (the
+//! the client's `error` with its `ref` (and `retry_after_ms` for slow mode or a mute); a command that was done needs nothing more (the
 //! client had its `ack` when JetStream stored the command, and the event follows), so
 //! the persister publishes no outcome for it here. One that arrives (from a persister
 //! of an earlier version during a rolling upgrade) is ignored.
@@ -30,7 +30,7 @@ pub async fn start(
                         code: rejection.code,
                         message: &rejection.message,
                         client_msg_id: rejection.client_msg_id.as_deref(),
-                        retry_after_ms: None,
+                        retry_after_ms: rejection.retry_after_ms,
                     }
                     .to_text();
                     hub.deliver_to_conn(user_id, conn_id, frame.into());

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 
 use chat_nats::{
     events::{ChatEvent, LiveSignal, TypingState},
+    model::{Posting, timestamp},
     presence::Presence,
 };
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantNames};
@@ -124,6 +126,42 @@ pub enum ClientCommand {
         #[serde(rename = "ref", default)]
         reference: Option<String>,
     },
+    /// Change who may post, slow mode, or freeze the chat (owners, admins, platform
+    /// admins); at least one of the three.
+    #[serde(rename = "chat.moderate")]
+    #[strum(serialize = "chat.moderate")]
+    ChatModerate {
+        /// Echoed in an error.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// `everyone` or `admins` (an announcement chat).
+        #[serde(default)]
+        posting: Option<Posting>,
+        /// Seconds between two messages of a member; 0 is off, at most 3600.
+        #[serde(default)]
+        slow_mode_seconds: Option<u32>,
+        /// Read-only for everyone, or open again.
+        #[serde(default)]
+        frozen: Option<bool>,
+    },
+    /// Mute a member until a time, or unmute them (`until` absent or `null`).
+    #[serde(rename = "member.mute")]
+    #[strum(serialize = "member.mute")]
+    MemberMute {
+        /// Echoed in an error.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// The member.
+        user_id: String,
+        /// When the mute ends.
+        #[serde(with = "timestamp::option", default)]
+        #[schemars(schema_with = "timestamp::option::schema")]
+        until: Option<DateTime<Utc>>,
+    },
 }
 
 impl ClientCommand {
@@ -143,7 +181,9 @@ impl ClientCommand {
             | ClientCommand::Sync { reference, .. }
             | ClientCommand::PresenceWatch { reference, .. }
             | ClientCommand::AuthRefresh { reference, .. }
-            | ClientCommand::Ping { reference } => reference.as_deref(),
+            | ClientCommand::Ping { reference }
+            | ClientCommand::ChatModerate { reference, .. }
+            | ClientCommand::MemberMute { reference, .. } => reference.as_deref(),
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod chats;
 pub mod members;
 pub mod messages;
+pub mod moderation;
 pub mod openapi;
 pub mod users;
 
@@ -92,6 +93,26 @@ fn api_routes() -> ApiRoutes {
                 Unavailable,
             ]),
         )
+        .patch(
+            "/api/chats/{chat_id}/moderation",
+            moderation::moderate,
+            operation("moderateChat", "Change who may post, slow mode, or freeze the chat").errors(&[
+                Forbidden,
+                NotFound,
+                RateLimited,
+                Unavailable,
+            ]),
+        )
+        .put(
+            "/api/chats/{chat_id}/participants/{user_id}/mute",
+            moderation::mute,
+            operation("muteMember", "Mute a member until a time, or unmute them").errors(&[
+                Forbidden,
+                NotFound,
+                RateLimited,
+                Unavailable,
+            ]),
+        )
         .get(
             "/api/chats/{chat_id}/messages",
             messages::history,
@@ -103,7 +124,7 @@ fn api_routes() -> ApiRoutes {
             operation("sendMessage", "Send a message; returns it once persisted")
                 .ok(StatusCode::OK, "a resend: the original message")
                 .ok(StatusCode::CREATED, "stored")
-                .errors(&[NotFound, RateLimited, Unavailable]),
+                .errors(&[Forbidden, NotFound, RateLimited, Unavailable]),
         )
         .patch(
             "/api/chats/{chat_id}/messages/{message_id}",

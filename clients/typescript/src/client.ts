@@ -10,19 +10,21 @@ import { type Answer, PendingCommands } from "./commands.js";
 import { Connection } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { Outbox, type OutboxStore, type PendingSend, SendError, isFinal } from "./outbox.js";
-import type {
-  AckFrame,
-  Chat,
-  ChatEvent,
-  ChatListItem,
-  ErrorFrame,
-  HelloFrame,
-  Message,
-  Page,
-  PresenceEvent,
-  ReadEvent,
-  ServerFrame,
-  SyncResultFrame,
+import {
+  type AckFrame,
+  type Chat,
+  type ChatEvent,
+  type ChatListItem,
+  type ChatMode,
+  type ErrorFrame,
+  type HelloFrame,
+  type Message,
+  OPEN_MODE,
+  type Page,
+  type PresenceEvent,
+  type ReadEvent,
+  type ServerFrame,
+  type SyncResultFrame,
 } from "./protocol.js";
 import { type HistoryQuery, Rest } from "./rest.js";
 import { resume } from "./resume.js";
@@ -105,6 +107,7 @@ function placeholder(id: string): Chat {
     participants: [],
     external_id: null,
     history_visibility: "all",
+    mode: OPEN_MODE,
   };
 }
 
@@ -242,6 +245,27 @@ export class ChatClient extends Emitter<ClientEvents> {
     await this.request<AckFrame>(
       { type: "msg.edit", chat_id: chatId, message_id: messageId, text },
       (f) => f.type === "msg.edited" && f.chat_id === chatId && f.message.id === messageId && f.message.text === text,
+    );
+  }
+
+  /**
+   * Changes the chat's mode (owners, admins, platform admins): who posts, slow mode,
+   * frozen; fields left out keep their value. Resolves when the change is stored,
+   * rejects when refused.
+   */
+  async moderate(chatId: string, change: Partial<ChatMode>): Promise<void> {
+    await this.request<AckFrame>(
+      { type: "chat.moderate", chat_id: chatId, ...change },
+      (f) => f.type === "chat.moderated" && f.chat_id === chatId,
+    );
+  }
+
+  /** Mutes a member until `until`, or unmutes them with `null`; resolves when stored. */
+  async mute(chatId: string, userId: string, until: Date | string | null): Promise<void> {
+    const at = until instanceof Date ? until.toISOString() : until;
+    await this.request<AckFrame>(
+      { type: "member.mute", chat_id: chatId, user_id: userId, until: at },
+      (f) => f.type === "member.muted" && f.chat_id === chatId && f.user_id === userId,
     );
   }
 
@@ -433,6 +457,8 @@ export class ChatClient extends Emitter<ClientEvents> {
       case "chat.updated":
       case "member.added":
       case "member.removed":
+      case "chat.moderated":
+      case "member.muted":
         this.applyEvent(frame);
         break;
       default:
@@ -486,6 +512,12 @@ export class ChatClient extends Emitter<ClientEvents> {
         break;
       case "member.removed":
         entry.member(event.user_id, null, event.seq);
+        break;
+      case "chat.moderated":
+        entry.moderated(event.mode, event.seq);
+        break;
+      case "member.muted":
+        entry.muted(event.user_id, event.until, event.seq);
         break;
     }
     this.changed(entry);

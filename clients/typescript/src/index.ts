@@ -6,6 +6,7 @@
  * - resume.ts: the gap-free resume after every connect; state.ts: the merge rules.
  * - outbox.ts: sends kept until stored; typing.ts: typing both ways.
  * - rest.ts: the REST calls; protocol.ts: every wire shape.
+ * - moderation.ts: why the user may not post in a chat right now.
  * @module
  */
 
@@ -14,6 +15,7 @@ export { CommandError } from "./commands.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { Emitter, Listener } from "./emitter.js";
 export { type OutboxStore, type PendingSend, SendError } from "./outbox.js";
+export { type PostingBlock, postingBlock } from "./moderation.js";
 export { ApiError, type CreateChat, type HistoryQuery, Rest } from "./rest.js";
 export type { ChatView } from "./state.js";
 export type { SocketFactory, SocketLike } from "./socket.js";

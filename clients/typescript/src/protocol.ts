@@ -46,7 +46,22 @@ export interface Message {
 export interface ChatMember {
   user_id: string;
   role: Role;
+  /** Until when a moderator muted them (they read but do not send); absent when not. */
+  muted_until?: Timestamp;
 }
+
+/** Who may post, how often, and whether the chat is read-only (`chat.moderate`). */
+export interface ChatMode {
+  /** `admins`: an announcement chat, where only owners and admins post. */
+  posting: "everyone" | "admins";
+  /** One message per this many seconds per member (owners and admins exempt); 0 is off. */
+  slow_mode_seconds: number;
+  /** Read-only for everyone: no sends, edits or deletes; read marks still move. */
+  frozen: boolean;
+}
+
+/** A chat's mode before anyone moderated it. */
+export const OPEN_MODE: ChatMode = { posting: "everyone", slow_mode_seconds: 0, frozen: false };
 
 /** The newest message of a chat, as shown in lists. */
 export interface LastMessage {
@@ -71,6 +86,8 @@ export interface Chat {
   external_id: string | null;
   /** Which history later members read: all, or nothing from before their joining. */
   history_visibility: "all" | "since_join";
+  /** Who may post, slow mode, frozen. */
+  mode: ChatMode;
 }
 
 /** A chat in `GET /api/chats`: the chat plus the caller's view of it. */
@@ -170,6 +187,17 @@ export interface MemberRemovedEvent extends Persisted {
   user_id: string;
   role: Role;
 }
+export interface ChatModeratedEvent extends Persisted {
+  type: "chat.moderated";
+  /** The whole mode after the change. */
+  mode: ChatMode;
+}
+export interface MemberMutedEvent extends Persisted {
+  type: "member.muted";
+  user_id: string;
+  /** When the mute ends; `null` when unmuted. */
+  until: Timestamp | null;
+}
 export interface ReadEvent {
   type: "read";
   chat_id: string;
@@ -213,7 +241,9 @@ export type ChatEvent =
   | ChatCreatedEvent
   | ChatUpdatedEvent
   | MemberAddedEvent
-  | MemberRemovedEvent;
+  | MemberRemovedEvent
+  | ChatModeratedEvent
+  | MemberMutedEvent;
 
 /** Every frame the server sends. */
 export type ServerFrame =
@@ -242,6 +272,8 @@ export const SERVER_FRAME_TYPES = [
   "chat.updated",
   "member.added",
   "member.removed",
+  "chat.moderated",
+  "member.muted",
   "read",
   "typing",
   "presence",
@@ -266,7 +298,16 @@ export type Command =
   | { type: "sync"; ref?: string; chats: Record<string, number> }
   | { type: "presence.watch"; ref?: string; user_ids: string[] }
   | { type: "auth.refresh"; ref?: string; token: string }
-  | { type: "ping"; ref?: string };
+  | { type: "ping"; ref?: string }
+  | {
+      type: "chat.moderate";
+      ref?: string;
+      chat_id: string;
+      posting?: ChatMode["posting"];
+      slow_mode_seconds?: number;
+      frozen?: boolean;
+    }
+  | { type: "member.mute"; ref?: string; chat_id: string; user_id: string; until: Timestamp | null };
 
 /** Close codes the server uses. */
 export const CloseCode = {

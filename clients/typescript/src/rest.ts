@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Chat, ChatListItem, ErrorCode, Message, Page, Role } from "./protocol.js";
+import type { Chat, ChatListItem, ChatMode, ErrorCode, Message, Page, Role } from "./protocol.js";
 
 /** A REST call that failed: the API's error code and the HTTP status. */
 export class ApiError extends Error {
@@ -84,6 +84,17 @@ export class Rest {
   /** Adds members or changes their role. */
   addMembers(chatId: string, userIds: string[], role: Role = "member"): Promise<Chat> {
     return this.call("POST", `/api/chats/${encodeURIComponent(chatId)}/participants`, { user_ids: userIds, role });
+  }
+
+  /** Changes a chat's mode (owners, admins, platform admins); fields left out keep their value. */
+  moderateChat(chatId: string, change: Partial<ChatMode>): Promise<Chat> {
+    return this.call("PATCH", `/api/chats/${encodeURIComponent(chatId)}/moderation`, change);
+  }
+
+  /** Mutes a member until `until` (RFC 3339), or unmutes them with `null`. */
+  muteMember(chatId: string, userId: string, until: string | null): Promise<Chat> {
+    const path = `/api/chats/${encodeURIComponent(chatId)}/participants/${encodeURIComponent(userId)}/mute`;
+    return this.call("PUT", path, { until });
   }
 
   /** Removes a member (or leaves, with one's own id). */

@@ -10,15 +10,16 @@
  * - A delete of a message not seen yet is remembered and applied when it arrives (a
  *   `sync` answer read before the delete can come after it).
  * - Read marks only move forward, so the highest one seen wins.
- * - Members: the newest chat snapshot, overlaid with the member events heard live on the
- *   current connection (a snapshot can be older than an event heard before it).
+ * - Members, their mutes and the chat's mode: the newest chat snapshot, overlaid with the
+ *   member, mute and mode events heard live on the current connection (a snapshot can be
+ *   older than an event heard before it).
  * - Unread counts are counted, never adjusted: a chat holds every message above the
  *   user's read mark, and its unread count is how many of them others sent and are not
  *   deleted, the server's own definition.
  * @module
  */
 
-import type { Chat, ChatMember, Message, Role } from "./protocol.js";
+import { type Chat, type ChatMember, type ChatMode, type Message, OPEN_MODE, type Role } from "./protocol.js";
 
 /** One chat as the client sees it. */
 export interface ChatView {
@@ -37,6 +38,10 @@ export interface ChatView {
   unreadCount: number;
   /** Read marks of the other members heard live (the server does not sync them). */
   readMarks: ReadonlyMap<string, number>;
+  /** Who may post, slow mode, frozen. */
+  mode: ChatMode;
+  /** Until when the user is muted here, while muted (compare with the clock). */
+  mutedUntil: string | undefined;
 }
 
 interface MemberChange {
@@ -49,6 +54,10 @@ export class ChatEntry {
   base: Chat;
   /** Member events heard live on the current connection, per user: the latest wins. */
   readonly overlay = new Map<string, MemberChange>();
+  /** Mute events heard live on the current connection, per user: the latest wins. */
+  readonly muteOverlay = new Map<string, { until: string | null; seq: number }>();
+  /** The mode event heard live on the current connection with the highest seq. */
+  modeOverlay: { mode: ChatMode; seq: number } | undefined;
   readonly messages = new Map<string, Message>();
   /** Deletes of messages not seen yet: id → the delete's seq and time. */
   readonly pendingDeletes = new Map<string, { seq: number; deleted_at: string }>();
@@ -95,6 +104,22 @@ export class ChatEntry {
     if (!known || known.seq < seq) this.overlay.set(userId, { role, seq });
   }
 
+  /** Records a mute or unmute heard live. */
+  muted(userId: string, until: string | null, seq: number): void {
+    const known = this.muteOverlay.get(userId);
+    if (!known || known.seq < seq) this.muteOverlay.set(userId, { until, seq });
+  }
+
+  /** Records a mode change heard live. */
+  moderated(mode: ChatMode, seq: number): void {
+    if (!this.modeOverlay || this.modeOverlay.seq < seq) this.modeOverlay = { mode, seq };
+  }
+
+  /** The snapshot's mode with the live change applied. */
+  mode(): ChatMode {
+    return this.modeOverlay?.mode ?? this.base.mode ?? OPEN_MODE;
+  }
+
   /** Applies a message version; true when it changed what is shown. */
   message(message: Message): boolean {
     let next = message;
@@ -131,20 +156,28 @@ export class ChatEntry {
 
   /** A new connection: what the last one heard live becomes the base. */
   disconnected(): void {
-    this.base = { ...this.base, participants: this.participants() };
+    this.base = { ...this.base, participants: this.participants(), mode: this.mode() };
     this.overlay.clear();
+    this.muteOverlay.clear();
+    this.modeOverlay = undefined;
     this.liveMax = 0;
     this.inSync = false;
   }
 
-  /** The snapshot's members with the live member events applied. */
+  /** The snapshot's members with the live member and mute events applied. */
   participants(): ChatMember[] {
-    const members = new Map(this.base.participants.map((m) => [m.user_id, m.role] as const));
+    const members = new Map<string, ChatMember>(this.base.participants.map((m) => [m.user_id, { ...m }]));
     for (const [userId, change] of this.overlay) {
-      if (change.role) members.set(userId, change.role);
+      if (change.role) members.set(userId, { ...members.get(userId), user_id: userId, role: change.role });
       else members.delete(userId);
     }
-    return [...members].map(([user_id, role]) => ({ user_id, role })).sort((a, b) => (a.user_id < b.user_id ? -1 : 1));
+    for (const [userId, change] of this.muteOverlay) {
+      const member = members.get(userId);
+      if (!member) continue;
+      if (change.until) member.muted_until = change.until;
+      else delete member.muted_until;
+    }
+    return [...members.values()].sort((a, b) => (a.user_id < b.user_id ? -1 : 1));
   }
 
   /** Messages by others above the read mark, not deleted. */
@@ -159,16 +192,20 @@ export class ChatEntry {
   /** The public view. */
   view(me: string): ChatView {
     const participants = this.participants();
+    const mode = this.mode();
+    const mine = participants.find((m) => m.user_id === me);
     return {
       id: this.base.id,
-      chat: { ...this.base, participants, last_seq: this.lastSeq },
+      chat: { ...this.base, participants, last_seq: this.lastSeq, mode },
       title: this.base.title,
       participants,
-      myRole: participants.find((m) => m.user_id === me)?.role,
+      myRole: mine?.role,
       lastSeq: this.lastSeq,
       lastReadSeq: this.lastReadSeq,
       unreadCount: this.unread(me),
       readMarks: new Map(this.readMarks),
+      mode,
+      mutedUntil: mine?.muted_until,
     };
   }
 

@@ -8,7 +8,15 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 
-import { ChatClient, CommandError, type Message, type OutboxStore, type PendingSend, SERVER_FRAME_TYPES } from "../src/index.js";
+import {
+  ChatClient,
+  CommandError,
+  type Message,
+  type OutboxStore,
+  type PendingSend,
+  SERVER_FRAME_TYPES,
+  postingBlock,
+} from "../src/index.js";
 import { control, env, picture, releaseControl, run, sleep, token, until } from "./harness.js";
 
 const seenFrames = new Set<string>();
@@ -346,6 +354,43 @@ test("a connection closed for ignoring the rate limit (4008) backs off further, 
   assert.ok(delay >= 800, `the delay after 4008 was ${delay} ms`);
   await until("the client is back after the longer delay", () => c.isSynced, 20_000);
   assert.ok((await c.ping()) >= 0);
+});
+
+test("moderation: an announcement chat, a mute and its end, a freeze, all known again after a reconnect", async () => {
+  const teacher = `${run}-tess`;
+  const kid = `${run}-kim`;
+  const t = client(teacher, { url: env.wsUrl });
+  const k = client(kid);
+  await Promise.all([t.connect(), k.connect()]);
+  const created = await t.api.createChat({ type: "group", title: "Maths", member_ids: [kid] });
+  await until("kim hears of the chat", () => k.chat(created.id) !== undefined);
+  const kimsView = () => k.chat(created.id);
+  assert.equal(postingBlock(kimsView()!), undefined, "an open chat");
+
+  await t.moderate(created.id, { posting: "admins" });
+  await until("kim learns it is an announcement chat", () => kimsView()?.mode.posting === "admins");
+  assert.deepEqual(postingBlock(kimsView()!), { reason: "announcement" });
+  assert.equal(postingBlock(t.chat(created.id)!), undefined, "the teacher posts");
+
+  await t.moderate(created.id, { posting: "everyone" });
+  const until1 = new Date(Date.now() + 10 * 60_000);
+  await t.mute(created.id, kid, until1);
+  await until("kim learns she is muted", () => kimsView()?.mutedUntil !== undefined);
+  assert.equal(postingBlock(kimsView()!)?.reason, "muted");
+  k.reconnect();
+  await until("kim is back", () => k.isSynced);
+  await until("the mute survives the reconnect", () => kimsView()?.mutedUntil !== undefined);
+  await t.mute(created.id, kid, null);
+  await until("kim is unmuted", () => kimsView()?.mutedUntil === undefined);
+
+  await t.api.moderateChat(created.id, { frozen: true });
+  await until("kim sees the chat frozen", () => kimsView()?.mode.frozen === true);
+  assert.deepEqual(postingBlock(t.chat(created.id)!), { reason: "frozen" }, "frozen for the teacher too");
+  k.reconnect();
+  await until("kim is back again", () => k.isSynced);
+  assert.equal(kimsView()?.mode.frozen, true, "the freeze comes back with sync");
+  await t.api.moderateChat(created.id, { frozen: false });
+  await until("kim sees it open", () => kimsView()?.mode.frozen === false);
 });
 
 test("every frame type the server sends was received and typed", () => {

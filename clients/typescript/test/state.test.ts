@@ -8,6 +8,7 @@ import { test } from "node:test";
 
 import { Backoff } from "../src/backoff.js";
 import type { Chat, Message } from "../src/protocol.js";
+import { postingBlock } from "../src/moderation.js";
 import { ChatEntry } from "../src/state.js";
 import { TypingSender } from "../src/typing.js";
 
@@ -26,6 +27,7 @@ const chat: Chat = {
   ],
   external_id: null,
   history_visibility: "all",
+  mode: { posting: "everyone", slow_mode_seconds: 0, frozen: false },
 };
 
 function message(seq: number, sender: string, text: string, updatedSeq = seq): Message {
@@ -140,4 +142,24 @@ test("typing renews start every 3 s and sends stop only after a start", () => {
   assert.equal(typing.shouldStart("c1"), true);
   assert.equal(typing.shouldStop("c1"), true);
   assert.equal(typing.shouldStart("c1"), true, "a start right after a stop goes out");
+});
+
+test("the mode and mutes heard live overlay the snapshot and survive a reconnect", () => {
+  const entry = new ChatEntry(chat, 0);
+  assert.equal(postingBlock(entry.view("alice")), undefined);
+  entry.moderated({ posting: "admins", slow_mode_seconds: 0, frozen: false }, 3);
+  entry.moderated({ posting: "everyone", slow_mode_seconds: 0, frozen: false }, 2);
+  assert.deepEqual(postingBlock(entry.view("alice")), { reason: "announcement" }, "the latest change wins");
+  assert.equal(postingBlock(entry.view("bob")), undefined, "owners post in announcement chats");
+  entry.moderated({ posting: "everyone", slow_mode_seconds: 0, frozen: false }, 4);
+  const later = "2999-01-01T00:00:00.000Z";
+  entry.muted("alice", later, 5);
+  assert.deepEqual(postingBlock(entry.view("alice")), { reason: "muted", until: later });
+  entry.disconnected();
+  assert.equal(entry.view("alice").mutedUntil, later, "what was heard live becomes the base");
+  entry.muted("alice", null, 6);
+  assert.equal(entry.view("alice").mutedUntil, undefined);
+  assert.equal(postingBlock(entry.view("alice"), Date.parse(later) + 1), undefined);
+  entry.moderated({ posting: "everyone", slow_mode_seconds: 0, frozen: true }, 7);
+  assert.deepEqual(postingBlock(entry.view("bob")), { reason: "frozen" }, "a freeze holds for owners too");
 });

@@ -3,10 +3,12 @@
  * over REST when scrolled to the top), the user's pending sends (sending, or failed
  * with retry), who is typing, who has seen the user's last message, and the composer
  * (Enter sends, Shift+Enter is a new line, Up edits the last own message, Escape
- * cancels an edit). Reading the chat while the page is visible moves the read mark.
+ * cancels an edit), which is disabled with the reason shown while the chat is frozen,
+ * is an announcement chat the user may not post in, or the user is muted. Reading the
+ * chat while the page is visible moves the read mark.
  */
 
-import type { ChatView, Message, PendingSend } from "@edu-chat/client";
+import { type ChatView, type Message, type PendingSend, type PostingBlock, postingBlock } from "@edu-chat/client";
 import type { AppContext } from "./app.js";
 import { chatTitle, presenceDot } from "./chatlist.js";
 import { h, linkified, shortTime } from "./dom.js";
@@ -27,7 +29,11 @@ export class ChatPane {
   private readonly typingLine = h("p", { id: "typing", class: "typing", "aria-live": "polite" });
   private readonly editBar = h("p", { id: "editing", class: "editing", hidden: true });
   private readonly composer = h("textarea", { id: "composer", rows: "2", placeholder: "Write a message", "aria-label": "Message" });
+  private readonly sendButton = h("button", { type: "submit", id: "send" }, "Send");
+  private readonly blocked = h("p", { id: "composer-blocked", class: "hint blocked", "aria-live": "polite", hidden: true });
   private readonly error = h("p", { class: "error", role: "alert" });
+  /** Redraws the composer when a mute runs out. */
+  private muteTimer: ReturnType<typeof setTimeout> | undefined;
   private chatId: string | undefined;
   private editing: Message | undefined;
   /** Chats whose whole history is held. */
@@ -61,7 +67,7 @@ export class ChatPane {
         },
       },
       this.composer,
-      h("button", { type: "submit", id: "send" }, "Send"),
+      this.sendButton,
     );
     this.element = h(
       "main",
@@ -70,6 +76,7 @@ export class ChatPane {
       this.scroller,
       this.typingLine,
       this.editBar,
+      this.blocked,
       form,
       this.error,
     );
@@ -120,7 +127,23 @@ export class ChatPane {
     const typists = client.typists(chatId).filter((id) => id !== me.userId).map((id) => directory.name(id));
     this.typingLine.textContent =
       typists.length === 0 ? "" : `${typists.join(", ")} ${typists.length === 1 ? "is" : "are"} typing…`;
+    this.renderComposer(view);
     this.markRead(view);
+  }
+
+  /** Disables the composer, saying why, while the user may not post. */
+  private renderComposer(view: ChatView): void {
+    const block = postingBlock(view);
+    this.composer.disabled = block !== undefined;
+    this.sendButton.disabled = block !== undefined;
+    this.blocked.hidden = block === undefined;
+    this.blocked.textContent = block ? blockReason(block) : "";
+    this.composer.placeholder = block ? "" : "Write a message";
+    clearTimeout(this.muteTimer);
+    if (block?.reason === "muted") {
+      const left = Math.min(Date.parse(block.until) - Date.now() + 500, 2 ** 31 - 1);
+      this.muteTimer = setTimeout(() => this.render(), Math.max(left, 0));
+    }
   }
 
   private message(message: Message, seenBy: string | undefined): HTMLElement {
@@ -280,5 +303,17 @@ export class ChatPane {
   private discard(send: PendingSend): void {
     this.context.failed.delete(send.client_msg_id);
     this.context.render();
+  }
+}
+
+/** What the composer says while the user may not post. */
+function blockReason(block: PostingBlock): string {
+  switch (block.reason) {
+    case "frozen":
+      return "This chat is frozen: it is read-only.";
+    case "announcement":
+      return "Only the chat's owner and admins post here.";
+    case "muted":
+      return `You are muted until ${shortTime(block.until)}.`;
   }
 }

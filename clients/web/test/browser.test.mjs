@@ -3,8 +3,9 @@
 // built page. Three users in three browser contexts: a group and a direct chat, one
 // user dropping off the network while the other sends, edits and deletes, a third
 // added to the group; then a send refused while its sender was away (removed from the
-// group), shown failed and stored once by Retry after he is added back. Screenshots of
-// the main screens go to CHAT_WEB_SCREENSHOTS.
+// group), shown failed and stored once by Retry after he is added back; then a
+// teacher's moderation as the composer shows it. Screenshots of the main screens go
+// to CHAT_WEB_SCREENSHOTS.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { after, before, test } from "node:test";
@@ -339,4 +340,58 @@ test("a send refused while away is shown failed, and Retry stores it exactly onc
   assert.equal(history.status, 200, JSON.stringify(history));
   assert.equal(history.body.items.filter((m) => m.text === text).length, 1, "the retried send is stored once");
   for (const u of [dora, eli]) assert.deepEqual(u.errors, [], `${u.id}'s page threw`);
+});
+
+/** A REST call as `u` with the platform role `teacher`, which must answer 200. */
+async function restAsTeacher(u, method, path, body) {
+  const minted = await fetch(`${base}/api/dev/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user_id: u.id, name: u.name, roles: ["teacher"] }),
+  });
+  const { token } = await minted.json();
+  const answer = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await answer.text();
+  assert.equal(answer.status, 200, `${method} ${path}: ${text}`);
+  return JSON.parse(text);
+}
+
+test("the composer says why it is disabled: frozen, announcement, muted, and opens again", async () => {
+  const tom = await user("tom", "Tom");
+  const kay = await user("kay", "Kay");
+  const group = `Class ${run}`;
+  await createGroup(tom, group, [kay]);
+  await chatButton(kay, group).waitFor({ timeout: WAIT });
+  await chatButton(kay, group).click();
+  const reason = kay.page.locator("#composer-blocked");
+  assert.equal(await kay.page.locator("#composer").isDisabled(), false);
+
+  const id = await chatButton(tom, group).getAttribute("data-chat-id");
+  await restAsTeacher(tom, "PATCH", `/api/chats/${id}/moderation`, { frozen: true });
+  await reason.getByText("frozen").waitFor({ timeout: WAIT });
+  assert.equal(await kay.page.locator("#composer").isDisabled(), true);
+  await tom.page.locator("#composer-blocked", { hasText: "frozen" }).waitFor({ timeout: WAIT });
+
+  await restAsTeacher(tom, "PATCH", `/api/chats/${id}/moderation`, { frozen: false, posting: "admins" });
+  await reason.getByText("owner and admins").waitFor({ timeout: WAIT });
+  // The owner's page hears the same change: the freeze's reason goes, and none replaces it.
+  await tom.page.locator("#composer-blocked").waitFor({ state: "hidden", timeout: WAIT });
+  assert.equal(await tom.page.locator("#composer").isDisabled(), false, "the owner posts in an announcement chat");
+  await kay.page.screenshot({ path: `${shots}/announcement.png` });
+
+  await restAsTeacher(tom, "PATCH", `/api/chats/${id}/moderation`, { posting: "everyone" });
+  const until = new Date(Date.now() + 10 * 60_000).toISOString();
+  await restAsTeacher(tom, "PUT", `/api/chats/${id}/participants/${kay.id}/mute`, { until });
+  await reason.getByText("muted until").waitFor({ timeout: WAIT });
+  await restAsTeacher(tom, "PUT", `/api/chats/${id}/participants/${kay.id}/mute`, { until: null });
+  await reason.waitFor({ state: "hidden", timeout: WAIT });
+  await send(kay, "Thank you");
+  await message(tom, "Thank you").waitFor({ timeout: WAIT });
+  assert.deepEqual([...tom.errors, ...kay.errors], []);
+  await tom.context.close();
+  await kay.context.close();
 });

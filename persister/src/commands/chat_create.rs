@@ -84,16 +84,16 @@ pub async fn handle(
 
     let now = chrono::Utc::now();
     let creator_role = if *kind == ChatKind::Group && supervision.is_none() { Role::Owner } else { Role::Member };
-    let mut participants = vec![MemberDoc { user_id: creator.clone(), role: creator_role }];
+    let mut participants = vec![MemberDoc { user_id: creator.clone(), role: creator_role, muted_until: None }];
     for member in member_ids {
         if participants.iter().all(|p| &p.user_id != member) {
-            participants.push(MemberDoc { user_id: member.clone(), role: Role::Member });
+            participants.push(MemberDoc { user_id: member.clone(), role: Role::Member, muted_until: None });
         }
     }
     // The supervisor owns a supervised chat: an owner is never removed, and only they
     // manage its members.
     if let Some(supervision) = supervision {
-        participants.push(MemberDoc { user_id: supervision.supervisor.clone(), role: Role::Owner });
+        participants.push(MemberDoc { user_id: supervision.supervisor.clone(), role: Role::Owner, muted_until: None });
     }
     if participants.len() > limits.max_participants {
         effects.reject(envelope, ErrorCode::Conflict, limits.too_many_participants());
@@ -118,6 +118,8 @@ pub async fn handle(
         last_update: None,
         last_removal: None,
         history_visibility: history_visibility.unwrap_or_else(|| default_visibility(&envelope.actor.roles)),
+        mode: Default::default(),
+        last_moderation: None,
     };
     match store.insert_chat(&chat).await {
         Ok(()) => finish(store, issued, chat, true, effects).await,
@@ -186,6 +188,7 @@ async fn finish(
             joined_seq: CREATED_SEQ as i64,
             last_read_seq: 0,
             muted: false,
+            muted_until: None,
             added_by: Some(issued.envelope.id.clone()),
         })
         .collect();

@@ -61,7 +61,7 @@ pub async fn handle(
     for user_id in user_ids {
         match store.participant(chat_id, user_id).await? {
             Some(existing) if existing.added_by.as_deref() == Some(envelope.id.as_str()) => {
-                replayed.push(MemberDoc { user_id: existing.user_id.clone(), role: existing.role });
+                replayed.push(MemberDoc { user_id: existing.user_id.clone(), role: existing.role, muted_until: None });
                 added.push(existing);
             }
             Some(existing) if existing.role != *role => {
@@ -107,13 +107,14 @@ pub async fn handle(
                 joined_seq: bson_seq(next_seq),
                 last_read_seq: 0,
                 muted: false,
+                muted_until: None,
                 added_by: Some(envelope.id.clone()),
             });
             next_seq += 1;
         }
         store.insert_participants(&docs).await?;
         let members: Vec<MemberDoc> =
-            docs.iter().map(|d| MemberDoc { user_id: d.user_id.clone(), role: d.role }).collect();
+            docs.iter().map(|d| MemberDoc { user_id: d.user_id.clone(), role: d.role, muted_until: None }).collect();
         store.add_chat_members(chat_id, &members, now).await?;
         added.extend(docs);
         for mut participant in changed.drain(..) {

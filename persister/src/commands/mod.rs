@@ -3,8 +3,10 @@
 //! hands a step of the pipeline to the handler of its kind.
 
 pub mod chat_create;
+pub mod chat_moderate;
 pub mod chat_update;
 pub mod member_add;
+pub mod member_mute;
 pub mod member_remove;
 pub mod msg_delete;
 pub mod msg_edit;
@@ -60,6 +62,8 @@ pub async fn handle_step(
         Command::ChatUpdate(command) => chat_update::handle(store, first, command, effects).await,
         Command::MemberAdd(command) => member_add::handle(store, limits, first, command, effects).await,
         Command::MemberRemove(command) => member_remove::handle(store, first, command, effects).await,
+        Command::ChatModerate(command) => chat_moderate::handle(store, first, command, effects).await,
+        Command::MemberMute(command) => member_mute::handle(store, first, command, effects).await,
     };
     // Read marks leave the head where it is; everything else may have moved it.
     if handled.is_ok() && !matches!(first.envelope.command, Command::Read(_)) {

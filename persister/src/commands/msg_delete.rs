@@ -35,6 +35,9 @@ pub async fn handle(
     if role.is_none() && !platform_admin {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     }
+    if let Err(refusal) = authorization::may_change_messages(chat.mode.frozen) {
+        return reject(effects, refusal.code, refusal.reason);
+    }
     let Some(message) = store.message(chat_id, message_id).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };

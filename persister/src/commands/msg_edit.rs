@@ -33,6 +33,9 @@ pub async fn handle(
     if super::role_in(&chat, actor).is_none() {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     }
+    if let Err(refusal) = authorization::may_change_messages(chat.mode.frozen) {
+        return reject(effects, refusal.code, refusal.reason);
+    }
     let Some(message) = store.message(chat_id, message_id).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };

@@ -1,6 +1,7 @@
 //! `msg.send`, handled for a whole run of sends: one round trip for the senders'
-//! memberships the pipeline has not checked yet, the replied-to messages and, for
-//! redelivered commands, the sends that already exist (up to three queries at once),
+//! memberships (role and mute) and the chats' modes the pipeline has not checked yet,
+//! the replied-to messages and, for redelivered commands, the sends that already exist
+//! (up to four queries at once; the moderation rules are [`send_rules`]),
 //! one compare-and-set per chat that reserves the seqs and sets the preview ([`seqs`]),
 //! and one `insert_many`, whose unique send key finds a client sending a key again
 //! ([`resent_keys`]). The lookup of existing sends, the compare-and-sets and the insert
@@ -26,8 +27,8 @@ use crate::{
     command::{HandleError, Issued},
     effects::Effects,
     group_commit::SendWrites,
-    known_chats::KnownChats,
-    metrics,
+    known_chats::{KnownChats, KnownMember},
+    metrics, send_rules,
 };
 
 /// One send of a run: the command and what the pipeline knows of it.
@@ -58,52 +59,72 @@ pub async fn handle(
     let mut unchecked: Vec<(&str, &str)> = sends
         .iter()
         .map(|s| (s.command.chat_id.as_str(), s.issued.envelope.actor.user_id.as_str()))
-        .filter(|(chat_id, user_id)| known.role(chat_id, user_id).is_none())
+        .filter(|(chat_id, user_id)| known.member(chat_id, user_id).is_none())
         .collect();
     unchecked.sort_unstable();
     unchecked.dedup();
+    // A chat's mode is read beside the roles, not after them, and only when forgotten.
+    let mut unmoded: Vec<&str> =
+        sends.iter().map(|s| s.command.chat_id.as_str()).filter(|chat_id| known.mode(chat_id).is_none()).collect();
+    unmoded.sort_unstable();
+    unmoded.dedup();
     let replied_to: Vec<String> = sends.iter().filter_map(|s| s.command.reply_to.clone()).collect();
     // Only a redelivered command may have been stored by the attempt before it. A
     // client sending a key again is found by the insert instead (the send key is a
     // unique index), which spares the lookup on every other send.
     let keys: Vec<SendKey> =
         sends.iter().filter(|s| s.issued.redelivered).map(|s| key_of(s.issued, s.command)).collect();
-    let (roles, reply_targets, existing) = futures::try_join!(
+    let (roles, modes, reply_targets, existing) = futures::try_join!(
         store.member_roles(&unchecked),
+        store.chat_modes(&unmoded),
         store.chats_of_messages(&replied_to),
         writes.existing_sends(keys),
     )?;
     for member in &roles {
-        known.set_role(&member.chat_id, &member.user_id, member.role);
+        let known_member = KnownMember { role: member.role, muted_until: member.muted_until };
+        known.set_member(&member.chat_id, &member.user_id, known_member);
+    }
+    for row in &modes {
+        known.set_mode(&row.chat_id, row.mode);
     }
     let reply_targets: HashMap<String, String> = reply_targets.into_iter().collect();
+    let mut stored: HashMap<SendKey, MessageDoc> = existing.into_iter().map(|m| (SendKey::of(&m), m)).collect();
 
+    let now = chrono::Utc::now();
+    // Members with a send accepted earlier in this run: slow mode counts it as sent now.
+    let mut sent_in_run: HashSet<(&str, &str)> = HashSet::new();
     let mut accepted = Vec::new();
     for &SendInRun { issued, command } in sends {
         let MsgSend { chat_id, client_msg_id, text, reply_to } = command;
         let sender = &issued.envelope.actor.user_id;
-        let problem = if known.role(chat_id, sender).is_none() {
-            Some((ErrorCode::NotFound, "no such chat".to_owned()))
-        } else if let Err(reason) =
-            limits::check_text(text).and(limits::check_client_id(client_msg_id, "client_msg_id"))
-        {
-            Some((ErrorCode::Invalid, reason))
-        } else if reply_to.as_ref().is_some_and(|id| reply_targets.get(id) != Some(chat_id)) {
-            Some((ErrorCode::Invalid, "reply_to names no message of this chat".to_owned()))
-        } else {
-            None
+        let Some(member) = known.member(chat_id, sender) else {
+            effects.reject(&issued.envelope, ErrorCode::NotFound, "no such chat");
+            continue;
         };
-        if let Some((code, reason)) = problem {
-            effects.reject(&issued.envelope, code, reason);
+        if let Err(reason) = limits::check_text(text).and(limits::check_client_id(client_msg_id, "client_msg_id")) {
+            effects.reject(&issued.envelope, ErrorCode::Invalid, reason);
             continue;
         }
-        accepted.push(Accepted { issued, key: key_of(issued, command), text, reply_to: reply_to.as_ref() });
+        if reply_to.as_ref().is_some_and(|id| reply_targets.get(id) != Some(chat_id)) {
+            effects.reject(&issued.envelope, ErrorCode::Invalid, "reply_to names no message of this chat");
+            continue;
+        }
+        let key = key_of(issued, command);
+        // A send an earlier attempt stored is answered as stored, whatever the mode is now.
+        if !stored.contains_key(&key) {
+            let last_send =
+                if sent_in_run.contains(&(chat_id, sender)) { Some(now) } else { known.last_send(chat_id, sender) };
+            let mode = known.mode(chat_id).unwrap_or_default();
+            if let Err(refusal) = send_rules::may_send(mode, member, last_send, now) {
+                effects.reject_retryable(&issued.envelope, refusal.code, refusal.reason, refusal.retry_after_ms);
+                continue;
+            }
+            sent_in_run.insert((chat_id, sender));
+        }
+        accepted.push(Accepted { issued, key, text, reply_to: reply_to.as_ref() });
     }
 
-    let mut stored: HashMap<SendKey, MessageDoc> = existing.into_iter().map(|m| (SendKey::of(&m), m)).collect();
-
     // The new messages per chat, in order; a key repeated inside the batch counts once.
-    let now = chrono::Utc::now();
     let mut new_per_chat: HashMap<String, Vec<MessageDoc>> = HashMap::new();
     let mut seen = HashSet::new();
     for send in &accepted {
@@ -186,6 +207,9 @@ pub async fn handle(
         let message: Message = doc.clone().into();
         let event = ChatEvent::new(&message.chat_id, message.seq, EventBody::MsgCreated { message: message.clone() });
         let created = fresh_keys.contains(&send.key) && answered.insert(send.key.clone());
+        if created && known.mode(&send.key.chat_id).is_some_and(|mode| mode.slow_mode_seconds > 0) {
+            known.set_last_send(&send.key.chat_id, &send.key.sender_id, now);
+        }
         let traceparent = send.issued.traceparent.as_deref();
         if created || send.issued.redelivered {
             // A redelivered command may have stored without publishing: publish again

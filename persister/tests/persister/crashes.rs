@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bson::{Bson, Document, doc};
 use chat_nats::{
     commands::{
-        Actor, ChatCreate, ChatUpdate, Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberRemove, MsgDelete,
-        MsgEdit, MsgSend, Read,
+        Actor, ChatCreate, ChatModerate, ChatUpdate, Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberMute,
+        MemberRemove, MsgDelete, MsgEdit, MsgSend, Read,
     },
-    model::{ChatKind, Role},
+    model::{ChatKind, Posting, Role},
 };
 use chat_store::{
     Store, StoreError,
@@ -120,6 +120,29 @@ fn cases() -> Vec<Case> {
         Case {
             name: "member.remove",
             step: vec![("u1", Command::MemberRemove(MemberRemove { chat_id: "g".into(), user_id: "u3".into() }))],
+        },
+        Case {
+            name: "chat.moderate",
+            step: vec![(
+                "u1",
+                Command::ChatModerate(ChatModerate {
+                    chat_id: "g".into(),
+                    posting: Some(Posting::Admins),
+                    slow_mode_seconds: Some(30),
+                    frozen: None,
+                }),
+            )],
+        },
+        Case {
+            name: "member.mute",
+            step: vec![(
+                "u1",
+                Command::MemberMute(MemberMute {
+                    chat_id: "g".into(),
+                    user_id: "u2".into(),
+                    until: Some(Utc::now() + chrono::Duration::days(30)),
+                }),
+            )],
         },
         Case {
             name: "member.remove, leaving",
@@ -274,7 +297,7 @@ fn at(second: i64) -> DateTime<Utc> {
 /// Group `g` (u1 owner; u2, u3 members; messages m1 and m2 by u2, seqs 2 and 3) and
 /// group `h` (u1 owner, u2 member, no messages), as the handlers would have stored them.
 async fn seed(store: &Store) {
-    let member = |user_id: &str, role| MemberDoc { user_id: user_id.into(), role };
+    let member = |user_id: &str, role| MemberDoc { user_id: user_id.into(), role, muted_until: None };
     let message = |id: &str, seq: i64, text: &str| MessageDoc {
         id: id.into(),
         chat_id: "g".into(),
@@ -305,6 +328,8 @@ async fn seed(store: &Store) {
         last_update: None,
         last_removal: None,
         history_visibility: Default::default(),
+        mode: Default::default(),
+        last_moderation: None,
     };
     let g = chat(
         "g",
@@ -324,6 +349,7 @@ async fn seed(store: &Store) {
                 joined_seq: 1,
                 last_read_seq: 0,
                 muted: false,
+                muted_until: None,
                 added_by: Some(format!("create-{}", chat.id)),
             });
         }

@@ -1,9 +1,10 @@
 //! The persister against real NATS and the MongoDB-compatible store: commands are
 //! published straight to `CHAT_CMD`, results read from `CHAT_EVT`, reply subjects and
 //! MongoDB. One binary: [`replays`] shares the harness; [`crashes`] drives the
-//! handlers alone against the store.
+//! handlers alone against the store; [`moderation`] covers chat modes and mutes.
 
 mod crashes;
+mod moderation;
 mod replays;
 
 use std::time::Duration;

@@ -74,6 +74,7 @@ async fn an_addition_replayed_after_its_membership_write_adds_to_the_chat_too() 
         joined_seq: bson_seq(seq),
         last_read_seq: 0,
         muted: false,
+        muted_until: None,
         added_by: Some(addition.id.clone()),
     };
     h.store.insert_participants(&[membership]).await.unwrap_or_else(|e| panic!("{e}"));

@@ -29,12 +29,14 @@ pub async fn insert_chat(store: &Store, chat_id: &str, last_seq: i64) {
         updated_at: now,
         last_seq,
         last_message: None,
-        participants: vec![MemberDoc { user_id: "u1".into(), role: Role::Owner }],
+        participants: vec![MemberDoc { user_id: "u1".into(), role: Role::Owner, muted_until: None }],
         external_id: None,
         direct_key: None,
         last_update: None,
         last_removal: None,
         history_visibility: Default::default(),
+        mode: Default::default(),
+        last_moderation: None,
     };
     store.insert_chat(&chat).await.unwrap_or_else(|e| panic!("chat: {e}"));
 }

@@ -43,6 +43,7 @@ async fn every_action_answers_every_caller_as_documented() {
         ("member", token("member1")),
         ("outsider", token("outsider")),
     ];
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
     let reads: Vec<Row> = vec![
         ("get chat", Method::GET, format!("/api/chats/{chat}"), None, [200, 200, 200, 404]),
         ("history", Method::GET, format!("/api/chats/{chat}/messages"), None, [200, 200, 200, 404]),
@@ -80,6 +81,27 @@ async fn every_action_answers_every_caller_as_documented() {
             format!("/api/chats/{chat}/participants/owner"),
             None,
             [409, 409, 409, 404],
+        ),
+        (
+            "moderate",
+            Method::PATCH,
+            format!("/api/chats/{chat}/moderation"),
+            Some(json!({"slow_mode_seconds": 0})),
+            [200, 200, 403, 404],
+        ),
+        (
+            "mute a member",
+            Method::PUT,
+            format!("/api/chats/{chat}/participants/victim2/mute"),
+            Some(json!({"until": soon})),
+            [200, 200, 403, 404],
+        ),
+        (
+            "mute the owner",
+            Method::PUT,
+            format!("/api/chats/{chat}/participants/owner/mute"),
+            Some(json!({"until": soon})),
+            [403, 403, 403, 404],
         ),
         ("list chats", Method::GET, "/api/chats".into(), None, [200, 200, 200, 200]),
         ("search users", Method::GET, "/api/users?q=ow".into(), None, [200, 200, 200, 200]),
@@ -139,6 +161,16 @@ async fn every_action_answers_every_caller_as_documented() {
     assert_eq!(status, 204, "a member leaves");
     let (status, _) = stack.call(Method::GET, &format!("/api/chats/{chat}"), &token("victim2"), None).await;
     assert_eq!(status, 404, "and can no longer see the chat");
+
+    // Moderation by a platform admin who is not in the chat: even the owner is muted.
+    let mute_owner = format!("/api/chats/{chat}/participants/owner/mute");
+    let (status, _) = stack.call(Method::PUT, &mute_owner, &platform_admin, Some(json!({"until": soon}))).await;
+    assert_eq!(status, 200, "a platform admin mutes the owner");
+    let (status, _) = stack.call(Method::PUT, &mute_owner, &platform_admin, Some(json!({"until": null}))).await;
+    assert_eq!(status, 200, "and unmutes them");
+    let moderation = format!("/api/chats/{chat}/moderation");
+    let (status, _) = stack.call(Method::PATCH, &moderation, &platform_admin, Some(json!({"frozen": false}))).await;
+    assert_eq!(status, 200, "a platform admin moderates");
 
     // The user directory: platform admin or service.
     for (who, token, want) in [("platform admin", &platform_admin, 200), ("service", &service, 200)] {

@@ -210,6 +210,7 @@ async fn a_user_in_more_chats_than_one_nats_payload_lists_connects() {
                 joined_seq: 1,
                 last_read_seq: 0,
                 muted: false,
+                muted_until: None,
                 added_by: None,
             }
         })

@@ -87,7 +87,7 @@ async fn the_web_client_works_in_a_real_browser() {
     // Shown with `--no-capture`.
     println!("{output}");
     assert!(
-        output.lines().any(|line| line.trim_end().ends_with("pass 2")),
+        output.lines().any(|line| line.trim_end().ends_with("pass 3")),
         "the browser suite did not pass:\n{output}"
     );
 }

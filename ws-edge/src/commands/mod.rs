@@ -1,7 +1,9 @@
-//! One file per client command (edits, deletes and read marks share one), and the
+//! One file per client command (edits, deletes and read marks share one, as do the
+//! moderation commands), and the
 //! per-connection throttles some of them take from ([`throttles`]).
 
 mod changes;
+mod moderation;
 mod msg_send;
 mod presence_watch;
 mod submit;
@@ -10,7 +12,7 @@ pub mod throttles;
 pub mod typing;
 
 use chat_nats::{
-    commands::{Command, MsgDelete, MsgEdit, Read},
+    commands::{ChatModerate, Command, MemberMute, MsgDelete, MsgEdit, Read},
     limits,
     model::ErrorCode,
 };
@@ -70,6 +72,14 @@ pub async fn dispatch(
         }
         // The connection loop owns the session's expiry and answers refreshes itself.
         ClientCommand::AuthRefresh { .. } => "invalid",
+        ClientCommand::ChatModerate { reference, chat_id, posting, slow_mode_seconds, frozen } => {
+            let command = ChatModerate { chat_id, posting, slow_mode_seconds, frozen };
+            moderation::handle(edge, session, conn, reference, Command::ChatModerate(command)).await
+        }
+        ClientCommand::MemberMute { reference, chat_id, user_id, until } => {
+            let command = MemberMute { chat_id, user_id, until };
+            moderation::handle(edge, session, conn, reference, Command::MemberMute(command)).await
+        }
     }
 }
 

@@ -315,6 +315,7 @@ async fn joins_and_rejections_from_workers_reach_the_right_sockets() {
         message: "no".into(),
         reference: envelope.reference.clone(),
         client_msg_id: Some("k7".into()),
+        retry_after_ms: None,
     });
     let body = serde_json::to_vec(&rejection).unwrap_or_else(|e| panic!("{e}"));
     h.nats.publish(reply, body.into()).await.unwrap_or_else(|e| panic!("{e}"));
