@@ -66,5 +66,6 @@ pub fn done_or_error(
     match outcome {
         CommandOutcome::Done { message, chat, created } => Ok((message.map(|m| *m), chat.map(|c| *c), created)),
         CommandOutcome::Rejected(rejection) => Err(ApiError::new(rejection.code, rejection.message)),
+        CommandOutcome::Reported { .. } => Err(ApiError::internal("the persister answered with a report")),
     }
 }

@@ -121,7 +121,9 @@ impl WriteBudgets {
             Command::ChatUpdate(_) | Command::MemberAdd(_) | Command::MemberRemove(_) => {
                 over(WriteKind::ChatChange, &self.chat_changes)
             }
-            Command::MsgEdit(_) | Command::MsgDelete(_) => over(WriteKind::MessageChange, &self.message_changes),
+            Command::MsgEdit(_) | Command::MsgDelete(_) | Command::MsgReport(_) | Command::ReportResolve(_) => {
+                over(WriteKind::MessageChange, &self.message_changes)
+            }
             Command::Read(_) => over(WriteKind::ReadMark, &self.read_marks),
         }
     }

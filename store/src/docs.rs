@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const PREVIEW_CHARS: usize = 200;
 
 /// Optional BSON dates.
-mod bson_time_opt {
+pub(crate) mod bson_time_opt {
     use bson::serde_helpers::chrono_datetime_as_bson_datetime as inner;
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};

@@ -8,11 +8,13 @@ pub mod member_add;
 pub mod member_remove;
 pub mod msg_delete;
 pub mod msg_edit;
+pub mod msg_report;
 pub mod msg_send;
 pub mod read;
+pub mod report_resolve;
 pub mod seqs;
 
-use chat_core::{config::ChatLimitArgs, policy::Policy};
+use chat_core::{config::ChatLimitArgs, moderation::ModerationArgs, policy::Policy};
 use chat_nats::{commands::Command, model::Role};
 use chat_store::{Store, docs::ChatDoc};
 
@@ -26,12 +28,14 @@ use crate::{
 /// Handles one step of a batch: a run of sends, or one other command (the pipeline's
 /// `plan_steps` never mixes them). `known` is what the partition remembers of its chats;
 /// `limits` bound the commands that add members; `policy` decides which chats may be
-/// created.
+/// created; `moderation` names who resolves reports.
+#[allow(clippy::too_many_arguments)]
 pub async fn handle_step(
     store: &Store,
     sends: &SendWrites,
     limits: &ChatLimitArgs,
     policy: &Policy,
+    moderation: &ModerationArgs,
     known: &mut KnownChats,
     step: &[&Issued],
     effects: &mut Effects,
@@ -60,6 +64,8 @@ pub async fn handle_step(
         Command::ChatUpdate(command) => chat_update::handle(store, first, command, effects).await,
         Command::MemberAdd(command) => member_add::handle(store, limits, first, command, effects).await,
         Command::MemberRemove(command) => member_remove::handle(store, first, command, effects).await,
+        Command::MsgReport(command) => msg_report::handle(store, first, command, effects).await,
+        Command::ReportResolve(command) => report_resolve::handle(store, moderation, first, command, effects).await,
     };
     // Read marks leave the head where it is; everything else may have moved it.
     if handled.is_ok() && !matches!(first.envelope.command, Command::Read(_)) {
