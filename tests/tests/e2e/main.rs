@@ -6,6 +6,7 @@ mod bench;
 mod bus_auth;
 mod features;
 mod limits;
+mod moderation;
 mod nats_cluster;
 mod operations;
 mod pipeline;
