@@ -1,11 +1,13 @@
 //! MongoDB storage of the chat service: the documents, their indexes and the queries.
 //!
-//! The persister is the only writer of `chats`, `messages` and `participants`; the api
-//! reads them and owns `users`. Every filter here is built from typed values, never from
+//! The persister is the only writer of `chats`, `messages`, `participants` and the
+//! moderation records (`reports`, `message_history`, `audit`); the api reads them and
+//! owns `users`. Every filter here is built from typed values, never from
 //! a client's JSON.
 //!
 //! Layout: [`docs`] (document shapes and their conversion to the public model),
-//! [`indexes`], and one module per collection with its queries.
+//! [`indexes`], and one module per collection with its queries (the moderation
+//! records' modules hold their document shapes too).
 
 pub mod audit;
 pub mod chats;
