@@ -4,6 +4,7 @@
 //! handlers alone against the store.
 
 mod crashes;
+mod moderation;
 mod replays;
 
 use std::time::Duration;
