@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chat_nats::{
     events::{ChatEvent, LiveSignal, TypingState},
+    moderation::ReportReason,
     presence::Presence,
 };
 use schemars::JsonSchema;
@@ -124,6 +125,23 @@ pub enum ClientCommand {
         #[serde(rename = "ref", default)]
         reference: Option<String>,
     },
+    /// Report a message to the moderators (once per reporter and message).
+    #[serde(rename = "msg.report")]
+    #[strum(serialize = "msg.report")]
+    MsgReport {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// The message.
+        message_id: String,
+        /// Why.
+        reason: ReportReason,
+        /// What the moderators should know, at most 1,000 characters.
+        #[serde(default)]
+        note: Option<String>,
+    },
 }
 
 impl ClientCommand {
@@ -143,7 +161,8 @@ impl ClientCommand {
             | ClientCommand::Sync { reference, .. }
             | ClientCommand::PresenceWatch { reference, .. }
             | ClientCommand::AuthRefresh { reference, .. }
-            | ClientCommand::Ping { reference } => reference.as_deref(),
+            | ClientCommand::Ping { reference }
+            | ClientCommand::MsgReport { reference, .. } => reference.as_deref(),
         }
     }
 }

@@ -294,3 +294,28 @@ fn read_lines(path: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reports_over_the_websocket_too() {
+    let stack = Stack::start().await;
+    let chat = stack.create_chat(&token("ann"), json!({"type": "group", "title": "g", "member_ids": ["bob"]})).await;
+    let id = send(&stack, &chat, "bob", "k1", "spam spam").await;
+    let mut ann = stack.connect(&token("ann")).await;
+    let mut bob = stack.connect(&token("bob")).await;
+
+    let frame = json!({"type": "msg.report", "chat_id": chat, "message_id": id, "reason": "spam", "note": "bell\u{7}"});
+    let refused = ann.command(frame, "r0").await;
+    assert_eq!((refused["type"].as_str(), refused["code"].as_str()), (Some("error"), Some("invalid")), "{refused}");
+    let frame = json!({"type": "msg.report", "chat_id": chat, "message_id": id, "reason": "spam"});
+    let ack = ann.command(frame.clone(), "r1").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    // The sender's own report is refused by the persister, with the frame's ref.
+    assert_eq!(bob.command(frame, "r2").await["type"], "ack");
+    let refused = bob.next_of("error").await;
+    assert_eq!((refused["ref"].as_str(), refused["code"].as_str()), (Some("r2"), Some("invalid")), "{refused}");
+
+    let root = token_with_roles("root", &["admin"]);
+    let (_, queue) = stack.call(Method::GET, "/api/moderation/reports", &root, None).await;
+    let reporters: Vec<&Value> = queue["items"].as_array().into_iter().flatten().map(|r| &r["reporter_id"]).collect();
+    assert_eq!(reporters, [&json!("ann")], "{queue}");
+}

@@ -10,7 +10,7 @@ pub mod throttles;
 pub mod typing;
 
 use chat_nats::{
-    commands::{Command, MsgDelete, MsgEdit, Read},
+    commands::{Command, MsgDelete, MsgEdit, MsgReport, Read},
     limits,
     model::ErrorCode,
 };
@@ -70,6 +70,10 @@ pub async fn dispatch(
         }
         // The connection loop owns the session's expiry and answers refreshes itself.
         ClientCommand::AuthRefresh { .. } => "invalid",
+        ClientCommand::MsgReport { reference, chat_id, message_id, reason, note } => {
+            let report = Command::MsgReport(MsgReport { chat_id, message_id, reason, note });
+            changes::handle(edge, session, conn, reference, report).await
+        }
     }
 }
 
