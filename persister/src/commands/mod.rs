@@ -41,8 +41,8 @@ pub async fn handle_step(
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
     let Some(&first) = step.first() else { return Ok(()) };
-    // Every command but sends and read marks may move `last_seq` by an increment.
-    if !matches!(first.envelope.command, Command::MsgSend(_) | Command::Read(_)) {
+    // Every command but sends, read marks and reports may move `last_seq` by an increment.
+    if !matches!(first.envelope.command, Command::MsgSend(_) | Command::Read(_) | Command::MsgReport(_)) {
         known.forget(first.envelope.chat_id());
     }
     let handled = match &first.envelope.command {
@@ -67,8 +67,8 @@ pub async fn handle_step(
         Command::MsgReport(command) => msg_report::handle(store, first, command, effects).await,
         Command::ReportResolve(command) => report_resolve::handle(store, moderation, first, command, effects).await,
     };
-    // Read marks leave the head where it is; everything else may have moved it.
-    if handled.is_ok() && !matches!(first.envelope.command, Command::Read(_)) {
+    // Read marks and reports leave the head where it is; everything else may have moved it.
+    if handled.is_ok() && !matches!(first.envelope.command, Command::Read(_) | Command::MsgReport(_)) {
         let mut chats: Vec<&str> = step.iter().map(|issued| issued.envelope.chat_id()).collect();
         chats.sort_unstable();
         chats.dedup();
