@@ -70,5 +70,6 @@ pub fn done_or_error(
             retry_after_s: rejection.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1)),
             ..ApiError::new(rejection.code, rejection.message)
         }),
+        CommandOutcome::Reported { .. } => Err(ApiError::internal("the persister answered with a report")),
     }
 }

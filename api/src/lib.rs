@@ -102,6 +102,9 @@ pub struct Config {
     /// The web client (development).
     #[command(flatten)]
     pub web: web::WebArgs,
+    /// Who sees the review queue, mirrored from the persister (set both alike).
+    #[command(flatten)]
+    pub moderation: chat_core::moderation::ModerationArgs,
 }
 
 /// A started api.
@@ -157,6 +160,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             privacy: config.privacy.clone(),
             chat_limits: config.chats.clone(),
             policy,
+            moderation: config.moderation.clone(),
         }),
     };
     let rpc_task = rpc::serve(nats.clone(), state.clone(), shutdown.clone()).await?;

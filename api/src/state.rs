@@ -40,6 +40,8 @@ pub struct Inner {
     pub chat_limits: chat_core::config::ChatLimitArgs,
     /// The messaging policy, checked before the persister does.
     pub policy: chat_core::policy::Policy,
+    /// Who sees the review queue and resolves reports.
+    pub moderation: chat_core::moderation::ModerationArgs,
 }
 
 /// When a user was last written to the directory, and with which name and roles.

@@ -56,6 +56,7 @@ impl Harness {
             privacy,
             chats: chat_core::config::ChatLimitArgs::default(),
             policy: chat_core::policy::PolicyArgs::default(),
+            moderation: chat_core::moderation::ModerationArgs::default(),
         };
         let running = api::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("api: {e}"));
         let db = chat_core::connect::mongodb(&servers.mongo_args(), "test").await.unwrap_or_else(|e| panic!("{e}"));

@@ -30,6 +30,7 @@ fn config(servers: &Servers, jwt: JwtArgs, web: api::web::WebArgs) -> api::Confi
         privacy: api::privacy::PrivacyArgs::default(),
         chats: chat_core::config::ChatLimitArgs::default(),
         policy: chat_core::policy::PolicyArgs::default(),
+        moderation: chat_core::moderation::ModerationArgs::default(),
     }
 }
 

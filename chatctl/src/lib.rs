@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`Cli`] and [`run`]: the command line and its dispatch;
 //! - [`commands`]: one module per command (`token`, `backup_export`, `backup_import`,
-//!   and the `bench` load generator in a folder of its own);
+//!   `audit_export`, `export_user` with the `records` they share, and the `bench` load
+//!   generator in a folder of its own);
 //! - [`backup`]: the backup file format (header, document lines, reader) and its errors;
 //! - [`progress`]: progress bars on stderr, drawn only on a terminal.
 
@@ -36,6 +37,11 @@ pub enum Command {
     },
     /// Load a deployment with simulated clients and report latency, loss and CPU.
     Bench(Box<commands::bench::BenchArgs>),
+    /// Write the audit trail (all of it, one chat's or one user's) as JSON lines.
+    AuditExport(commands::audit_export::AuditExportArgs),
+    /// Write a user's messages, memberships and reports as JSON lines (a data-protection
+    /// request).
+    ExportUser(commands::export_user::ExportUserArgs),
 }
 
 /// `chatctl backup …`.
@@ -59,6 +65,9 @@ pub enum Error {
     /// `chatctl bench` failed.
     #[error(transparent)]
     Bench(#[from] commands::bench::BenchError),
+    /// `chatctl audit-export` or `export-user` failed.
+    #[error(transparent)]
+    Records(#[from] commands::records::RecordsError),
 }
 
 /// Runs one command, printing its result on stdout and progress on stderr.
@@ -75,6 +84,14 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Bench(args) => {
             commands::bench::run(&args, &progress::Progress::auto()).await?;
+        }
+        Command::AuditExport(args) => {
+            let written = commands::audit_export::run(&args).await?;
+            eprintln!("{written} audit entries written");
+        }
+        Command::ExportUser(args) => {
+            let written = commands::export_user::run(&args).await?;
+            eprintln!("{written} records of {} written", args.user_id);
         }
     }
     Ok(())

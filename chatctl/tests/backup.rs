@@ -9,10 +9,16 @@ use std::{
 };
 
 use bson::{Bson, Document, doc};
-use chat_nats::model::{ChatKind, Role, direct_key};
+use chat_nats::{
+    model::{ChatKind, Role, direct_key},
+    moderation::{AuditAction, ReportReason, ReportState},
+};
 use chat_store::{
     Store,
+    audit::AuditDoc,
     docs::{ChatDoc, LastMessageDoc, MemberDoc, MessageDoc, ParticipantDoc},
+    message_history::HistoryDoc,
+    reports::ReportDoc,
 };
 use chat_testkit::Servers;
 use chatctl::{
@@ -216,6 +222,51 @@ async fn fill(store: &Store, messages: usize) {
     assert!(store.advance_read_mark("group", "u0", 4).await.unwrap_or_else(|e| fail(e)));
     assert!(store.advance_read_mark("direct", "u1", 3).await.unwrap_or_else(|e| fail(e)));
     assert!(store.advance_read_mark("course", "t1", 1).await.unwrap_or_else(|e| fail(e)));
+
+    // The moderation records: a report of the edited message, the history of the edit
+    // and the delete, and the audit entry of the role change.
+    let report = ReportDoc {
+        id: chat_nats::moderation::report_id("group", "m00001", "u0"),
+        chat_id: "group".into(),
+        message_id: "m00001".into(),
+        sender_id: "u1".into(),
+        reporter_id: "u0".into(),
+        reason: ReportReason::Harassment,
+        note: Some("это уже второй раз".into()),
+        state: ReportState::Open,
+        created_at: now,
+        resolved_at: None,
+        resolved_by: None,
+        action: None,
+        resolved_with: None,
+    };
+    store.insert_report(&report).await.unwrap_or_else(|e| fail(e));
+    for (id, chat_id, message_id, seq, after) in [
+        ("cmd-edit", "group", "m00001", edit_seq, Some("исправлено")),
+        ("cmd-delete", "direct", "m00000", delete_seq, None),
+    ] {
+        let record = HistoryDoc {
+            id: id.into(),
+            chat_id: chat_id.into(),
+            message_id: message_id.into(),
+            seq,
+            actor: "u1".into(),
+            at: now,
+            before: "Сообщение".into(),
+            after: after.map(str::to_owned),
+        };
+        store.append_history(&record).await.unwrap_or_else(|e| fail(e));
+    }
+    let entry = AuditDoc {
+        id: "cmd-role".into(),
+        at: now,
+        actor: "u0".into(),
+        action: AuditAction::MemberRoleChange,
+        chat_id: "group".into(),
+        target_users: vec!["u1".into()],
+        details: [("role".to_owned(), "admin".to_owned())].into(),
+    };
+    store.record_audit(&entry).await.unwrap_or_else(|e| fail(e));
 }
 
 /// Every document of a collection, by `_id`.
@@ -369,7 +420,11 @@ async fn a_damaged_file_is_refused_with_its_line_number_before_anything_is_dropp
     h.export(&file).await.unwrap_or_else(|e| panic!("export: {e}"));
     let before = documents(&h.store, "messages").await;
     let lines = decompress(&file);
-    assert_eq!(lines.len(), 1 + 6 + 9 + 30 + 3 + 3, "header, users, participants, messages, chats, heads");
+    assert_eq!(
+        lines.len(),
+        1 + 6 + 1 + 2 + 1 + 9 + 30 + 3 + 3,
+        "header, users, reports, message history, audit, participants, messages, chats, heads"
+    );
     let (chats, heads) = lines[lines.len() - 6..].split_at(3);
     assert!(chats.iter().all(|line| line.starts_with("{\"c\":\"chats\"")), "chats come next to last");
     assert!(heads.iter().all(|line| line.starts_with("{\"c\":\"chat_heads\"")), "chat heads come last");

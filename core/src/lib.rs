@@ -19,6 +19,7 @@
 //! - [`connect`]: connecting to NATS, MongoDB and Redis with the service's settings;
 //! - [`ids`]: id generation;
 //! - [`policy`]: the platform's messaging policy (`CHAT_POLICY_FILE`) and its decisions.
+//! - [`moderation`]: who reviews reported messages (`CHAT_MODERATION_ROLES`).
 
 pub mod admin;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod connect;
 pub mod http_server;
 pub mod ids;
+pub mod moderation;
 pub mod policy;
 pub mod presence_state;
 pub mod probes;

@@ -123,7 +123,9 @@ impl WriteBudgets {
             | Command::MemberRemove(_)
             | Command::ChatModerate(_)
             | Command::MemberMute(_) => over(WriteKind::ChatChange, &self.chat_changes),
-            Command::MsgEdit(_) | Command::MsgDelete(_) => over(WriteKind::MessageChange, &self.message_changes),
+            Command::MsgEdit(_) | Command::MsgDelete(_) | Command::MsgReport(_) | Command::ReportResolve(_) => {
+                over(WriteKind::MessageChange, &self.message_changes)
+            }
             Command::Read(_) => over(WriteKind::ReadMark, &self.read_marks),
         }
     }

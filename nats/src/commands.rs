@@ -6,7 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantNames};
 
-use crate::model::{Chat, ChatKind, ErrorCode, HistoryVisibility, Message, Posting, Role, timestamp};
+use crate::{
+    model::{Chat, ChatKind, ErrorCode, HistoryVisibility, Message, Posting, Role, timestamp},
+    moderation::{Report, ReportReason, ResolveAction},
+};
 
 /// Who issued a command, as proven by their token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -98,6 +101,14 @@ pub enum Command {
     #[serde(rename = "member.mute")]
     #[strum(serialize = "member.mute")]
     MemberMute(MemberMute),
+    /// Report a message to the moderators.
+    #[serde(rename = "msg.report")]
+    #[strum(serialize = "msg.report")]
+    MsgReport(MsgReport),
+    /// Resolve a report (a moderator).
+    #[serde(rename = "report.resolve")]
+    #[strum(serialize = "report.resolve")]
+    ReportResolve(ReportResolve),
 }
 
 /// Post a message.
@@ -234,6 +245,35 @@ pub struct MemberMute {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// Report a message (any member of its chat); once per reporter and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MsgReport {
+    /// The chat.
+    pub chat_id: String,
+    /// The message.
+    pub message_id: String,
+    /// Why.
+    pub reason: ReportReason,
+    /// The reporter's words, at most 1,000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Resolve a report (a user with a moderation role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportResolve {
+    /// The reported message's chat.
+    pub chat_id: String,
+    /// The report.
+    pub report_id: String,
+    /// What to do.
+    pub action: ResolveAction,
+    /// Until when the sender is muted, for `mute_sender`.
+    #[serde(with = "timestamp::option", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "timestamp::option::schema")]
+    pub mute_until: Option<DateTime<Utc>>,
+}
+
 impl Command {
     /// The chat the command is about.
     pub fn chat_id(&self) -> &str {
@@ -247,7 +287,9 @@ impl Command {
             | Command::MemberAdd(MemberAdd { chat_id, .. })
             | Command::MemberRemove(MemberRemove { chat_id, .. })
             | Command::ChatModerate(ChatModerate { chat_id, .. })
-            | Command::MemberMute(MemberMute { chat_id, .. }) => chat_id,
+            | Command::MemberMute(MemberMute { chat_id, .. })
+            | Command::MsgReport(MsgReport { chat_id, .. })
+            | Command::ReportResolve(ReportResolve { chat_id, .. }) => chat_id,
         }
     }
 
@@ -282,6 +324,14 @@ pub enum CommandOutcome {
     },
     /// Refused; nothing was stored.
     Rejected(Rejection),
+    /// A report stored (`msg.report`) or resolved (`report.resolve`), or found already
+    /// stored or resolved when `created` is false.
+    Reported {
+        /// The report as stored.
+        report: Box<Report>,
+        /// False when the report existed already (or was resolved already).
+        created: bool,
+    },
 }
 
 /// Why a command was refused; the edge hands it to the client as an `error` with its

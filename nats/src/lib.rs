@@ -13,6 +13,7 @@
 //! - [`streams`]: stream and consumer definitions, created idempotently;
 //! - [`publish`]: JetStream publishing with `Nats-Msg-Id` and pipelined acks;
 //! - [`headers`]: the header names carried on the bus;
+//! - [`moderation`]: message reports, their review, the audit trail's shapes;
 //! - [`limits`]: input rules applied the same way at every entry point;
 //! - [`asyncapi`]: AsyncAPI documents built from these types ([`asyncapi::bus`] is the
 //!   bus's, checked into `docs/asyncapi-nats.json`).
@@ -23,6 +24,7 @@ pub mod events;
 pub mod headers;
 pub mod limits;
 pub mod model;
+pub mod moderation;
 pub mod presence;
 pub mod publish;
 pub mod rpc;

@@ -35,7 +35,9 @@ impl Effects {
         // An edge turns rejections into `error` frames and needs nothing for a command
         // that was done (its client had the `ack`, the event follows): not publishing
         // those spares every send a message through NATS and a parse at the edge.
-        if matches!(outcome, CommandOutcome::Done { .. }) && subjects::outcome_target_of(reply).is_some() {
+        if matches!(outcome, CommandOutcome::Done { .. } | CommandOutcome::Reported { .. })
+            && subjects::outcome_target_of(reply).is_some()
+        {
             return;
         }
         if let Ok(body) = serde_json::to_vec(&outcome) {

@@ -1,4 +1,5 @@
-//! The persister: the only writer of `chats`, `messages` and `participants`.
+//! The persister: the only writer of `chats`, `messages`, `participants`, `reports`,
+//! `message_history` and `audit`.
 //!
 //! Replicas share the partitions of `CHAT_CMD` ([`partitions`]); for each partition it
 //! owns, a replica pulls commands in batches, authorises each one, assigns per-chat
@@ -13,9 +14,11 @@
 //! fails), [`commands`] (one file per command, each handler taking its own command's
 //! struct), [`effects`] (what a batch publishes), [`plausibility`] (whether a
 //! command's publisher may act for its actor), [`send_rules`] (what a chat's mode
-//! lets a member post), [`metrics`], [`setup`] (streams and
+//! lets a member post), [`audit`] (the audit trail's writer), [`retention`] (the
+//! periodic purge of moderation records), [`metrics`], [`setup`] (streams and
 //! consumers this binary owns).
 
+pub mod audit;
 pub mod authorization;
 pub mod command;
 pub mod commands;
@@ -28,6 +31,7 @@ pub mod metrics;
 pub mod partitions;
 pub mod pipeline;
 pub mod plausibility;
+pub mod retention;
 pub mod send_rules;
 pub mod setup;
 
@@ -91,6 +95,12 @@ pub struct Config {
     /// with one name apart); the pod name in Kubernetes.
     #[arg(long = "replica-name", env = "CHAT_PERSISTER_REPLICA_NAME", default_value = "persister")]
     pub replica_name: String,
+    /// Who resolves reports (`CHAT_MODERATION_ROLES`).
+    #[command(flatten)]
+    pub moderation: chat_core::moderation::ModerationArgs,
+    /// How long message history and deleted texts are kept (`CHAT_RETENTION_DAYS`).
+    #[command(flatten)]
+    pub retention: retention::RetentionArgs,
 }
 
 /// A started persister.
@@ -143,6 +153,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let admin_shutdown = CancellationToken::new();
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
 
+    retention::spawn(store.clone(), &config.retention, shutdown.clone());
     let sends = group_commit::SendWrites::new(&store, Duration::from_millis(config.head_copy_ms));
     let pipeline = pipeline::Pipeline {
         store,
@@ -152,6 +163,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         sends,
         chat_limits: config.chats.clone(),
         policy: std::sync::Arc::new(policy),
+        moderation: config.moderation.clone(),
     };
     let grace = Duration::from_secs(config.shutdown.shutdown_grace_s);
     let coordinator = Coordinator { pipeline, stream, leases, partitions: settings.command_partitions, grace };

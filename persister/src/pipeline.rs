@@ -67,6 +67,8 @@ pub struct Pipeline {
     pub chat_limits: chat_core::config::ChatLimitArgs,
     /// The messaging policy, for the commands that create chats.
     pub policy: std::sync::Arc<chat_core::policy::Policy>,
+    /// Who resolves reports.
+    pub moderation: chat_core::moderation::ModerationArgs,
 }
 
 /// A parsed command with the NATS message to ack once it is handled.
@@ -222,8 +224,17 @@ impl Pipeline {
     async fn handle_segment(&self, segment: &[Incoming], known: &mut KnownChats) -> Result<(), HandleError> {
         let mut effects = Effects::default();
         let step: Vec<&Issued> = segment.iter().map(|command| &command.issued).collect();
-        commands::handle_step(&self.store, &self.sends, &self.chat_limits, &self.policy, known, &step, &mut effects)
-            .await?;
+        commands::handle_step(
+            &self.store,
+            &self.sends,
+            &self.chat_limits,
+            &self.policy,
+            &self.moderation,
+            known,
+            &step,
+            &mut effects,
+        )
+        .await?;
         let now = chrono::Utc::now();
         for command in segment {
             let waited = (now - command.issued.envelope.issued_at).num_microseconds().unwrap_or(0).max(0);

@@ -48,6 +48,29 @@ pub fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
             ],
         ),
         (collections::USERS, vec![index(doc! { "name_key": 1 }, "name_key", false)]),
+        (
+            collections::REPORTS,
+            vec![
+                index(doc! { "state": 1, "created_at": 1, "_id": 1 }, "state_created", false),
+                index(doc! { "reporter_id": 1 }, "reporter", false),
+            ],
+        ),
+        (
+            collections::MESSAGE_HISTORY,
+            vec![
+                index(doc! { "chat_id": 1, "message_id": 1, "seq": 1 }, "chat_message_seq", false),
+                index(doc! { "at": 1 }, "at", false),
+            ],
+        ),
+        (
+            collections::AUDIT,
+            vec![
+                index(doc! { "chat_id": 1, "at": -1 }, "chat_at", false),
+                index(doc! { "actor": 1, "at": -1 }, "actor_at", false),
+                index(doc! { "target_users": 1, "at": -1 }, "target_at", false),
+                index(doc! { "at": -1 }, "at", false),
+            ],
+        ),
     ]
 }
 

@@ -1,19 +1,24 @@
 //! MongoDB storage of the chat service: the documents, their indexes and the queries.
 //!
-//! The persister is the only writer of `chats`, `messages` and `participants`; the api
-//! reads them and owns `users`. Every filter here is built from typed values, never from
+//! The persister is the only writer of `chats`, `messages`, `participants` and the
+//! moderation records (`reports`, `message_history`, `audit`); the api reads them and
+//! owns `users`. Every filter here is built from typed values, never from
 //! a client's JSON.
 //!
 //! Layout: [`docs`] (document shapes and their conversion to the public model),
-//! [`indexes`], and one module per collection with its queries.
+//! [`indexes`], and one module per collection with its queries (the moderation
+//! records' modules hold their document shapes too).
 
+pub mod audit;
 pub mod chats;
 pub mod docs;
 pub mod heads;
 pub mod indexes;
+pub mod message_history;
 pub mod messages;
 pub mod moderation;
 pub mod participants;
+pub mod reports;
 pub mod users;
 pub mod writes;
 
@@ -30,6 +35,12 @@ pub mod collections {
     /// Each chat's `last_seq` and newest message, the part every message moves (not in
     /// the pinned four: a chat document's copy of it trails, by ten seconds by default).
     pub const CHAT_HEADS: &str = "chat_heads";
+    /// Reports of messages, one per reporter and message.
+    pub const REPORTS: &str = "reports";
+    /// Append-only record of every edit and delete, with the text before.
+    pub const MESSAGE_HISTORY: &str = "message_history";
+    /// Moderation and membership actions.
+    pub const AUDIT: &str = "audit";
 }
 
 /// A storage failure.
@@ -75,7 +86,7 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     }
 }
 
-/// Handles to the four collections.
+/// Handles to the collections.
 #[derive(Debug, Clone)]
 pub struct Store {
     /// The database.

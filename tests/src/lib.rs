@@ -206,6 +206,7 @@ impl Stack {
             privacy: api::privacy::PrivacyArgs::default(),
             chats: chat_core::config::ChatLimitArgs::default(),
             policy: chat_core::policy::PolicyArgs::default(),
+            moderation: chat_core::moderation::ModerationArgs::default(),
         };
         if let Some(adjust) = options.api {
             adjust(&mut api_config);
@@ -489,6 +490,8 @@ async fn start_persister(
         chats: chat_core::config::ChatLimitArgs::default(),
         policy: chat_core::policy::PolicyArgs::default(),
         replica_name: "persister".into(),
+        moderation: chat_core::moderation::ModerationArgs::default(),
+        retention: persister::retention::RetentionArgs::default(),
     };
     if let Some(adjust) = adjust {
         adjust(&mut config);

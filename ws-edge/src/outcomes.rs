@@ -35,7 +35,7 @@ pub async fn start(
                     .to_text();
                     hub.deliver_to_conn(user_id, conn_id, frame.into());
                 }
-                Ok(CommandOutcome::Done { .. }) => {}
+                Ok(CommandOutcome::Done { .. } | CommandOutcome::Reported { .. }) => {}
                 Err(error) => tracing::warn!(%error, user_id, conn_id, "unreadable command outcome"),
             }
         }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use chat_nats::{
     events::{ChatEvent, LiveSignal, TypingState},
     model::{Posting, timestamp},
+    moderation::ReportReason,
     presence::Presence,
 };
 use chrono::{DateTime, Utc};
@@ -162,6 +163,23 @@ pub enum ClientCommand {
         #[schemars(schema_with = "timestamp::option::schema")]
         until: Option<DateTime<Utc>>,
     },
+    /// Report a message to the moderators (once per reporter and message).
+    #[serde(rename = "msg.report")]
+    #[strum(serialize = "msg.report")]
+    MsgReport {
+        /// Echoed in the reply.
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+        /// The chat.
+        chat_id: String,
+        /// The message.
+        message_id: String,
+        /// Why.
+        reason: ReportReason,
+        /// What the moderators should know, at most 1,000 characters.
+        #[serde(default)]
+        note: Option<String>,
+    },
 }
 
 impl ClientCommand {
@@ -183,7 +201,8 @@ impl ClientCommand {
             | ClientCommand::AuthRefresh { reference, .. }
             | ClientCommand::Ping { reference }
             | ClientCommand::ChatModerate { reference, .. }
-            | ClientCommand::MemberMute { reference, .. } => reference.as_deref(),
+            | ClientCommand::MemberMute { reference, .. }
+            | ClientCommand::MsgReport { reference, .. } => reference.as_deref(),
         }
     }
 }

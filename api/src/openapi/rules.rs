@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use chat_nats::{
     limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS},
     model::Role,
+    moderation::MAX_NOTE_CHARS,
 };
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use strum::VariantArray;
@@ -104,6 +105,18 @@ rule!(
         ),
         "maxLength": MAX_TEXT_CHARS,
         "pattern": with_one_visible(TEXT_CONTROLS),
+    })
+);
+
+rule!(
+    /// A report's note ([`chat_nats::moderation::check_note`]).
+    Note => json_schema!({
+        "type": "string",
+        "description": format!(
+            "At most {MAX_NOTE_CHARS} characters; no control characters but tab, newline and carriage return."
+        ),
+        "maxLength": MAX_NOTE_CHARS,
+        "pattern": format!("^[^{TEXT_CONTROLS}]*$"),
     })
 );
 

@@ -6,6 +6,8 @@ pub mod members;
 pub mod messages;
 pub mod moderation;
 pub mod openapi;
+pub mod records;
+pub mod reports;
 pub mod users;
 
 use axum::{
@@ -169,6 +171,38 @@ fn api_routes() -> ApiRoutes {
             "/api/admin/users/{user_id}",
             admin::upsert_user,
             operation("upsertUser", "Create or update a user (the platform)").errors(&[Forbidden, Unavailable]),
+        )
+        .post(
+            "/api/chats/{chat_id}/messages/{message_id}/report",
+            reports::report,
+            operation("reportMessage", "Report a message to the moderators, once per reporter")
+                .ok(StatusCode::OK, "the caller's earlier report of it")
+                .ok(StatusCode::CREATED, "reported")
+                .errors(&[NotFound, Conflict, RateLimited, Unavailable]),
+        )
+        .get(
+            "/api/moderation/reports",
+            reports::queue,
+            operation("reportQueue", "The review queue: reports in one state, oldest first (moderators)")
+                .errors(&[Forbidden, Unavailable]),
+        )
+        .post(
+            "/api/moderation/reports/{report_id}/resolve",
+            reports::resolve,
+            operation("resolveReport", "Dismiss a report, delete the message or mute the sender (moderators)")
+                .errors(&[Forbidden, NotFound, RateLimited, Unavailable]),
+        )
+        .get(
+            "/api/admin/messages/{chat_id}/{message_id}/history",
+            records::history,
+            operation("messageHistory", "A message's edits and delete with the texts (platform admins)")
+                .errors(&[Forbidden, Unavailable]),
+        )
+        .get(
+            "/api/admin/audit",
+            records::audit,
+            operation("audit", "The audit trail, newest first, per chat or user (platform admins)")
+                .errors(&[Forbidden, Unavailable]),
         )
 }
 

@@ -29,8 +29,18 @@ pub const VERSION: u64 = 1;
 /// hands out a seq that a restored message already has (the unique `(chat_id, seq)`
 /// index would refuse that message). A file made before heads existed has none; each
 /// restored chat's first write seeds its head from the chat document.
-pub const COLLECTIONS: [&str; 5] =
-    [collections::USERS, collections::PARTICIPANTS, collections::MESSAGES, collections::CHATS, collections::CHAT_HEADS];
+/// The moderation records (`reports`, `message_history`, `audit`) come first with the
+/// users: nothing else refers to them.
+pub const COLLECTIONS: [&str; 8] = [
+    collections::USERS,
+    collections::REPORTS,
+    collections::MESSAGE_HISTORY,
+    collections::AUDIT,
+    collections::PARTICIPANTS,
+    collections::MESSAGES,
+    collections::CHATS,
+    collections::CHAT_HEADS,
+];
 
 /// The first line: what the file is, when it was made and how many documents each
 /// collection has in it.

@@ -1,9 +1,12 @@
 //! One module per command, each with its clap arguments and a `run` that returns what
 //! the command prints.
 
+pub mod audit_export;
 pub mod backup_export;
 pub mod backup_import;
 pub mod bench;
+pub mod export_user;
+pub mod records;
 pub mod token;
 
 use std::time::Duration;

@@ -23,6 +23,7 @@ import {
   type Page,
   type PresenceEvent,
   type ReadEvent,
+  type ReportReason,
   type ServerFrame,
   type SyncResultFrame,
 } from "./protocol.js";
@@ -267,6 +268,22 @@ export class ChatClient extends Emitter<ClientEvents> {
       { type: "member.mute", chat_id: chatId, user_id: userId, until: at },
       (f) => f.type === "member.muted" && f.chat_id === chatId && f.user_id === userId,
     );
+  }
+
+  /**
+   * Reports a message to the moderators, once per reporter and message (reporting it
+   * again answers the first report). Resolves when the report is accepted; a refusal
+   * (not a member, the reporter's own message, a deleted one) arrives as an `error`
+   * frame with the command's `ref`.
+   */
+  async report(chatId: string, messageId: string, reason: ReportReason, note?: string): Promise<void> {
+    await this.request<AckFrame>({
+      type: "msg.report",
+      chat_id: chatId,
+      message_id: messageId,
+      reason,
+      ...(note === undefined ? {} : { note }),
+    });
   }
 
   /** Deletes a message; resolves when the tombstone is stored, rejects when refused. */

@@ -307,7 +307,11 @@ export type Command =
       slow_mode_seconds?: number;
       frozen?: boolean;
     }
-  | { type: "member.mute"; ref?: string; chat_id: string; user_id: string; until: Timestamp | null };
+  | { type: "member.mute"; ref?: string; chat_id: string; user_id: string; until: Timestamp | null }
+  | { type: "msg.report"; ref?: string; chat_id: string; message_id: string; reason: ReportReason; note?: string | null };
+
+/** Why a message is reported (`msg.report`). */
+export type ReportReason = "spam" | "harassment" | "inappropriate" | "self_harm" | "other";
 
 /** Close codes the server uses. */
 export const CloseCode = {

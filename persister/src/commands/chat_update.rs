@@ -5,6 +5,7 @@ use chat_nats::{
     events::{ChatEvent, EventBody},
     limits,
     model::ErrorCode,
+    moderation::AuditAction,
 };
 use chat_store::{
     Store,
@@ -12,7 +13,7 @@ use chat_store::{
 };
 
 use crate::{
-    authorization,
+    audit, authorization,
     command::{HandleError, Issued},
     effects::Effects,
     metrics,
@@ -37,6 +38,7 @@ pub async fn handle(
     };
     if let Some(mark) = chat.last_update.as_ref().filter(|mark| mark.command_id == envelope.id) {
         let seq = u64::try_from(mark.seq).unwrap_or(0);
+        record(store, envelope, command).await?;
         return finish(issued, chat.into(), seq, false, effects);
     }
     if let Err(refusal) = authorization::may_rename(chat.kind, role) {
@@ -59,7 +61,24 @@ pub async fn handle(
     else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
+    record(store, envelope, command).await?;
     finish(issued, updated.into(), seq, true, effects)
+}
+
+/// The change's audit entry (a replay records nothing twice).
+async fn record(
+    store: &Store,
+    envelope: &chat_nats::commands::CommandEnvelope,
+    command: &ChatUpdate,
+) -> Result<(), HandleError> {
+    let mut entry = audit::Entry::new(AuditAction::ChatUpdate, &command.chat_id);
+    if let Some(title) = &command.title {
+        entry = entry.detail("title", title.as_str());
+    }
+    if let Some(visibility) = command.history_visibility {
+        entry = entry.detail("history_visibility", visibility.as_str());
+    }
+    Ok(audit::record(store, envelope, None, entry).await?)
 }
 
 fn finish(

@@ -7,6 +7,7 @@ use chat_nats::{
     events::{ChatEvent, EventBody},
     limits,
     model::ErrorCode,
+    moderation::AuditAction,
     subjects,
 };
 use chat_store::{
@@ -15,7 +16,7 @@ use chat_store::{
 };
 
 use crate::{
-    authorization,
+    audit, authorization,
     command::{HandleError, Issued},
     effects::Effects,
     metrics,
@@ -117,6 +118,18 @@ pub async fn handle(
             docs.iter().map(|d| MemberDoc { user_id: d.user_id.clone(), role: d.role, muted_until: None }).collect();
         store.add_chat_members(chat_id, &members, now).await?;
         added.extend(docs);
+        let role_name = role.as_str();
+        if !fresh.is_empty() {
+            let entry =
+                audit::Entry::new(AuditAction::MemberAdd, chat_id).targets(fresh.clone()).detail("role", role_name);
+            audit::record(store, envelope, None, entry).await?;
+        }
+        if !changed.is_empty() {
+            let entry = audit::Entry::new(AuditAction::MemberRoleChange, chat_id)
+                .targets(changed.iter().map(|p| p.user_id.clone()))
+                .detail("role", role_name);
+            audit::record(store, envelope, Some("role"), entry).await?;
+        }
         for mut participant in changed.drain(..) {
             store.set_participant_role(chat_id, &participant.user_id, *role, next_seq, &envelope.id).await?;
             store.set_chat_member_role(chat_id, &participant.user_id, *role).await?;

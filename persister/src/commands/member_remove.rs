@@ -8,6 +8,7 @@ use chat_nats::{
     commands::{CommandOutcome, MemberRemove},
     events::{ChatEvent, EventBody},
     model::{ErrorCode, Role},
+    moderation::AuditAction,
 };
 use chat_store::{
     Store,
@@ -15,7 +16,7 @@ use chat_store::{
 };
 
 use crate::{
-    authorization,
+    audit, authorization,
     command::{HandleError, Issued},
     effects::Effects,
     metrics,
@@ -42,6 +43,7 @@ pub async fn handle(
         let seq = u64::try_from(mark.seq).unwrap_or(0);
         let (user_id, role) = (mark.user_id.clone(), mark.role);
         store.delete_participant(chat_id, &user_id).await?;
+        record(store, envelope, chat_id, &user_id, role).await?;
         return finish(issued, chat.into(), seq, user_id, role, false, effects);
     }
     let Some(actor_role) = super::role_in(&chat, actor) else {
@@ -69,7 +71,23 @@ pub async fn handle(
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     store.delete_participant(chat_id, user_id).await?;
+    record(store, envelope, chat_id, user_id, target_role).await?;
     finish(issued, updated.into(), seq, user_id.clone(), target_role, true, effects)
+}
+
+/// The removal's audit entry (a replay records nothing twice).
+async fn record(
+    store: &Store,
+    envelope: &chat_nats::commands::CommandEnvelope,
+    chat_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<(), HandleError> {
+    let entry = audit::Entry::new(AuditAction::MemberRemove, chat_id)
+        .targets([user_id.to_owned()])
+        .detail("role", role.as_str())
+        .detail("left", (user_id == envelope.actor.user_id).to_string());
+    Ok(audit::record(store, envelope, None, entry).await?)
 }
 
 fn finish(

@@ -10,11 +10,13 @@ pub mod member_mute;
 pub mod member_remove;
 pub mod msg_delete;
 pub mod msg_edit;
+pub mod msg_report;
 pub mod msg_send;
 pub mod read;
+pub mod report_resolve;
 pub mod seqs;
 
-use chat_core::{config::ChatLimitArgs, policy::Policy};
+use chat_core::{config::ChatLimitArgs, moderation::ModerationArgs, policy::Policy};
 use chat_nats::{commands::Command, model::Role};
 use chat_store::{Store, docs::ChatDoc};
 
@@ -28,19 +30,21 @@ use crate::{
 /// Handles one step of a batch: a run of sends, or one other command (the pipeline's
 /// `plan_steps` never mixes them). `known` is what the partition remembers of its chats;
 /// `limits` bound the commands that add members; `policy` decides which chats may be
-/// created.
+/// created; `moderation` names who resolves reports.
+#[allow(clippy::too_many_arguments)]
 pub async fn handle_step(
     store: &Store,
     sends: &SendWrites,
     limits: &ChatLimitArgs,
     policy: &Policy,
+    moderation: &ModerationArgs,
     known: &mut KnownChats,
     step: &[&Issued],
     effects: &mut Effects,
 ) -> Result<(), HandleError> {
     let Some(&first) = step.first() else { return Ok(()) };
-    // Every command but sends and read marks may move `last_seq` by an increment.
-    if !matches!(first.envelope.command, Command::MsgSend(_) | Command::Read(_)) {
+    // Every command but sends, read marks and reports may move `last_seq` by an increment.
+    if !matches!(first.envelope.command, Command::MsgSend(_) | Command::Read(_) | Command::MsgReport(_)) {
         known.forget(first.envelope.chat_id());
     }
     let handled = match &first.envelope.command {
@@ -64,9 +68,11 @@ pub async fn handle_step(
         Command::MemberRemove(command) => member_remove::handle(store, first, command, effects).await,
         Command::ChatModerate(command) => chat_moderate::handle(store, first, command, effects).await,
         Command::MemberMute(command) => member_mute::handle(store, first, command, effects).await,
+        Command::MsgReport(command) => msg_report::handle(store, first, command, effects).await,
+        Command::ReportResolve(command) => report_resolve::handle(store, moderation, first, command, effects).await,
     };
-    // Read marks leave the head where it is; everything else may have moved it.
-    if handled.is_ok() && !matches!(first.envelope.command, Command::Read(_)) {
+    // Read marks and reports leave the head where it is; everything else may have moved it.
+    if handled.is_ok() && !matches!(first.envelope.command, Command::Read(_) | Command::MsgReport(_)) {
         let mut chats: Vec<&str> = step.iter().map(|issued| issued.envelope.chat_id()).collect();
         chats.sort_unstable();
         chats.dedup();

@@ -1,12 +1,17 @@
 //! `msg.delete`: a soft delete by the sender, a chat owner or admin, or a platform
-//! `admin`. The text goes, the tombstone stays, `updated_seq` moves.
+//! `admin`. The text goes, the tombstone stays, `updated_seq` moves; the text is kept
+//! in `message_history` for platform admins until retention purges it.
 
 use chat_nats::{
     commands::{CommandOutcome, MsgDelete},
     events::{ChatEvent, EventBody},
     model::{ErrorCode, Message},
 };
-use chat_store::Store;
+use chat_store::{
+    Store,
+    docs::{MessageDoc, bson_seq},
+    message_history::HistoryDoc,
+};
 
 use crate::{
     authorization,
@@ -55,21 +60,47 @@ pub async fn handle(
         effects.answer(envelope, CommandOutcome::Done { message: Some(Box::new(message)), chat: None, created: false });
         return Ok(());
     }
-    let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
-        return reject(effects, ErrorCode::NotFound, "no such chat");
-    };
-    let deleted = store.delete_message(chat_id, message_id, seq, &envelope.id, chrono::Utc::now()).await?;
-    let Some(updated) = deleted else {
+    let Some(updated) = tombstone(store, issued, &message).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
-    store.refresh_last_message_text(chat_id, message_id, "").await?;
-    finish(issued, updated.into(), true, effects)
+    finish(issued, updated, true, effects)
 }
 
-fn finish(issued: &Issued, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+/// Deletes a stored message for `issued` (already authorised): reserves the change's
+/// seq, appends the text to `message_history`, leaves the tombstone and clears the
+/// chat's preview. `None` when the chat or the message is gone.
+pub async fn tombstone(store: &Store, issued: &Issued, message: &MessageDoc) -> Result<Option<Message>, HandleError> {
+    let envelope = &issued.envelope;
+    let (chat_id, message_id) = (&message.chat_id, &message.id);
+    let Some(seq) = store.reserve_seqs(chat_id, 1).await? else { return Ok(None) };
+    let now = chrono::Utc::now();
+    let record = HistoryDoc {
+        id: envelope.id.clone(),
+        chat_id: chat_id.clone(),
+        message_id: message_id.clone(),
+        seq: bson_seq(seq),
+        actor: envelope.actor.user_id.clone(),
+        at: now,
+        before: message.text.clone(),
+        after: None,
+    };
+    store.append_history(&record).await?;
+    let Some(updated) = store.delete_message(chat_id, message_id, seq, &envelope.id, now).await? else {
+        return Ok(None);
+    };
+    store.refresh_last_message_text(chat_id, message_id, "").await?;
+    Ok(Some(updated.into()))
+}
+
+/// Publishes the `msg.deleted` event of a tombstone.
+pub fn publish_deleted(issued: &Issued, message: &Message, effects: &mut Effects) {
     let deleted_at = message.deleted_at.unwrap_or(message.created_at);
     let body = EventBody::MsgDeleted { message_id: message.id.clone(), deleted_at };
     effects.event(ChatEvent::new(&message.chat_id, message.updated_seq, body), issued.traceparent.as_deref());
+}
+
+fn finish(issued: &Issued, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+    publish_deleted(issued, &message, effects);
     metrics::COMMANDS.with_label_values(&["msg.delete", if fresh { "stored" } else { "duplicate" }]).inc();
     effects.answer(
         &issued.envelope,

@@ -1,4 +1,5 @@
 //! `msg.edit`: only the sender changes a message's text; deleted messages stay deleted.
+//! The text before and after goes to `message_history`.
 
 use chat_nats::{
     commands::{CommandOutcome, MsgEdit},
@@ -6,7 +7,7 @@ use chat_nats::{
     limits,
     model::{ErrorCode, Message},
 };
-use chat_store::Store;
+use chat_store::{Store, docs::bson_seq, message_history::HistoryDoc};
 
 use crate::{
     authorization,
@@ -54,6 +55,17 @@ pub async fn handle(
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
     let now = chrono::Utc::now();
+    let record = HistoryDoc {
+        id: envelope.id.clone(),
+        chat_id: chat_id.clone(),
+        message_id: message_id.clone(),
+        seq: bson_seq(seq),
+        actor: actor.clone(),
+        at: now,
+        before: message.text.clone(),
+        after: Some(text.clone()),
+    };
+    store.append_history(&record).await?;
     let Some(updated) = store.edit_message(chat_id, message_id, text, seq, &envelope.id, now).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };

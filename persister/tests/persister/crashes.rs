@@ -274,7 +274,8 @@ async fn run(
     let limits = chat_core::config::ChatLimitArgs::default();
     let policy = chat_core::policy::Policy::default();
     let sends = SendWrites::new(store, std::time::Duration::from_secs(1));
-    handle_step(store, &sends, &limits, &policy, known, &step, effects).await
+    let moderation = chat_core::moderation::ModerationArgs::default();
+    handle_step(store, &sends, &limits, &policy, &moderation, known, &step, effects).await
 }
 
 fn assert_answers_done(case: &str, effects: &Effects) {

@@ -6,6 +6,7 @@
 mod crashes;
 mod moderation;
 mod replays;
+mod reports;
 
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ impl Harness {
             chats: chat_core::config::ChatLimitArgs::default(),
             policy: chat_core::policy::PolicyArgs::default(),
             replica_name: "persister".into(),
+            moderation: chat_core::moderation::ModerationArgs::default(),
+            retention: persister::retention::RetentionArgs::default(),
         };
         persister::start(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("persister: {e}"));
         let nats = async_nats::connect(servers.nats_url()).await.unwrap_or_else(|e| panic!("nats: {e}"));

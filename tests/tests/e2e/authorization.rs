@@ -106,6 +106,16 @@ async fn every_action_answers_every_caller_as_documented() {
         ("list chats", Method::GET, "/api/chats".into(), None, [200, 200, 200, 200]),
         ("search users", Method::GET, "/api/users?q=ow".into(), None, [200, 200, 200, 200]),
         ("upsert a user", Method::PUT, "/api/admin/users/x1".into(), Some(json!({"name": "X"})), [403, 403, 403, 403]),
+        ("review queue", Method::GET, "/api/moderation/reports".into(), None, [403, 403, 403, 403]),
+        (
+            "resolve a report",
+            Method::POST,
+            "/api/moderation/reports/r1/resolve".into(),
+            Some(json!({"action": "dismiss"})),
+            [403, 403, 403, 403],
+        ),
+        ("audit trail", Method::GET, "/api/admin/audit".into(), None, [403, 403, 403, 403]),
+        ("message history", Method::GET, format!("/api/admin/messages/{chat}/m1/history"), None, [403, 403, 403, 403]),
     ];
     for (action, method, path, body, expected) in reads {
         for ((who, token), want) in callers.iter().zip(expected) {
@@ -129,6 +139,22 @@ async fn every_action_answers_every_caller_as_documented() {
     for ((who, token), want) in callers.iter().zip([403, 403, 200, 404]) {
         let (status, _) = stack.call(Method::PATCH, &edit, token, Some(json!({"text": "changed"}))).await;
         assert_eq!(status, want, "edit by {who}");
+    }
+
+    // Reporting: members, not of their own message.
+    let report = format!("/api/chats/{chat}/messages/{by_member}/report");
+    for ((who, token), want) in callers.iter().zip([201, 201, 400, 404]) {
+        let (status, _) = stack.call(Method::POST, &report, token, Some(json!({"reason": "spam"}))).await;
+        assert_eq!(status, want, "report by {who}");
+    }
+    // Moderation and the records: a platform admin (the default CHAT_MODERATION_ROLES).
+    for path in [
+        "/api/moderation/reports".to_owned(),
+        "/api/admin/audit".into(),
+        format!("/api/admin/messages/{chat}/{by_member}/history"),
+    ] {
+        let (status, answer) = stack.call(Method::GET, &path, &platform_admin, None).await;
+        assert_eq!(status, 200, "{path} by a platform admin: {answer}");
     }
 
     // Deleting: the sender, the chat's owner and admins, a platform admin; each on a

@@ -14,5 +14,6 @@ mod policy;
 mod privacy;
 mod protocol;
 mod redis_cluster;
+mod reports;
 mod sdk;
 mod web;

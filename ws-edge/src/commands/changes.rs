@@ -1,9 +1,9 @@
-//! `msg.edit`, `msg.delete` and `read`: checked for shape and membership here,
-//! authorised for ownership and roles by the persister, which answers a refusal as an
-//! `error` with the same `ref`.
+//! `msg.edit`, `msg.delete`, `msg.report` and `read`: checked for shape and membership
+//! here, authorised for ownership and roles by the persister, which answers a refusal as
+//! an `error` with the same `ref`.
 
 use chat_nats::{
-    commands::{Command, MsgDelete, MsgEdit, Read},
+    commands::{Command, MsgDelete, MsgEdit, MsgReport, Read},
     model::ErrorCode,
     roles,
 };
@@ -11,7 +11,7 @@ use chat_nats::{
 use super::{check_ids, reply_error, submit::submit};
 use crate::{outbox::ConnHandle, session::Session, state::EdgeState};
 
-/// Publishes an edit, delete or read mark.
+/// Publishes an edit, delete, report or read mark.
 pub async fn handle(
     edge: &EdgeState,
     session: &Session,
@@ -22,7 +22,8 @@ pub async fn handle(
     let refer = reference.as_deref();
     let (chat_id, message_id) = match &command {
         Command::MsgEdit(MsgEdit { chat_id, message_id, .. })
-        | Command::MsgDelete(MsgDelete { chat_id, message_id }) => (chat_id.as_str(), Some(message_id.as_str())),
+        | Command::MsgDelete(MsgDelete { chat_id, message_id })
+        | Command::MsgReport(MsgReport { chat_id, message_id, .. }) => (chat_id.as_str(), Some(message_id.as_str())),
         Command::Read(Read { chat_id, .. }) => (chat_id.as_str(), None),
         _ => return "invalid",
     };
@@ -36,6 +37,12 @@ pub async fn handle(
         && let Err((code, reason)) = super::check_text(text)
     {
         reply_error(conn, refer, code, &reason, None);
+        return "invalid";
+    }
+    if let Command::MsgReport(MsgReport { note: Some(note), .. }) = &command
+        && let Err(reason) = chat_nats::moderation::check_note(note)
+    {
+        reply_error(conn, refer, ErrorCode::Invalid, &reason, None);
         return "invalid";
     }
     // A platform admin may delete in chats they do not belong to; the persister decides.

@@ -12,7 +12,7 @@ pub mod throttles;
 pub mod typing;
 
 use chat_nats::{
-    commands::{ChatModerate, Command, MemberMute, MsgDelete, MsgEdit, Read},
+    commands::{ChatModerate, Command, MemberMute, MsgDelete, MsgEdit, MsgReport, Read},
     limits,
     model::ErrorCode,
 };
@@ -79,6 +79,10 @@ pub async fn dispatch(
         ClientCommand::MemberMute { reference, chat_id, user_id, until } => {
             let command = MemberMute { chat_id, user_id, until };
             moderation::handle(edge, session, conn, reference, Command::MemberMute(command)).await
+        }
+        ClientCommand::MsgReport { reference, chat_id, message_id, reason, note } => {
+            let report = Command::MsgReport(MsgReport { chat_id, message_id, reason, note });
+            changes::handle(edge, session, conn, reference, report).await
         }
     }
 }
