@@ -69,6 +69,10 @@ pub enum AuditAction {
     ChatUpdate,
     /// A report resolved (`report.resolve`).
     ReportResolve,
+    /// A chat's mode changed: posting, slow mode, frozen (`chat.moderate`).
+    ChatModerate,
+    /// A member muted or unmuted (`member.mute`, or a report resolved with `mute_sender`).
+    MemberMute,
 }
 
 /// A stored report.

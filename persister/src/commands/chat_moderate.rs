@@ -6,7 +6,8 @@
 use chat_nats::{
     commands::{ChatModerate, CommandOutcome, MAX_SLOW_MODE_SECONDS},
     events::{ChatEvent, EventBody},
-    model::{Chat, ChatMode, ErrorCode},
+    model::{Chat, ChatMode, ErrorCode, Posting},
+    moderation::AuditAction,
     roles,
 };
 use chat_store::{
@@ -15,7 +16,7 @@ use chat_store::{
 };
 
 use crate::{
-    authorization,
+    audit, authorization,
     command::{HandleError, Issued},
     effects::Effects,
     metrics,
@@ -42,6 +43,8 @@ pub async fn handle(
     }
     if let Some(mark) = chat.last_moderation.as_ref().filter(|mark| mark.command_id == envelope.id) {
         let seq = u64::try_from(mark.seq).unwrap_or(0);
+        // The crash may have come between the change and its audit entry.
+        record(store, issued, &chat.mode).await?;
         return finish(issued, chat.into(), seq, false, effects);
     }
     if let Err(refusal) = authorization::may_moderate(role, platform_admin) {
@@ -66,7 +69,21 @@ pub async fn handle(
     let Some(updated) = store.moderate_chat(chat_id, &mode, &mark, chrono::Utc::now()).await? else {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     };
+    record(store, issued, &updated.mode).await?;
     finish(issued, updated.into(), seq, true, effects)
+}
+
+/// The audit entry: the mode the chat has after the command.
+async fn record(store: &Store, issued: &Issued, mode: &ChatMode) -> Result<(), HandleError> {
+    let posting = match mode.posting {
+        Posting::Everyone => "everyone",
+        Posting::Admins => "admins",
+    };
+    let entry = audit::Entry::new(AuditAction::ChatModerate, issued.envelope.chat_id())
+        .detail("posting", posting)
+        .detail("slow_mode_seconds", mode.slow_mode_seconds.to_string())
+        .detail("frozen", mode.frozen.to_string());
+    Ok(audit::record(store, &issued.envelope, None, entry).await?)
 }
 
 fn finish(issued: &Issued, chat: Chat, seq: u64, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {

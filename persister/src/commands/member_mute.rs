@@ -7,15 +7,18 @@ use chat_nats::{
     commands::{CommandOutcome, MemberMute},
     events::{ChatEvent, EventBody},
     model::{Chat, ErrorCode},
+    moderation::AuditAction,
     roles,
 };
 use chat_store::{
     Store,
-    docs::{ChangeMark, bson_seq},
+    docs::{ChangeMark, ChatDoc, bson_seq},
 };
+use chrono::{DateTime, Utc};
 
 use crate::{
-    authorization,
+    audit,
+    authorization::{self, Refusal},
     command::{HandleError, Issued},
     effects::Effects,
     metrics,
@@ -30,50 +33,79 @@ pub async fn handle(
 ) -> Result<(), HandleError> {
     let envelope = &issued.envelope;
     let MemberMute { chat_id, user_id, until } = command;
-    let reject = |effects: &mut Effects, code, reason: &str| {
-        effects.reject(envelope, code, reason);
-        Ok(())
-    };
     let platform_admin = envelope.actor.roles.iter().any(|role| role == roles::PLATFORM_ADMIN);
-    let Some(chat) = store.chat(chat_id).await? else { return reject(effects, ErrorCode::NotFound, "no such chat") };
+    let Some(chat) = store.chat(chat_id).await? else {
+        effects.reject(envelope, ErrorCode::NotFound, "no such chat");
+        return Ok(());
+    };
     let actor = super::role_in(&chat, &envelope.actor.user_id);
-    if actor.is_none() && !platform_admin {
-        return reject(effects, ErrorCode::NotFound, "no such chat");
-    }
-    if let Some(mark) = chat.last_moderation.as_ref().filter(|mark| mark.command_id == envelope.id) {
-        let seq = u64::try_from(mark.seq).unwrap_or(0);
-        return finish(issued, chat.into(), user_id, seq, false, effects);
-    }
-    if let Err(refusal) = authorization::may_mute(actor, platform_admin, super::role_in(&chat, user_id)) {
-        return reject(effects, refusal.code, refusal.reason);
-    }
-    let now = chrono::Utc::now();
-    if until.is_some_and(|until| until <= now) {
-        return reject(effects, ErrorCode::Invalid, "until is in the past: leave it out to unmute");
-    }
-    let Some(seq) = store.reserve_seqs(chat_id, 1).await? else {
-        return reject(effects, ErrorCode::NotFound, "no such chat");
+    let replay = chat.last_moderation.as_ref().is_some_and(|mark| mark.command_id == envelope.id);
+    let allowed = if actor.is_none() && !platform_admin {
+        Err(Refusal { code: ErrorCode::NotFound, reason: "no such chat" })
+    } else if replay {
+        // Done before a crash: finish it whatever the roles are now.
+        Ok(())
+    } else {
+        authorization::may_mute(actor, platform_admin, super::role_in(&chat, user_id))
     };
-    let mark = ChangeMark { command_id: envelope.id.clone(), seq: bson_seq(seq) };
-    let Some(updated) = store.mute_member(chat_id, user_id, *until, &mark, now).await? else {
-        return reject(effects, ErrorCode::NotFound, "not a member");
+    let muted = match allowed {
+        Ok(()) => mute(store, issued, &chat, (user_id, *until), None, effects).await?,
+        Err(refusal) => Err(refusal),
     };
-    finish(issued, updated.into(), user_id, seq, true, effects)
+    match muted {
+        Ok((chat, fresh)) => {
+            effects.answer(envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh })
+        }
+        Err(refusal) => effects.reject(envelope, refusal.code, refusal.reason),
+    }
+    Ok(())
 }
 
-fn finish(
+/// Mutes `user_id` in `chat` until `until` (unmutes with `None`) for a command already
+/// authorised, records it in the audit trail and publishes `member.muted`; returns the
+/// chat as it is after, and whether this call stored the change. A replay of the same
+/// command (the chat's last moderation mark names it) writes nothing again. Also what a
+/// report resolved with `mute_sender` does, which records its own entry too and so
+/// gives this one an `audit_suffix`.
+pub async fn mute(
+    store: &Store,
     issued: &Issued,
-    chat: Chat,
-    user_id: &str,
-    seq: u64,
-    fresh: bool,
+    chat: &ChatDoc,
+    target: (&str, Option<DateTime<Utc>>),
+    audit_suffix: Option<&str>,
     effects: &mut Effects,
-) -> Result<(), HandleError> {
+) -> Result<Result<(Chat, bool), Refusal>, HandleError> {
+    let (user_id, until) = target;
+    let envelope = &issued.envelope;
+    let (chat, seq, fresh) = match chat.last_moderation.as_ref().filter(|mark| mark.command_id == envelope.id) {
+        Some(mark) => (chat.clone(), u64::try_from(mark.seq).unwrap_or(0), false),
+        None => {
+            let now = chrono::Utc::now();
+            if until.is_some_and(|until| until <= now) {
+                return Ok(Err(Refusal {
+                    code: ErrorCode::Invalid,
+                    reason: "until is in the past: leave it out to unmute",
+                }));
+            }
+            let Some(seq) = store.reserve_seqs(&chat.id, 1).await? else {
+                return Ok(Err(Refusal { code: ErrorCode::NotFound, reason: "no such chat" }));
+            };
+            let mark = ChangeMark { command_id: envelope.id.clone(), seq: bson_seq(seq) };
+            let Some(updated) = store.mute_member(&chat.id, user_id, until, &mark, now).await? else {
+                return Ok(Err(Refusal { code: ErrorCode::NotFound, reason: "not a member" }));
+            };
+            (updated, seq, true)
+        }
+    };
+    let mut entry = audit::Entry::new(AuditAction::MemberMute, &chat.id).targets([user_id.to_owned()]);
+    if let Some(until) = until {
+        entry = entry.detail("until", until.to_rfc3339());
+    }
+    audit::record(store, envelope, audit_suffix, entry).await?;
+    let chat: Chat = chat.into();
     let until = chat.participants.iter().find(|member| member.user_id == user_id).and_then(|m| m.muted_until);
     let event = ChatEvent::new(&chat.id, seq, EventBody::MemberMuted { user_id: user_id.to_owned(), until });
     effects.event(event, issued.traceparent.as_deref());
     metrics::COMMANDS.with_label_values(&["member.mute", if fresh { "stored" } else { "duplicate" }]).inc();
-    effects
-        .answer(&issued.envelope, CommandOutcome::Done { message: None, chat: Some(Box::new(chat)), created: fresh });
-    Ok(())
+    Ok(Ok((chat, fresh)))
 }

@@ -1,6 +1,7 @@
 //! `report.resolve`: a user whose platform role is a moderation role
 //! (`CHAT_MODERATION_ROLES`) closes a report, dismissing it, deleting the message (as
-//! `msg.delete` does, with its event) or muting the sender. The action is done before
+//! `msg.delete` does, with its event) or muting the sender (as `member.mute` does). The
+//! action is done before
 //! the report is marked, so a redelivery after a crash finishes it; the audit trail
 //! records the resolution.
 
@@ -19,7 +20,7 @@ use crate::{
     audit,
     authorization::Refusal,
     command::{HandleError, Issued},
-    commands::msg_delete,
+    commands::{member_mute, msg_delete},
     effects::Effects,
     metrics,
 };
@@ -52,7 +53,7 @@ pub async fn handle(
     let done = match action {
         ResolveAction::Dismiss => Ok(()),
         ResolveAction::DeleteMessage => delete_message(store, issued, &report, effects).await?,
-        ResolveAction::MuteSender => mute_sender(command, &report),
+        ResolveAction::MuteSender => mute_sender(store, issued, command, &report, effects).await?,
     };
     if let Err(refusal) = done {
         return reject(effects, refusal.code, refusal.reason);
@@ -108,10 +109,26 @@ async fn delete_message(
 }
 
 /// `mute_sender`: mutes the reported message's sender in its chat until the command's
-/// `mute_until`. The mute itself is `member.mute`'s, which is not in this build yet:
-/// this is the one place to call it from once it is.
-fn mute_sender(_command: &ReportResolve, _report: &ReportDoc) -> Result<(), Refusal> {
-    Err(Refusal { code: ErrorCode::Invalid, reason: "mute_sender is not available yet" })
+/// `mute_until`, as `member.mute` does (its event and audit entry included). The
+/// moderator's role is the authority here, whatever their place in the chat.
+async fn mute_sender(
+    store: &Store,
+    issued: &Issued,
+    command: &ReportResolve,
+    report: &ReportDoc,
+    effects: &mut Effects,
+) -> Result<Result<(), Refusal>, HandleError> {
+    let Some(until) = command.mute_until else {
+        return Ok(Err(Refusal { code: ErrorCode::Invalid, reason: "mute_sender needs mute_until" }));
+    };
+    let Some(chat) = store.chat(&report.chat_id).await? else {
+        return Ok(Err(Refusal { code: ErrorCode::NotFound, reason: "no such chat" }));
+    };
+    if super::role_in(&chat, &report.sender_id).is_none() {
+        return Ok(Err(Refusal { code: ErrorCode::Conflict, reason: "the sender is no longer a member" }));
+    }
+    let target = (report.sender_id.as_str(), Some(until));
+    Ok(member_mute::mute(store, issued, &chat, target, Some("mute"), effects).await?.map(|_| ()))
 }
 
 fn finish(issued: &Issued, report: ReportDoc, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {

@@ -96,21 +96,11 @@ async fn a_report_is_stored_once_per_reporter_and_moderators_resolve_it() {
     assert_eq!(ids(&page), [second["id"].as_str().unwrap_or_default()], "{page}");
     assert_eq!(page["next_cursor"], Value::Null, "{page}");
 
-    // Resolving: moderators only; mute_sender waits for member.mute.
+    // Resolving: moderators only.
     let resolve = |id: &Value| format!("/api/moderation/reports/{}/resolve", id.as_str().unwrap_or_default());
     let (status, _) =
         stack.call(Method::POST, &resolve(&first["id"]), &token("t1"), Some(json!({"action": "dismiss"}))).await;
     assert_eq!(status, 403);
-    let (status, answer) = stack
-        .call(
-            Method::POST,
-            &resolve(&first["id"]),
-            &root,
-            Some(json!({"action": "mute_sender", "mute_until": "2099-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert_eq!((status, code(&answer)), (400, "invalid"), "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("not available yet"), "{answer}");
     let (status, _) = stack
         .call(Method::POST, "/api/moderation/reports/nosuch/resolve", &root, Some(json!({"action": "dismiss"})))
         .await;
@@ -158,6 +148,49 @@ async fn a_report_is_stored_once_per_reporter_and_moderators_resolve_it() {
     assert_eq!(resolutions.len(), 2, "{audit}");
     assert_eq!(resolutions[0]["details"]["action"], "delete_message", "newest first: {audit}");
     assert_eq!(resolutions[0]["target_users"], json!(["s2"]), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_resolved_with_mute_sender_mutes_the_sender_in_that_chat() {
+    let stack = Stack::start().await;
+    let chat =
+        stack.create_chat(&token("t1"), json!({"type": "group", "title": "7B", "member_ids": ["s1", "s2"]})).await;
+    let rude = send(&stack, &chat, "s2", "k1", "spam spam spam").await;
+    let (status, report) = stack
+        .call(
+            Method::POST,
+            &format!("/api/chats/{chat}/messages/{rude}/report"),
+            &token("s1"),
+            Some(json!({"reason": "spam"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{report}");
+    let resolve = format!("/api/moderation/reports/{}/resolve", report["id"].as_str().unwrap_or_default());
+    let root = token_with_roles("root", &["admin"]);
+    let (status, answer) = stack.call(Method::POST, &resolve, &root, Some(json!({"action": "mute_sender"}))).await;
+    assert_eq!((status, code(&answer)), (400, "invalid"), "mute_sender needs mute_until: {answer}");
+
+    let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let (status, resolved) =
+        stack.call(Method::POST, &resolve, &root, Some(json!({"action": "mute_sender", "mute_until": until}))).await;
+    assert_eq!((status, &resolved["action"]), (200, &json!("mute_sender")), "{resolved}");
+    let (status, refused) = stack
+        .call(
+            Method::POST,
+            &format!("/api/chats/{chat}/messages"),
+            &token("s2"),
+            Some(json!({"client_msg_id": "k2", "text": "still here"})),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (403, "forbidden"), "the sender is muted: {refused}");
+    let (_, view) = stack.call(Method::GET, &format!("/api/chats/{chat}"), &token("s1"), None).await;
+    let muted = view["participants"].as_array().into_iter().flatten().find(|p| p["user_id"] == "s2");
+    assert!(muted.is_some_and(|p| p["muted_until"].is_string()), "members see the mute: {view}");
+    send(&stack, &chat, "s1", "k3", "the reporter still posts").await;
+
+    let (_, audit) = stack.call(Method::GET, &format!("/api/admin/audit?chat_id={chat}"), &root, None).await;
+    let actions: Vec<&Value> = audit["items"].as_array().into_iter().flatten().map(|e| &e["action"]).collect();
+    assert!(actions.contains(&&json!("member_mute")) && actions.contains(&&json!("report_resolve")), "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
