@@ -225,9 +225,13 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_example_is_valid() {
+    fn the_documented_and_deployed_examples_are_valid() {
         let example = policy(include_str!("../../../docs/policy.example.toml"));
         assert!(example.direct.is_some() && example.groups.is_some() && example.supervised.is_some());
+        // Read, not included: the image's build copies no deploy/ files.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/k8s/components/school-policy/policy.toml");
+        let deployed = policy(&std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path}: {error}")));
+        assert!(deployed.direct.is_some() && deployed.groups.is_some() && deployed.supervised.is_some());
     }
 
     #[test]
