@@ -4,7 +4,7 @@
 use chat_nats::{
     commands::{CommandOutcome, MsgDelete},
     events::{ChatEvent, EventBody},
-    model::{ErrorCode, Message},
+    model::{ErrorCode, HistoryVisibility, Message},
 };
 use chat_store::Store;
 
@@ -41,7 +41,7 @@ pub async fn handle(
     if message.last_command.as_deref() == Some(envelope.id.as_str()) {
         // A replay: the run before may have crashed before the preview refresh.
         store.refresh_last_message_text(chat_id, message_id, "").await?;
-        return finish(issued, message.into(), false, effects);
+        return finish(issued, message.into(), chat.history_visibility, false, effects);
     }
     if let Err(refusal) = authorization::may_delete(&message.sender_id == actor, role, platform_admin) {
         return reject(effects, refusal.code, refusal.reason);
@@ -60,13 +60,20 @@ pub async fn handle(
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
     store.refresh_last_message_text(chat_id, message_id, "").await?;
-    finish(issued, updated.into(), true, effects)
+    finish(issued, updated.into(), chat.history_visibility, true, effects)
 }
 
-fn finish(issued: &Issued, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+fn finish(
+    issued: &Issued,
+    message: Message,
+    visibility: HistoryVisibility,
+    fresh: bool,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
     let deleted_at = message.deleted_at.unwrap_or(message.created_at);
     let body = EventBody::MsgDeleted { message_id: message.id.clone(), deleted_at };
-    effects.event(ChatEvent::new(&message.chat_id, message.updated_seq, body), issued.traceparent.as_deref());
+    let event = ChatEvent::new(&message.chat_id, message.updated_seq, body);
+    effects.message_event(event, message.seq, visibility, issued.traceparent.as_deref());
     metrics::COMMANDS.with_label_values(&["msg.delete", if fresh { "stored" } else { "duplicate" }]).inc();
     effects.answer(
         &issued.envelope,

@@ -374,7 +374,7 @@ async fn snapshot(store: &Store, effects: &Effects) -> Value {
             .collect();
         state.insert(collection.into(), Value::Array(values));
     }
-    let events = effects.events.iter().filter_map(|(event, _)| serde_json::to_value(event).ok()).collect();
+    let events = effects.events.iter().filter_map(|(event, ..)| serde_json::to_value(event).ok()).collect();
     state.insert("events".into(), Value::Array(events));
     let live = effects
         .notices
