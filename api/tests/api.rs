@@ -113,6 +113,7 @@ impl Harness {
                 role: m.role,
                 joined_at: now,
                 joined_seq: 1,
+                role_seq: None,
                 last_read_seq: 0,
                 muted: false,
                 added_by: None,

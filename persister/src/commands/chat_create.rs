@@ -184,6 +184,7 @@ async fn finish(
             role: member.role,
             joined_at: chat.created_at,
             joined_seq: CREATED_SEQ as i64,
+            role_seq: None,
             last_read_seq: 0,
             muted: false,
             added_by: Some(issued.envelope.id.clone()),

@@ -343,3 +343,23 @@ async fn a_late_member_of_a_since_join_chat_gets_no_live_edit_or_deletion_of_old
         client.next_of("msg.deleted").await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_promoted_in_a_since_join_chat_still_reads_from_their_joining() {
+    let stack = Stack::start().await;
+    let owner = token("pr-owner");
+    let chat = stack.create_chat(&owner, json!({"type": "group", "title": "Club"})).await;
+    post(&stack, &owner, &chat, "k1", "before").await;
+    add(&stack, &owner, &chat, "pr-late").await;
+    post(&stack, &owner, &chat, "k2", "since joining").await;
+    let body = json!({"user_ids": ["pr-late"], "role": "admin"});
+    let (status, answer) =
+        stack.call(Method::POST, &format!("/api/chats/{chat}/participants"), &owner, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    post(&stack, &owner, &chat, "k3", "since the promotion").await;
+    let late = token("pr-late");
+    assert_eq!(history(&stack, &late, &chat, "").await, vec!["since the promotion", "since joining"]);
+    let mut client = stack.connect(&late).await;
+    let result = client.command(json!({"type": "sync", "chats": {chat.clone(): 0}}), "s1").await;
+    assert_eq!(texts(&result["chats"][&chat]["messages"]), vec!["since joining", "since the promotion"], "{result}");
+}
