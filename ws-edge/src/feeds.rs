@@ -22,7 +22,7 @@ use crate::{
     catch_up, metrics,
     outbox::Outbound,
     registry::{AbortOnDrop, CatchUp, ChatFeed, ChatSockets, FeedRequest, JOINED_SEQ_UNKNOWN, Registry},
-    signals,
+    signals, watches,
 };
 
 /// A chat's event and live-signal subscriptions.
@@ -153,6 +153,12 @@ impl Feed {
         if let (Some(user_id), Some(registry)) = (&membership.left, self.context.registry.upgrade()) {
             registry.leave(user_id, &self.chat_id);
         }
+        if let Some(registry) = self.context.registry.upgrade() {
+            let changed: Vec<&str> = membership.joined.iter().chain(&membership.left).map(String::as_str).collect();
+            if !changed.is_empty() {
+                watches::recheck(&self.context.nats, &registry, &changed);
+            }
+        }
     }
 
     /// Replays the chat from the event that made `catch_up.user_id` a member: what the
@@ -203,6 +209,7 @@ impl Feed {
             }
         }
         registry.attach(user_id, &self.chat_id, joined_seq);
+        watches::recheck(&self.context.nats, &registry, &[user_id]);
         for message in replayed {
             self.deliver(&message);
         }

@@ -112,11 +112,6 @@ impl Hub {
         self.registry.is_member(user_id, chat_id)
     }
 
-    /// Replaces the set of users a connection watches.
-    pub fn watch(&self, user_id: &str, conn_id: &str, watched: Vec<String>) {
-        self.registry.watch(user_id, conn_id, watched);
-    }
-
     /// Hands a frame to every local socket of one user.
     pub fn deliver_to_user(&self, user_id: &str, frame: &Utf8Bytes, kind: &str) {
         let mut queued = 0;

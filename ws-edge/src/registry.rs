@@ -134,6 +134,24 @@ struct Maps {
     watchers: HashMap<Arc<str>, Vec<ConnHandle>>,
     /// Connection → the users it watches.
     watching: HashMap<Arc<str>, Vec<Arc<str>>>,
+    /// Connection → what it asked to watch, visible or not: checked again when a
+    /// membership change may make someone visible or hidden.
+    watches: HashMap<Arc<str>, (ConnHandle, Watch)>,
+    /// The generation of the latest [`Watch`].
+    generation: u64,
+}
+
+/// A `presence.watch` as its connection asked it; the users followed are those of
+/// `user_ids` the api says `viewer` may see.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Who watches.
+    pub viewer: chat_nats::commands::Actor,
+    /// Everyone named, sorted.
+    pub user_ids: Vec<String>,
+    /// Tells a later watch of the same connection from this one, so that an answer
+    /// for a replaced watch changes nothing.
+    pub generation: u64,
 }
 
 /// The registry.
@@ -203,6 +221,7 @@ impl Registry {
     pub fn remove_connection(&self, user_id: &str, conn_id: &str) {
         let mut maps = self.write();
         Self::unwatch_locked(&mut maps, conn_id);
+        maps.watches.remove(conn_id);
         let Some(user) = maps.users.get_mut(user_id) else { return };
         user.conns.retain(|conn| &*conn.conn_id != conn_id);
         let last = user.conns.is_empty();
@@ -368,12 +387,53 @@ impl Registry {
         maps.users.get(user_id)?.conns.iter().find(|conn| &*conn.conn_id == conn_id).cloned()
     }
 
-    /// Replaces the set of users a connection watches.
-    pub fn watch(&self, user_id: &str, conn_id: &str, watched: Vec<String>) {
+    /// Replaces what a connection watches with `user_ids` (sorted), following nobody
+    /// until [`Registry::follow`] says whom; `None` when the connection is gone.
+    pub fn request_watch(
+        &self,
+        viewer: chat_nats::commands::Actor,
+        conn_id: &str,
+        user_ids: Vec<String>,
+    ) -> Option<Watch> {
         let mut maps = self.write();
         Self::unwatch_locked(&mut maps, conn_id);
-        let Some(conn) = maps.users.get(user_id).and_then(|u| u.conns.iter().find(|c| &*c.conn_id == conn_id)) else {
-            return;
+        maps.watches.remove(conn_id);
+        let conn = maps.users.get(viewer.user_id.as_str())?.conns.iter().find(|c| &*c.conn_id == conn_id)?.clone();
+        maps.generation += 1;
+        let watch = Watch { viewer, user_ids, generation: maps.generation };
+        if !watch.user_ids.is_empty() {
+            maps.watches.insert(conn.conn_id.clone(), (conn, watch.clone()));
+        }
+        Some(watch)
+    }
+
+    /// The watches a membership change of `user_ids` may change: those of the users
+    /// themselves, and those naming one of them.
+    pub fn watches_touched_by(&self, user_ids: &[&str]) -> Vec<(ConnHandle, Watch)> {
+        let maps = self.read();
+        maps.watches
+            .values()
+            .filter(|(_, watch)| {
+                user_ids.iter().any(|user| {
+                    *user == watch.viewer.user_id || watch.user_ids.binary_search_by(|id| id.as_str().cmp(user)).is_ok()
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Follows `watched` for the connection that asked `watch`, unless it has asked
+    /// another since. Returns false then, or when the connection is gone.
+    pub fn follow(&self, conn_id: &str, watch: &Watch, watched: Vec<String>) -> bool {
+        let mut maps = self.write();
+        if maps.watches.get(conn_id).is_none_or(|(_, current)| current.generation != watch.generation) {
+            return false;
+        }
+        Self::unwatch_locked(&mut maps, conn_id);
+        let Some(conn) =
+            maps.users.get(watch.viewer.user_id.as_str()).and_then(|u| u.conns.iter().find(|c| &*c.conn_id == conn_id))
+        else {
+            return false;
         };
         let conn = conn.clone();
         let watched: Vec<Arc<str>> = watched.into_iter().map(Arc::from).collect();
@@ -381,6 +441,7 @@ impl Registry {
             maps.watchers.entry(target.clone()).or_default().push(conn.clone());
         }
         maps.watching.insert(conn.conn_id.clone(), watched);
+        true
     }
 
     fn unwatch_locked(maps: &mut Maps, conn_id: &str) {
@@ -528,11 +589,20 @@ mod tests {
         let registry = Registry::new(10);
         let mut start = |_: &str, _: Arc<ChatSockets>| -> ChatFeed { panic!("no chats here") };
         registry.add_connection("u1", conn("a"), vec![], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
-        registry.watch("u1", "a", vec!["x".into(), "y".into()]);
+        let viewer = chat_nats::commands::Actor { user_id: "u1".into(), roles: Vec::new() };
+        let first = registry.request_watch(viewer.clone(), "a", vec!["x".into(), "y".into(), "z".into()]);
+        let first = first.unwrap_or_else(|| panic!("connected"));
+        assert!(registry.follow("a", &first, vec!["x".into(), "y".into()]));
         assert_eq!(registry.watchers_of("x").len(), 1);
-        registry.watch("u1", "a", vec!["y".into()]);
+        assert_eq!(registry.watches_touched_by(&["z"]).len(), 1, "a hidden user named in the watch");
+        assert_eq!(registry.watches_touched_by(&["u1"]).len(), 1, "the watcher's own membership");
+        assert!(registry.watches_touched_by(&["w"]).is_empty());
+        let second = registry.request_watch(viewer, "a", vec!["y".into()]).unwrap_or_else(|| panic!("connected"));
+        assert!(!registry.follow("a", &first, vec!["x".into()]), "a replaced watch's answer changes nothing");
         assert!(registry.watchers_of("x").is_empty());
+        assert!(registry.follow("a", &second, vec!["y".into()]));
         registry.remove_connection("u1", "a");
         assert!(registry.watchers_of("y").is_empty());
+        assert!(registry.watches_touched_by(&["y"]).is_empty());
     }
 }

@@ -363,3 +363,34 @@ async fn a_member_promoted_in_a_since_join_chat_still_reads_from_their_joining()
     let result = client.command(json!({"type": "sync", "chats": {chat.clone(): 0}}), "s1").await;
     assert_eq!(texts(&result["chats"][&chat]["messages"]), vec!["since joining", "since the promotion"], "{result}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_watch_follows_the_watchers_chats_as_they_change() {
+    let stack = Stack::start().await;
+    let owner = token("pw-owner");
+    let chat = stack.create_chat(&owner, json!({"type": "group", "title": "Team", "member_ids": ["pw-mate"]})).await;
+    let mate = stack.connect(&token("pw-mate")).await;
+    let newcomer = stack.connect(&token("pw-newcomer")).await;
+    let mut watcher = stack.connect(&owner).await;
+    watcher.send_json(json!({"type": "presence.watch", "user_ids": ["pw-mate", "pw-newcomer"]})).await;
+    let seen = snapshot(&mut watcher, 2).await;
+    assert_eq!(seen["pw-mate"]["status"], "online", "{seen:?}");
+    assert_eq!(seen["pw-newcomer"]["status"], "offline", "not shared yet: {seen:?}");
+
+    // Sharing a chat makes the newcomer visible to the watch as it is.
+    add(&stack, &owner, &chat, "pw-newcomer").await;
+    let seen = snapshot(&mut watcher, 2).await;
+    assert_eq!(seen["pw-newcomer"]["status"], "online", "{seen:?}");
+
+    // Removed from the only chat they shared, the mate is hidden again, and stays so.
+    let (status, _) =
+        stack.call(Method::DELETE, &format!("/api/chats/{chat}/participants/pw-mate"), &owner, None).await;
+    assert_eq!(status, 204);
+    let seen = snapshot(&mut watcher, 2).await;
+    assert_eq!((&seen["pw-mate"]["status"], &seen["pw-mate"]["last_seen"]), (&json!("offline"), &Value::Null));
+    drop(mate);
+    watcher.expect_none_of("presence", Duration::from_secs(2)).await;
+    drop(newcomer);
+    let offline = watcher.next_of("presence").await;
+    assert_eq!((&offline["user_id"], &offline["status"]), (&json!("pw-newcomer"), &json!("offline")), "{offline}");
+}
