@@ -137,6 +137,9 @@ struct Maps {
     /// Connection → what it asked to watch, visible or not: checked again when a
     /// membership change may make someone visible or hidden.
     watches: HashMap<Arc<str>, (ConnHandle, Watch)>,
+    /// User → the connections whose watch names them (visible or not), so that a
+    /// membership change finds the watches it touches without scanning them all.
+    named_in: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// The generation of the latest [`Watch`].
     generation: u64,
 }
@@ -221,7 +224,7 @@ impl Registry {
     pub fn remove_connection(&self, user_id: &str, conn_id: &str) {
         let mut maps = self.write();
         Self::unwatch_locked(&mut maps, conn_id);
-        maps.watches.remove(conn_id);
+        Self::forget_watch_locked(&mut maps, conn_id);
         let Some(user) = maps.users.get_mut(user_id) else { return };
         user.conns.retain(|conn| &*conn.conn_id != conn_id);
         let last = user.conns.is_empty();
@@ -397,29 +400,43 @@ impl Registry {
     ) -> Option<Watch> {
         let mut maps = self.write();
         Self::unwatch_locked(&mut maps, conn_id);
-        maps.watches.remove(conn_id);
+        Self::forget_watch_locked(&mut maps, conn_id);
         let conn = maps.users.get(viewer.user_id.as_str())?.conns.iter().find(|c| &*c.conn_id == conn_id)?.clone();
         maps.generation += 1;
         let watch = Watch { viewer, user_ids, generation: maps.generation };
         if !watch.user_ids.is_empty() {
+            for user_id in &watch.user_ids {
+                maps.named_in.entry(Arc::from(user_id.as_str())).or_default().insert(conn.conn_id.clone());
+            }
             maps.watches.insert(conn.conn_id.clone(), (conn, watch.clone()));
         }
         Some(watch)
+    }
+
+    fn forget_watch_locked(maps: &mut Maps, conn_id: &str) {
+        let Some((_, watch)) = maps.watches.remove(conn_id) else { return };
+        for user_id in &watch.user_ids {
+            let empty = maps.named_in.get_mut(user_id.as_str()).is_some_and(|conns| {
+                conns.remove(conn_id);
+                conns.is_empty()
+            });
+            if empty {
+                maps.named_in.remove(user_id.as_str());
+            }
+        }
     }
 
     /// The watches a membership change of `user_ids` may change: those of the users
     /// themselves, and those naming one of them.
     pub fn watches_touched_by(&self, user_ids: &[&str]) -> Vec<(ConnHandle, Watch)> {
         let maps = self.read();
-        maps.watches
-            .values()
-            .filter(|(_, watch)| {
-                user_ids.iter().any(|user| {
-                    *user == watch.viewer.user_id || watch.user_ids.binary_search_by(|id| id.as_str().cmp(user)).is_ok()
-                })
-            })
-            .cloned()
-            .collect()
+        let mut conns: HashSet<&Arc<str>> = HashSet::new();
+        for user_id in user_ids {
+            conns.extend(maps.named_in.get(*user_id).into_iter().flatten());
+            let own = maps.users.get(*user_id).into_iter().flat_map(|user| &user.conns);
+            conns.extend(own.map(|conn| &conn.conn_id).filter(|conn_id| maps.watches.contains_key(*conn_id)));
+        }
+        conns.into_iter().filter_map(|conn_id| maps.watches.get(conn_id).cloned()).collect()
     }
 
     /// Follows `watched` for the connection that asked `watch`, unless it has asked
