@@ -102,7 +102,14 @@ fn check_user(user_id: &str) -> Result<(), RpcError> {
 async fn memberships(state: AppState, request: MembershipsRequest) -> Result<MembershipsReply, RpcError> {
     check_user(&request.user_id)?;
     let docs = state.inner.store.memberships(&request.user_id).await.map_err(storage)?;
-    Ok(memberships_page(docs.into_iter().map(|p| Membership { chat_id: p.chat_id, role: p.role }), request.after))
+    Ok(memberships_page(
+        docs.into_iter().map(|p| Membership {
+            chat_id: p.chat_id,
+            role: p.role,
+            joined_seq: u64::try_from(p.joined_seq).unwrap_or(0),
+        }),
+        request.after,
+    ))
 }
 
 fn memberships_page(all: impl Iterator<Item = Membership>, after: Option<String>) -> MembershipsReply {
@@ -233,7 +240,7 @@ mod tests {
     use super::*;
 
     fn member_of(count: usize) -> impl Iterator<Item = Membership> {
-        (0..count).rev().map(|i| Membership { chat_id: format!("c{i:05}"), role: Role::Member })
+        (0..count).rev().map(|i| Membership { chat_id: format!("c{i:05}"), role: Role::Member, joined_seq: 1 })
     }
 
     #[test]

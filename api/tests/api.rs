@@ -120,6 +120,7 @@ impl Harness {
                 role: m.role,
                 joined_at: now,
                 joined_seq: 1,
+                role_seq: None,
                 last_read_seq: 0,
                 muted: false,
                 muted_until: None,

@@ -158,6 +158,7 @@ async fn fill(store: &Store, messages: usize) {
                 role: m.role,
                 joined_at: chat.created_at,
                 joined_seq: 0,
+                role_seq: None,
                 last_read_seq: 0,
                 muted: m.user_id == "u2",
                 muted_until: None,

@@ -43,7 +43,16 @@ impl Input {
 fuzz_target!(|input: Input| {
     let text = input.build();
     let chars = text.chars().count();
-    let blank = text.trim().is_empty();
+    // Blank as documented: nothing but whitespace and zero-width or blank-looking
+    // characters.
+    let blank = text.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{2800}' | '\u{180E}' | '\u{3164}')
+    });
+    // A title is one line, displayed as it reads: no line or paragraph separator, no
+    // bidirectional control.
+    let title_breaker =
+        text.chars().any(|c| matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'));
     let has_control = |allowed: &[char]| text.chars().any(|c| c.is_control() && !allowed.contains(&c));
 
     let text_ok = check_text(&text).is_ok();
@@ -63,9 +72,10 @@ fuzz_target!(|input: Input| {
         assert!(!blank, "accepted a blank title");
         assert!(chars <= MAX_TITLE_CHARS, "accepted a title of {chars} characters");
         assert!(!has_control(&[]), "accepted a title with a control character: {text:?}");
+        assert!(!title_breaker, "accepted a title with a separator or bidi control: {text:?}");
     } else {
         assert!(
-            blank || chars > MAX_TITLE_CHARS || has_control(&[]),
+            blank || chars > MAX_TITLE_CHARS || has_control(&[]) || title_breaker,
             "refused a title that meets every rule: {text:?}"
         );
     }

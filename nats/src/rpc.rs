@@ -32,6 +32,10 @@ pub struct Membership {
     pub chat_id: String,
     /// The user's role there.
     pub role: Role,
+    /// The seq of the event that made them a member: in a `since_join` chat, edits and
+    /// deletions of older messages are not forwarded to them. 0 from older apis.
+    #[serde(default)]
+    pub joined_seq: u64,
 }
 
 /// One page of the user's chats.

@@ -72,6 +72,7 @@ fn membership(user_id: &str, muted: bool) -> ParticipantDoc {
         role: Role::Member,
         joined_at: chrono::Utc::now(),
         joined_seq: 1,
+        role_seq: None,
         last_read_seq: 0,
         muted,
         muted_until: None,

@@ -8,6 +8,7 @@ use chat_nats::{
     commands::{CommandEnvelope, CommandOutcome, Rejection},
     events::{ChatEvent, UserDeliveryKind},
     headers,
+    model::HistoryVisibility,
     publish::Outgoing,
     subjects,
 };
@@ -15,8 +16,10 @@ use chat_nats::{
 /// Everything a batch publishes.
 #[derive(Debug, Default)]
 pub struct Effects {
-    /// Persisted events, with the trace context of the command that caused them.
-    pub events: Vec<(ChatEvent, Option<String>)>,
+    /// Persisted events, with the trace context of the command that caused them and,
+    /// for an edit or deletion in a `since_join` chat, the seq of its message
+    /// ([`headers::MESSAGE_SEQ`]).
+    pub events: Vec<(ChatEvent, Option<String>, Option<u64>)>,
     /// Core NATS messages: outcomes to `reply` subjects, live signals, copies to users.
     pub notices: Vec<(String, Bytes)>,
 }
@@ -24,7 +27,21 @@ pub struct Effects {
 impl Effects {
     /// Records a stored (or found) event.
     pub fn event(&mut self, event: ChatEvent, traceparent: Option<&str>) {
-        self.events.push((event, traceparent.map(str::to_owned)));
+        self.events.push((event, traceparent.map(str::to_owned), None));
+    }
+
+    /// Records the event of an edit or deletion of the message at `message_seq`; in a
+    /// `since_join` chat it carries that seq, so that edges withhold it from members
+    /// who joined later.
+    pub fn message_event(
+        &mut self,
+        event: ChatEvent,
+        message_seq: u64,
+        visibility: HistoryVisibility,
+        traceparent: Option<&str>,
+    ) {
+        let message_seq = (visibility == HistoryVisibility::SinceJoin).then_some(message_seq);
+        self.events.push((event, traceparent.map(str::to_owned), message_seq));
     }
 
     /// Answers the issuer with the outcome on the command's `reply` subject: the api's
@@ -87,13 +104,16 @@ impl Effects {
         let stamp = persisted_at_micros.to_string();
         self.events
             .iter()
-            .filter_map(|(event, traceparent)| {
+            .filter_map(|(event, traceparent, message_seq)| {
                 let payload = serde_json::to_vec(event).ok()?;
                 let mut message =
                     Outgoing::new(subjects::event(&event.chat_id, event.body.kind()), event.id.clone(), payload.into())
                         .with_header(headers::PERSISTED_AT_MICROS, &stamp);
                 if let Some(traceparent) = traceparent {
                     message = message.with_header(headers::TRACEPARENT, traceparent);
+                }
+                if let Some(seq) = message_seq {
+                    message = message.with_header(headers::MESSAGE_SEQ, &seq.to_string());
                 }
                 Some(message)
             })

@@ -212,8 +212,12 @@ pub struct ParticipantDoc {
     /// When they joined.
     #[serde(with = "bson_time")]
     pub joined_at: DateTime<Utc>,
-    /// The seq of their latest membership event (joining, or a role change).
+    /// The seq of the event that made them a member; a role change keeps it, so a
+    /// member promoted in a `since_join` chat still reads from their joining.
     pub joined_seq: i64,
+    /// The seq of their latest role change (its `member.added` event), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_seq: Option<i64>,
     /// Everything up to this seq is read.
     pub last_read_seq: i64,
     /// Push notifications off (the member's own choice; unrelated to `muted_until`).
@@ -228,6 +232,11 @@ pub struct ParticipantDoc {
 }
 
 impl ParticipantDoc {
+    /// The seq of their latest membership event: joining, or a role change.
+    pub fn membership_seq(&self) -> i64 {
+        self.role_seq.unwrap_or(self.joined_seq)
+    }
+
     /// The document id for a member.
     pub fn key(chat_id: &str, user_id: &str) -> String {
         format!("{chat_id}:{user_id}")

@@ -148,7 +148,7 @@ impl Store {
         self.participants()
             .update_one(
                 doc! { "_id": ParticipantDoc::key(chat_id, user_id) },
-                doc! { "$set": { "role": role.as_str(), "joined_seq": crate::docs::bson_seq(seq), "added_by": command_id } },
+                doc! { "$set": { "role": role.as_str(), "role_seq": crate::docs::bson_seq(seq), "added_by": command_id } },
             )
             .await?;
         Ok(())

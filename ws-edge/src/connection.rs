@@ -68,7 +68,13 @@ enum Step {
 
 /// Serves one upgraded socket until it closes; `read_ahead` is what the client sent
 /// after its upgrade request, read already.
-pub async fn serve(tcp: TcpStream, read_ahead: Bytes, edge: EdgeState, mut session: Session, chats: Vec<String>) {
+pub async fn serve(
+    tcp: TcpStream,
+    read_ahead: Bytes,
+    edge: EdgeState,
+    mut session: Session,
+    chats: Vec<(String, u64)>,
+) {
     let tcp = Arc::new(tcp);
     let conn = ConnHandle {
         conn_id: session.conn_id.clone(),

@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::{
     catch_up, metrics,
     outbox::Outbound,
-    registry::{AbortOnDrop, CatchUp, ChatFeed, ChatSockets, FeedRequest, Registry},
-    signals,
+    registry::{AbortOnDrop, CatchUp, ChatFeed, ChatSockets, FeedRequest, JOINED_SEQ_UNKNOWN, Registry},
+    signals, watches,
 };
 
 /// A chat's event and live-signal subscriptions.
@@ -115,14 +115,16 @@ impl Feed {
         let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("other");
         if chat_nats::subjects::is_live(&message.subject) {
             let delivery = signals::live_delivery(kind, &message.payload);
-            fan_out(&self.sockets, &frame, kind, None, delivery.skip_user.as_deref(), delivery.droppable);
+            let only = Recipients { skip_user: delivery.skip_user.as_deref(), message_seq: None };
+            fan_out(&self.sockets, &frame, kind, None, only, delivery.droppable);
             return;
         }
         // Every publish reaches core subscribers, also a retried one that JetStream
         // stores once: a persister that retries a publish after a lost ack, or replays a
         // command, sends an event again. Events of a chat are published in seq order, so
         // one at or below the last seq delivered is such a copy.
-        if let Some(seq) = event_seq(message) {
+        let seq = event_seq(message);
+        if let Some(seq) = seq {
             if seq <= self.last_seq {
                 metrics::DROPPED_REPUBLISHED.inc();
                 return;
@@ -136,7 +138,7 @@ impl Feed {
             // A member who joins on this edge's watch gets the event that made them one
             // and everything after it from this feed, without waiting for the notifier.
             for user_id in &membership.joined {
-                registry.attach(user_id, &self.chat_id);
+                registry.attach(user_id, &self.chat_id, seq.unwrap_or(JOINED_SEQ_UNKNOWN));
             }
         }
         let persisted_at = message
@@ -144,11 +146,18 @@ impl Feed {
             .as_ref()
             .and_then(|h| h.get(chat_nats::headers::PERSISTED_AT_MICROS))
             .and_then(|v| v.as_str().parse::<i64>().ok());
-        fan_out(&self.sockets, &frame, kind, persisted_at, None, false);
+        let only = Recipients { skip_user: None, message_seq: message_seq(message) };
+        fan_out(&self.sockets, &frame, kind, persisted_at, only, false);
         // The removed member got the removal itself and nothing after it, even while
         // the notifier is down or behind.
         if let (Some(user_id), Some(registry)) = (&membership.left, self.context.registry.upgrade()) {
             registry.leave(user_id, &self.chat_id);
+        }
+        if let Some(registry) = self.context.registry.upgrade() {
+            let changed: Vec<&str> = membership.joined.iter().chain(&membership.left).map(String::as_str).collect();
+            if !changed.is_empty() {
+                watches::recheck(&self.context.nats, &registry, &changed);
+            }
         }
     }
 
@@ -165,32 +174,42 @@ impl Feed {
         }
         if self.sockets.has_user(user_id) {
             // Attached already by the event itself, on this feed.
-            registry.attach(user_id, &self.chat_id);
+            registry.attach(user_id, &self.chat_id, JOINED_SEQ_UNKNOWN);
             return;
         }
         let replayed = match catch_up::events_from(&self.context.js, &self.chat_id, catch_up.stream_seq).await {
             Ok(replayed) => replayed,
             Err(error) => {
                 tracing::warn!(%error, chat_id = %self.chat_id, user_id, "cannot replay a chat to a new member; delivering from now on");
-                registry.attach(user_id, &self.chat_id);
+                registry.attach(user_id, &self.chat_id, JOINED_SEQ_UNKNOWN);
                 return;
             }
         };
         let conns = registry.connections_of(user_id);
+        // The replay starts with the event that made them a member: its seq is theirs.
+        let mut joined_seq = JOINED_SEQ_UNKNOWN;
         let mut replayed = replayed.into_iter().peekable();
         while let Some(message) = replayed.next_if(|m| event_seq(m).is_some_and(|seq| seq <= self.last_seq)) {
+            let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("other");
+            let membership = membership_change(kind, &message.payload);
+            if joined_seq == JOINED_SEQ_UNKNOWN && membership.joined.iter().any(|joined| joined == user_id) {
+                joined_seq = event_seq(&message).unwrap_or(JOINED_SEQ_UNKNOWN);
+            }
+            if message_seq(&message).is_some_and(|seq| seq < joined_seq) {
+                continue;
+            }
             let Some(frame) = utf8(message.payload.clone()) else { continue };
             for conn in &conns {
                 conn.offer(Outbound::Event { frame: frame.clone(), persisted_at_micros: None, droppable: false });
             }
-            let kind = chat_nats::subjects::tail_after_chat(&message.subject).unwrap_or("other");
             metrics::events_sent(kind).inc_by(conns.len() as u64);
-            if membership_change(kind, &message.payload).left.as_deref() == Some(user_id) {
+            if membership.left.as_deref() == Some(user_id) {
                 registry.leave(user_id, &self.chat_id);
                 return;
             }
         }
-        registry.attach(user_id, &self.chat_id);
+        registry.attach(user_id, &self.chat_id, joined_seq);
+        watches::recheck(&self.context.nats, &registry, &[user_id]);
         for message in replayed {
             self.deliver(&message);
         }
@@ -225,22 +244,39 @@ fn event_seq(message: &async_nats::Message) -> Option<u64> {
     id.as_str().rsplit_once(':')?.1.parse().ok()
 }
 
-/// Queues the same bytes to every socket of the chat (but `skip_user`'s). The last
-/// socket's copy carries the persistence time, so `chat_delivery_seconds` gets one
+/// The seq of the message an edit or deletion in a `since_join` chat is about
+/// ([`chat_nats::headers::MESSAGE_SEQ`]); events of other chats have none.
+fn message_seq(message: &async_nats::Message) -> Option<u64> {
+    message.headers.as_ref()?.get(chat_nats::headers::MESSAGE_SEQ)?.as_str().parse().ok()
+}
+
+/// Which sockets of a chat an event skips.
+#[derive(Debug, Clone, Copy)]
+struct Recipients<'a> {
+    /// The author of a typing signal.
+    skip_user: Option<&'a str>,
+    /// Members who joined after this message (an edit or deletion of it in a
+    /// `since_join` chat) may not read it.
+    message_seq: Option<u64>,
+}
+
+/// Queues the same bytes to every socket of the chat that `only` lets through. The
+/// last socket's copy carries the persistence time, so `chat_delivery_seconds` gets one
 /// observation per event.
 fn fan_out(
     sockets: &ChatSockets,
     frame: &Utf8Bytes,
     kind: &str,
     persisted_at_micros: Option<i64>,
-    skip_user: Option<&str>,
+    only: Recipients<'_>,
     droppable: bool,
 ) {
     let recipients = sockets.lock();
     let last = recipients.len().saturating_sub(1);
     let mut queued = 0u64;
     for (i, recipient) in recipients.iter().enumerate() {
-        if skip_user == Some(&*recipient.user_id) {
+        if only.skip_user == Some(&*recipient.user_id) || only.message_seq.is_some_and(|seq| recipient.joined_seq > seq)
+        {
             continue;
         }
         let timed = if i == last { persisted_at_micros } else { None };

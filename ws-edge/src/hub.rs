@@ -55,9 +55,16 @@ impl Hub {
         prepared
     }
 
-    /// Adds a connection with the chats its user belongs to.
-    pub async fn register(&self, user_id: &str, conn: ConnHandle, chats: Vec<String>) -> Result<(), RegisterError> {
-        let mut prepared = self.subscribe_missing(&chats).await;
+    /// Adds a connection with the chats its user belongs to, each with the user's
+    /// `joined_seq`.
+    pub async fn register(
+        &self,
+        user_id: &str,
+        conn: ConnHandle,
+        chats: Vec<(String, u64)>,
+    ) -> Result<(), RegisterError> {
+        let ids: Vec<String> = chats.iter().map(|(chat_id, _)| chat_id.clone()).collect();
+        let mut prepared = self.subscribe_missing(&ids).await;
         let feeds = &self.feeds;
         self.registry.add_connection(user_id, conn, chats, &mut |chat_id, sockets| {
             feeds::start_chat_feed(feeds, chat_id, sockets, prepared.remove(chat_id))
@@ -69,11 +76,11 @@ impl Hub {
         self.registry.remove_connection(user_id, conn_id);
     }
 
-    /// A local user joined a chat: deliver it to them from now on.
-    pub async fn join(&self, user_id: &str, chat_id: &str) {
+    /// A local user joined a chat at `joined_seq`: deliver it to them from now on.
+    pub async fn join(&self, user_id: &str, chat_id: &str, joined_seq: u64) {
         let mut prepared = self.subscribe_missing(&[chat_id.to_owned()]).await;
         let feeds = &self.feeds;
-        self.registry.join(user_id, chat_id, &mut |chat_id, sockets| {
+        self.registry.join(user_id, chat_id, joined_seq, &mut |chat_id, sockets| {
             feeds::start_chat_feed(feeds, chat_id, sockets, prepared.remove(chat_id))
         });
     }
@@ -103,11 +110,6 @@ impl Hub {
     /// True when the user belongs to the chat, as far as this edge knows.
     pub fn is_member(&self, user_id: &str, chat_id: &str) -> bool {
         self.registry.is_member(user_id, chat_id)
-    }
-
-    /// Replaces the set of users a connection watches.
-    pub fn watch(&self, user_id: &str, conn_id: &str, watched: Vec<String>) {
-        self.registry.watch(user_id, conn_id, watched);
     }
 
     /// Hands a frame to every local socket of one user.

@@ -47,6 +47,7 @@ pub mod signals;
 pub mod state;
 pub mod upgrade;
 pub mod user_events;
+pub mod watches;
 pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

@@ -232,7 +232,12 @@ pub fn reference_of(text: &str) -> Option<String> {
 }
 
 /// Parses a text frame; on failure returns the `ref` (when readable) and the reason.
+/// A frame must be a JSON object: serde would also read a command from an array whose
+/// first element is its type (`["sync", ...]`), a shape the protocol does not have.
 pub fn parse_command(text: &str) -> Result<ClientCommand, (Option<String>, String)> {
+    if !text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+        return Err((None, "a command is a JSON object".to_owned()));
+    }
     serde_json::from_str(text).map_err(|error| {
         let head: Option<FrameHead> = serde_json::from_str(text).ok();
         let reference = head.as_ref().and_then(FrameHead::echoable_reference);
@@ -371,6 +376,16 @@ pub struct Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_in_an_array_is_refused() {
+        // Found by the ws_command fuzz target: serde reads a tagged struct from a
+        // sequence too.
+        for text in [r#"["sync","chatsynn',synct_id"]"#, r#"["ping"]"#, r#" ["ping"]"#] {
+            assert!(parse_command(text).is_err(), "{text}");
+        }
+        assert!(parse_command(" \n{\"type\":\"ping\"}").is_ok());
+    }
 
     #[test]
     fn a_send_parses_with_its_ref() {

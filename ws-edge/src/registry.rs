@@ -57,6 +57,11 @@ pub struct CatchUp {
     pub stream_seq: u64,
 }
 
+/// The `joined_seq` of a member this edge learnt of without it: edits and deletions
+/// in `since_join` chats are withheld from them until they connect again, rather than
+/// risk showing what they may not read.
+pub const JOINED_SEQ_UNKNOWN: u64 = u64::MAX;
+
 /// One socket a chat's events go to.
 #[derive(Debug, Clone)]
 pub struct Recipient {
@@ -64,6 +69,9 @@ pub struct Recipient {
     pub user_id: Arc<str>,
     /// The connection.
     pub conn: ConnHandle,
+    /// The seq of the event that made the user a member: in a `since_join` chat the
+    /// edits and deletions of older messages are not theirs to see.
+    pub joined_seq: u64,
 }
 
 /// The local sockets of one chat.
@@ -76,8 +84,8 @@ impl ChatSockets {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn add(&self, user_id: &Arc<str>, conn: &ConnHandle) {
-        self.lock().push(Recipient { user_id: user_id.clone(), conn: conn.clone() });
+    fn add(&self, user_id: &Arc<str>, conn: &ConnHandle, joined_seq: u64) {
+        self.lock().push(Recipient { user_id: user_id.clone(), conn: conn.clone(), joined_seq });
     }
 
     fn remove_conn(&self, conn_id: &str) {
@@ -107,7 +115,8 @@ pub enum RegisterError {
 #[derive(Debug, Default)]
 struct UserEntry {
     conns: Vec<ConnHandle>,
-    chats: HashSet<Arc<str>>,
+    /// Chat → the user's `joined_seq` there.
+    chats: HashMap<Arc<str>, u64>,
 }
 
 #[derive(Debug)]
@@ -125,6 +134,27 @@ struct Maps {
     watchers: HashMap<Arc<str>, Vec<ConnHandle>>,
     /// Connection → the users it watches.
     watching: HashMap<Arc<str>, Vec<Arc<str>>>,
+    /// Connection → what it asked to watch, visible or not: checked again when a
+    /// membership change may make someone visible or hidden.
+    watches: HashMap<Arc<str>, (ConnHandle, Watch)>,
+    /// User → the connections whose watch names them (visible or not), so that a
+    /// membership change finds the watches it touches without scanning them all.
+    named_in: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// The generation of the latest [`Watch`].
+    generation: u64,
+}
+
+/// A `presence.watch` as its connection asked it; the users followed are those of
+/// `user_ids` the api says `viewer` may see.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Who watches.
+    pub viewer: chat_nats::commands::Actor,
+    /// Everyone named, sorted.
+    pub user_ids: Vec<String>,
+    /// Tells a later watch of the same connection from this one, so that an answer
+    /// for a replaced watch changes nothing.
+    pub generation: u64,
 }
 
 /// The registry.
@@ -159,12 +189,12 @@ impl Registry {
         self.read().chats.contains_key(chat_id)
     }
 
-    /// Adds a connection and its user's chats.
+    /// Adds a connection and its user's chats, each with the user's `joined_seq`.
     pub fn add_connection(
         &self,
         user_id: &str,
         conn: ConnHandle,
-        chats: Vec<String>,
+        chats: Vec<(String, u64)>,
         start_feed: StartFeed<'_>,
     ) -> Result<(), RegisterError> {
         let mut maps = self.write();
@@ -172,18 +202,20 @@ impl Registry {
             Some((_, user)) if user.conns.len() >= self.max_conns_per_user => {
                 return Err(RegisterError::TooManyConnections);
             }
-            Some((key, user)) => (key.clone(), user.chats.iter().cloned().collect::<Vec<_>>()),
+            Some((key, user)) => {
+                (key.clone(), user.chats.iter().map(|(chat, seq)| (chat.clone(), *seq)).collect::<Vec<_>>())
+            }
             None if self.max_conns_per_user == 0 => return Err(RegisterError::TooManyConnections),
             None => (Arc::from(user_id), Vec::new()),
         };
-        for chat_id in &known {
+        for (chat_id, joined_seq) in &known {
             if let Some(chat) = maps.chats.get(chat_id) {
-                chat.sockets.add(&user_key, &conn);
+                chat.sockets.add(&user_key, &conn, *joined_seq);
             }
         }
         maps.users.entry(user_key.clone()).or_default().conns.push(conn);
-        for chat_id in chats {
-            Self::join_locked(&mut maps, &user_key, &chat_id, start_feed);
+        for (chat_id, joined_seq) in chats {
+            Self::join_locked(&mut maps, &user_key, &chat_id, joined_seq, start_feed);
         }
         Ok(())
     }
@@ -192,10 +224,11 @@ impl Registry {
     pub fn remove_connection(&self, user_id: &str, conn_id: &str) {
         let mut maps = self.write();
         Self::unwatch_locked(&mut maps, conn_id);
+        Self::forget_watch_locked(&mut maps, conn_id);
         let Some(user) = maps.users.get_mut(user_id) else { return };
         user.conns.retain(|conn| &*conn.conn_id != conn_id);
         let last = user.conns.is_empty();
-        let chats: Vec<Arc<str>> = user.chats.iter().cloned().collect();
+        let chats: Vec<Arc<str>> = user.chats.keys().cloned().collect();
         if !last {
             for chat_id in &chats {
                 if let Some(chat) = maps.chats.get(chat_id) {
@@ -210,19 +243,20 @@ impl Registry {
         }
     }
 
-    /// A local user joined a chat. Returns false when the user has no connection here.
-    pub fn join(&self, user_id: &str, chat_id: &str, start_feed: StartFeed<'_>) -> bool {
+    /// A local user joined a chat at `joined_seq`. Returns false when the user has no
+    /// connection here.
+    pub fn join(&self, user_id: &str, chat_id: &str, joined_seq: u64, start_feed: StartFeed<'_>) -> bool {
         let mut maps = self.write();
         let Some((user_key, _)) = maps.users.get_key_value(user_id) else { return false };
         let user_key = user_key.clone();
-        Self::join_locked(&mut maps, &user_key, chat_id, start_feed);
+        Self::join_locked(&mut maps, &user_key, chat_id, joined_seq, start_feed);
         true
     }
 
-    fn join_locked(maps: &mut Maps, user_id: &Arc<str>, chat_id: &str, start_feed: StartFeed<'_>) {
-        if let Some((chat, conns)) = Self::add_member_locked(maps, user_id, chat_id, start_feed) {
+    fn join_locked(maps: &mut Maps, user_id: &Arc<str>, chat_id: &str, joined_seq: u64, start_feed: StartFeed<'_>) {
+        if let Some((chat, conns)) = Self::add_member_locked(maps, user_id, chat_id, joined_seq, start_feed) {
             for conn in &conns {
-                chat.sockets.add(user_id, conn);
+                chat.sockets.add(user_id, conn, joined_seq);
             }
         }
     }
@@ -233,10 +267,11 @@ impl Registry {
         maps: &'m mut Maps,
         user_id: &Arc<str>,
         chat_id: &str,
+        joined_seq: u64,
         start_feed: StartFeed<'_>,
     ) -> Option<(&'m mut ChatEntry, Vec<ConnHandle>)> {
         let user = maps.users.get_mut(user_id)?;
-        if user.chats.contains(chat_id) {
+        if user.chats.contains_key(chat_id) {
             return None;
         }
         let conns = user.conns.clone();
@@ -244,7 +279,7 @@ impl Registry {
             Some((key, _)) => key.clone(),
             None => Arc::from(chat_id),
         };
-        user.chats.insert(chat_key.clone());
+        user.chats.insert(chat_key.clone(), joined_seq);
         let chat = maps.chats.entry(chat_key).or_insert_with_key(|key| {
             let sockets = Arc::new(ChatSockets::default());
             let feed = start_feed(key, sockets.clone());
@@ -262,7 +297,11 @@ impl Registry {
         let mut maps = self.write();
         let Some((user_key, _)) = maps.users.get_key_value(catch_up.user_id.as_str()) else { return false };
         let user_key = user_key.clone();
-        let Some((chat, _)) = Self::add_member_locked(&mut maps, &user_key, chat_id, start_feed) else { return false };
+        // The feed learns the `joined_seq` from the event it replays first.
+        let Some((chat, _)) = Self::add_member_locked(&mut maps, &user_key, chat_id, JOINED_SEQ_UNKNOWN, start_feed)
+        else {
+            return false;
+        };
         // The feed's end of the queue lives as long as its entry; a send fails only for
         // a feed that has stopped, and then nothing is delivered anyway.
         let _ = chat.feed.catch_ups.send(FeedRequest::CatchUp(catch_up));
@@ -271,24 +310,26 @@ impl Registry {
 
     /// Adds every connection of a local user to the sockets of a chat this edge
     /// delivers, recording the membership if it was not known; called by the chat's
-    /// feed right before the event that makes the user a member, or after replaying to
-    /// them. Returns false when the user is not here or the chat has no feed.
-    pub fn attach(&self, user_id: &str, chat_id: &str) -> bool {
+    /// feed right before the event that makes the user a member (at `joined_seq`), or
+    /// after replaying to them. A user whose sockets receive the chat already keeps
+    /// their `joined_seq`: a role change is not a new join. Returns false when the user
+    /// is not here or the chat has no feed.
+    pub fn attach(&self, user_id: &str, chat_id: &str, joined_seq: u64) -> bool {
         let mut maps = self.write();
         let Some((user_key, user)) = maps.users.get_key_value(user_id) else { return false };
         let (user_key, conns) = (user_key.clone(), user.conns.clone());
         let Some((chat_key, chat)) = maps.chats.get_key_value(chat_id) else { return false };
         let chat_key = chat_key.clone();
-        let attached: HashSet<Arc<str>> =
-            chat.sockets.lock().iter().filter(|r| r.user_id == user_key).map(|r| r.conn.conn_id.clone()).collect();
-        for conn in conns.iter().filter(|conn| !attached.contains(&conn.conn_id)) {
-            chat.sockets.add(&user_key, conn);
+        let attached: Vec<Recipient> = chat.sockets.lock().iter().filter(|r| r.user_id == user_key).cloned().collect();
+        let joined_seq = attached.first().map_or(joined_seq, |r| r.joined_seq);
+        for conn in conns.iter().filter(|conn| attached.iter().all(|r| r.conn.conn_id != conn.conn_id)) {
+            chat.sockets.add(&user_key, conn, joined_seq);
         }
         if let Some(chat) = maps.chats.get_mut(chat_id) {
             chat.users.insert(user_key.clone());
         }
         if let Some(user) = maps.users.get_mut(user_id) {
-            user.chats.insert(chat_key);
+            user.chats.insert(chat_key, joined_seq);
         }
         true
     }
@@ -330,7 +371,7 @@ impl Registry {
 
     /// True when the user belongs to the chat, as far as this edge knows.
     pub fn is_member(&self, user_id: &str, chat_id: &str) -> bool {
-        self.read().users.get(user_id).is_some_and(|user| user.chats.contains(chat_id))
+        self.read().users.get(user_id).is_some_and(|user| user.chats.contains_key(chat_id))
     }
 
     /// True when the user has a connection here.
@@ -349,12 +390,67 @@ impl Registry {
         maps.users.get(user_id)?.conns.iter().find(|conn| &*conn.conn_id == conn_id).cloned()
     }
 
-    /// Replaces the set of users a connection watches.
-    pub fn watch(&self, user_id: &str, conn_id: &str, watched: Vec<String>) {
+    /// Replaces what a connection watches with `user_ids` (sorted), following nobody
+    /// until [`Registry::follow`] says whom; `None` when the connection is gone.
+    pub fn request_watch(
+        &self,
+        viewer: chat_nats::commands::Actor,
+        conn_id: &str,
+        user_ids: Vec<String>,
+    ) -> Option<Watch> {
         let mut maps = self.write();
         Self::unwatch_locked(&mut maps, conn_id);
-        let Some(conn) = maps.users.get(user_id).and_then(|u| u.conns.iter().find(|c| &*c.conn_id == conn_id)) else {
-            return;
+        Self::forget_watch_locked(&mut maps, conn_id);
+        let conn = maps.users.get(viewer.user_id.as_str())?.conns.iter().find(|c| &*c.conn_id == conn_id)?.clone();
+        maps.generation += 1;
+        let watch = Watch { viewer, user_ids, generation: maps.generation };
+        if !watch.user_ids.is_empty() {
+            for user_id in &watch.user_ids {
+                maps.named_in.entry(Arc::from(user_id.as_str())).or_default().insert(conn.conn_id.clone());
+            }
+            maps.watches.insert(conn.conn_id.clone(), (conn, watch.clone()));
+        }
+        Some(watch)
+    }
+
+    fn forget_watch_locked(maps: &mut Maps, conn_id: &str) {
+        let Some((_, watch)) = maps.watches.remove(conn_id) else { return };
+        for user_id in &watch.user_ids {
+            let empty = maps.named_in.get_mut(user_id.as_str()).is_some_and(|conns| {
+                conns.remove(conn_id);
+                conns.is_empty()
+            });
+            if empty {
+                maps.named_in.remove(user_id.as_str());
+            }
+        }
+    }
+
+    /// The watches a membership change of `user_ids` may change: those of the users
+    /// themselves, and those naming one of them.
+    pub fn watches_touched_by(&self, user_ids: &[&str]) -> Vec<(ConnHandle, Watch)> {
+        let maps = self.read();
+        let mut conns: HashSet<&Arc<str>> = HashSet::new();
+        for user_id in user_ids {
+            conns.extend(maps.named_in.get(*user_id).into_iter().flatten());
+            let own = maps.users.get(*user_id).into_iter().flat_map(|user| &user.conns);
+            conns.extend(own.map(|conn| &conn.conn_id).filter(|conn_id| maps.watches.contains_key(*conn_id)));
+        }
+        conns.into_iter().filter_map(|conn_id| maps.watches.get(conn_id).cloned()).collect()
+    }
+
+    /// Follows `watched` for the connection that asked `watch`, unless it has asked
+    /// another since. Returns false then, or when the connection is gone.
+    pub fn follow(&self, conn_id: &str, watch: &Watch, watched: Vec<String>) -> bool {
+        let mut maps = self.write();
+        if maps.watches.get(conn_id).is_none_or(|(_, current)| current.generation != watch.generation) {
+            return false;
+        }
+        Self::unwatch_locked(&mut maps, conn_id);
+        let Some(conn) =
+            maps.users.get(watch.viewer.user_id.as_str()).and_then(|u| u.conns.iter().find(|c| &*c.conn_id == conn_id))
+        else {
+            return false;
         };
         let conn = conn.clone();
         let watched: Vec<Arc<str>> = watched.into_iter().map(Arc::from).collect();
@@ -362,6 +458,7 @@ impl Registry {
             maps.watchers.entry(target.clone()).or_default().push(conn.clone());
         }
         maps.watching.insert(conn.conn_id.clone(), watched);
+        true
     }
 
     fn unwatch_locked(maps: &mut Maps, conn_id: &str) {
@@ -434,17 +531,21 @@ mod tests {
             started.push(chat.to_owned());
             idle_feed()
         };
-        registry.add_connection("u1", conn("a"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
-        registry.add_connection("u1", conn("b"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        registry
+            .add_connection("u1", conn("a"), vec![("c1".into(), 1)], &mut start)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        registry
+            .add_connection("u1", conn("b"), vec![("c1".into(), 1)], &mut start)
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(
             registry.add_connection("u1", conn("c"), vec![], &mut start),
             Err(RegisterError::TooManyConnections)
         );
         registry
-            .add_connection("u2", conn("d"), vec!["c1".into(), "c2".into()], &mut start)
+            .add_connection("u2", conn("d"), vec![("c1".into(), 1), ("c2".into(), 1)], &mut start)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(recipients(&registry, "c1"), ["a", "b", "d"]);
-        assert!(registry.join("u1", "c2", &mut start));
+        assert!(registry.join("u1", "c2", 1, &mut start));
         assert_eq!(recipients(&registry, "c2"), ["a", "b", "d"]);
         registry.remove_connection("u1", "a");
         assert_eq!(recipients(&registry, "c1"), ["b", "d"]);
@@ -454,7 +555,7 @@ mod tests {
         registry.remove_connection("u1", "b");
         assert!(!registry.has_feed("c1"), "a chat without local members loses its feed");
         assert_eq!(recipients(&registry, "c2"), ["d"]);
-        assert!(!registry.join("nobody", "c1", &mut start));
+        assert!(!registry.join("nobody", "c1", 1, &mut start));
         assert_eq!(started, ["c1", "c2"]);
     }
 
@@ -466,7 +567,9 @@ mod tests {
             task: AbortOnDrop(tokio::spawn(async {})),
             catch_ups: requests.clone(),
         };
-        registry.add_connection("u1", conn("a"), vec!["c1".into()], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        registry
+            .add_connection("u1", conn("a"), vec![("c1".into(), 1)], &mut start)
+            .unwrap_or_else(|e| panic!("{e:?}"));
         registry.leave_after_feed("u1", "c1");
         assert_eq!(recipients(&registry, "c1"), ["a"], "still delivered until the feed gets to it");
         assert_eq!(queued.try_recv().ok(), Some(FeedRequest::Leave("u1".into())));
@@ -492,10 +595,10 @@ mod tests {
         assert!(recipients(&registry, "c1").is_empty(), "nothing is delivered before the replay");
         assert_eq!(queued.try_recv().ok(), Some(FeedRequest::CatchUp(catch_up.clone())));
         assert!(!registry.join_from("c1", catch_up, &mut start), "a member is not caught up twice");
-        assert!(registry.attach("u1", "c1"));
-        assert!(registry.attach("u1", "c1"), "attaching again adds nothing");
+        assert!(registry.attach("u1", "c1", 1));
+        assert!(registry.attach("u1", "c1", 1), "attaching again adds nothing");
         assert_eq!(recipients(&registry, "c1"), ["a"]);
-        assert!(!registry.attach("stranger", "c1"));
+        assert!(!registry.attach("stranger", "c1", 1));
     }
 
     #[test]
@@ -503,11 +606,20 @@ mod tests {
         let registry = Registry::new(10);
         let mut start = |_: &str, _: Arc<ChatSockets>| -> ChatFeed { panic!("no chats here") };
         registry.add_connection("u1", conn("a"), vec![], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
-        registry.watch("u1", "a", vec!["x".into(), "y".into()]);
+        let viewer = chat_nats::commands::Actor { user_id: "u1".into(), roles: Vec::new() };
+        let first = registry.request_watch(viewer.clone(), "a", vec!["x".into(), "y".into(), "z".into()]);
+        let first = first.unwrap_or_else(|| panic!("connected"));
+        assert!(registry.follow("a", &first, vec!["x".into(), "y".into()]));
         assert_eq!(registry.watchers_of("x").len(), 1);
-        registry.watch("u1", "a", vec!["y".into()]);
+        assert_eq!(registry.watches_touched_by(&["z"]).len(), 1, "a hidden user named in the watch");
+        assert_eq!(registry.watches_touched_by(&["u1"]).len(), 1, "the watcher's own membership");
+        assert!(registry.watches_touched_by(&["w"]).is_empty());
+        let second = registry.request_watch(viewer, "a", vec!["y".into()]).unwrap_or_else(|| panic!("connected"));
+        assert!(!registry.follow("a", &first, vec!["x".into()]), "a replaced watch's answer changes nothing");
         assert!(registry.watchers_of("x").is_empty());
+        assert!(registry.follow("a", &second, vec!["y".into()]));
         registry.remove_connection("u1", "a");
         assert!(registry.watchers_of("y").is_empty());
+        assert!(registry.watches_touched_by(&["y"]).is_empty());
     }
 }

@@ -75,16 +75,17 @@ impl EdgeState {
         QueueLimits { max_frames: self.config.queue_frames.max(1), max_bytes: self.config.queue_bytes.max(1) }
     }
 
-    /// Asks the api which chats a user belongs to, page after page.
-    pub async fn memberships(&self, user_id: &str) -> Result<Vec<String>, MembershipError> {
+    /// Asks the api which chats a user belongs to, page after page: each chat with the
+    /// user's `joined_seq` there.
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<(String, u64)>, MembershipError> {
         let mut chats = Vec::new();
         let mut after = None;
         loop {
             let page = self.memberships_page(MembershipsRequest { user_id: user_id.to_owned(), after }).await?;
-            chats.extend(page.chats.into_iter().map(|m| m.chat_id));
+            chats.extend(page.chats.into_iter().map(|m| (m.chat_id, m.joined_seq)));
             // A cursor that does not move on would ask for the same page forever.
             match page.next {
-                Some(next) if chats.last() == Some(&next) => after = Some(next),
+                Some(next) if chats.last().is_some_and(|(last, _)| *last == next) => after = Some(next),
                 Some(_) => return Err(MembershipError("a page's cursor is not its last chat".into())),
                 None => return Ok(chats),
             }
@@ -109,10 +110,13 @@ impl EdgeState {
             return true;
         }
         match self.memberships(&session.user_id).await {
-            Ok(chats) if chats.iter().any(|c| c == chat_id) => {
-                self.hub.join(&session.user_id, chat_id).await;
-                true
-            }
+            Ok(chats) => match chats.into_iter().find(|(c, _)| c == chat_id) {
+                Some((_, joined_seq)) => {
+                    self.hub.join(&session.user_id, chat_id, joined_seq).await;
+                    true
+                }
+                None => false,
+            },
             _ => false,
         }
     }

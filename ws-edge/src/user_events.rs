@@ -16,7 +16,11 @@ use chat_nats::{
 };
 use futures::StreamExt;
 
-use crate::{feeds::utf8, hub::Hub, registry::AbortOnDrop};
+use crate::{
+    feeds::utf8,
+    hub::Hub,
+    registry::{AbortOnDrop, JOINED_SEQ_UNKNOWN},
+};
 
 /// Subscribes to `user.>` (in place before this returns) and serves it.
 pub async fn start(nats: &async_nats::Client, hub: Hub) -> Result<AbortOnDrop, async_nats::SubscribeError> {
@@ -44,7 +48,9 @@ pub async fn handle(hub: &Hub, user_id: &str, kind: UserDeliveryKind, payload: B
                 Ok(UserEvent::ChatJoined { chat_id, stream_seq: Some(stream_seq), .. }) => {
                     hub.join_from(user_id, &chat_id, stream_seq).await
                 }
-                Ok(UserEvent::ChatJoined { chat_id, stream_seq: None, .. }) => hub.join(user_id, &chat_id).await,
+                Ok(UserEvent::ChatJoined { chat_id, stream_seq: None, .. }) => {
+                    hub.join(user_id, &chat_id, JOINED_SEQ_UNKNOWN).await
+                }
                 Ok(UserEvent::ChatLeft { chat_id, .. }) => hub.leave(user_id, &chat_id),
                 Err(error) => tracing::warn!(%error, user_id, "unreadable user delivery"),
             }

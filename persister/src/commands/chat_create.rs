@@ -186,6 +186,7 @@ async fn finish(
             role: member.role,
             joined_at: chat.created_at,
             joined_seq: CREATED_SEQ as i64,
+            role_seq: None,
             last_read_seq: 0,
             muted: false,
             muted_until: None,

@@ -106,6 +106,7 @@ pub async fn handle(
                 role: *role,
                 joined_at: now,
                 joined_seq: bson_seq(next_seq),
+                role_seq: None,
                 last_read_seq: 0,
                 muted: false,
                 muted_until: None,
@@ -134,16 +135,16 @@ pub async fn handle(
             store.set_participant_role(chat_id, &participant.user_id, *role, next_seq, &envelope.id).await?;
             store.set_chat_member_role(chat_id, &participant.user_id, *role).await?;
             participant.role = *role;
-            participant.joined_seq = bson_seq(next_seq);
+            participant.role_seq = Some(bson_seq(next_seq));
             next_seq += 1;
             added.push(participant);
         }
     }
     // In seq order: a replay finds this command's memberships in the order they were
     // named, and an edge drops an event whose seq is below one it delivered.
-    added.sort_by_key(|participant| participant.joined_seq);
+    added.sort_by_key(ParticipantDoc::membership_seq);
     for participant in &added {
-        let seq = u64::try_from(participant.joined_seq).unwrap_or(0);
+        let seq = u64::try_from(participant.membership_seq()).unwrap_or(0);
         let body = EventBody::MemberAdded { user_id: participant.user_id.clone(), role: participant.role };
         effects.event(ChatEvent::new(chat_id, seq, body), issued.traceparent.as_deref());
     }

@@ -5,7 +5,7 @@
 use chat_nats::{
     commands::{CommandOutcome, MsgDelete},
     events::{ChatEvent, EventBody},
-    model::{ErrorCode, Message},
+    model::{ErrorCode, HistoryVisibility, Message},
 };
 use chat_store::{
     Store,
@@ -49,7 +49,7 @@ pub async fn handle(
     if message.last_command.as_deref() == Some(envelope.id.as_str()) {
         // A replay: the run before may have crashed before the preview refresh.
         store.refresh_last_message_text(chat_id, message_id, "").await?;
-        return finish(issued, message.into(), false, effects);
+        return finish(issued, message.into(), chat.history_visibility, false, effects);
     }
     if let Err(refusal) = authorization::may_delete(&message.sender_id == actor, role, platform_admin) {
         return reject(effects, refusal.code, refusal.reason);
@@ -63,7 +63,7 @@ pub async fn handle(
     let Some(updated) = tombstone(store, issued, &message).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
-    finish(issued, updated, true, effects)
+    finish(issued, updated, chat.history_visibility, true, effects)
 }
 
 /// Deletes a stored message for `issued` (already authorised): reserves the change's
@@ -92,15 +92,23 @@ pub async fn tombstone(store: &Store, issued: &Issued, message: &MessageDoc) -> 
     Ok(Some(updated.into()))
 }
 
-/// Publishes the `msg.deleted` event of a tombstone.
-pub fn publish_deleted(issued: &Issued, message: &Message, effects: &mut Effects) {
+/// Publishes the `msg.deleted` event of a tombstone, marked with the message's seq in a
+/// `since_join` chat so that edges keep it from members who joined after the message.
+pub fn publish_deleted(issued: &Issued, message: &Message, visibility: HistoryVisibility, effects: &mut Effects) {
     let deleted_at = message.deleted_at.unwrap_or(message.created_at);
     let body = EventBody::MsgDeleted { message_id: message.id.clone(), deleted_at };
-    effects.event(ChatEvent::new(&message.chat_id, message.updated_seq, body), issued.traceparent.as_deref());
+    let event = ChatEvent::new(&message.chat_id, message.updated_seq, body);
+    effects.message_event(event, message.seq, visibility, issued.traceparent.as_deref());
 }
 
-fn finish(issued: &Issued, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
-    publish_deleted(issued, &message, effects);
+fn finish(
+    issued: &Issued,
+    message: Message,
+    visibility: HistoryVisibility,
+    fresh: bool,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
+    publish_deleted(issued, &message, visibility, effects);
     metrics::COMMANDS.with_label_values(&["msg.delete", if fresh { "stored" } else { "duplicate" }]).inc();
     effects.answer(
         &issued.envelope,

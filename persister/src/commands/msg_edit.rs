@@ -5,7 +5,7 @@ use chat_nats::{
     commands::{CommandOutcome, MsgEdit},
     events::{ChatEvent, EventBody},
     limits,
-    model::{ErrorCode, Message},
+    model::{ErrorCode, HistoryVisibility, Message},
 };
 use chat_store::{Store, docs::bson_seq, message_history::HistoryDoc};
 
@@ -43,7 +43,7 @@ pub async fn handle(
     if message.last_command.as_deref() == Some(envelope.id.as_str()) {
         // A replay: the run before may have crashed before the preview refresh.
         store.refresh_last_message_text(chat_id, message_id, &message.text).await?;
-        return finish(issued, message.into(), false, effects);
+        return finish(issued, message.into(), chat.history_visibility, false, effects);
     }
     if let Err(refusal) = authorization::may_edit(&message.sender_id == actor, message.deleted_at.is_some()) {
         return reject(effects, refusal.code, refusal.reason);
@@ -70,13 +70,19 @@ pub async fn handle(
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
     store.refresh_last_message_text(chat_id, message_id, text).await?;
-    finish(issued, updated.into(), true, effects)
+    finish(issued, updated.into(), chat.history_visibility, true, effects)
 }
 
-fn finish(issued: &Issued, message: Message, fresh: bool, effects: &mut Effects) -> Result<(), HandleError> {
+fn finish(
+    issued: &Issued,
+    message: Message,
+    visibility: HistoryVisibility,
+    fresh: bool,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
     let event =
         ChatEvent::new(&message.chat_id, message.updated_seq, EventBody::MsgEdited { message: message.clone() });
-    effects.event(event, issued.traceparent.as_deref());
+    effects.message_event(event, message.seq, visibility, issued.traceparent.as_deref());
     metrics::COMMANDS.with_label_values(&["msg.edit", if fresh { "stored" } else { "duplicate" }]).inc();
     effects.answer(
         &issued.envelope,

@@ -92,16 +92,18 @@ async fn delete_message(
     let Some(message) = store.message(&report.chat_id, &report.message_id).await? else {
         return Ok(Err(Refusal { code: ErrorCode::NotFound, reason: "no such message" }));
     };
+    // A since_join chat's event carries the message's seq, for the edges to filter.
+    let visibility = store.chat(&report.chat_id).await?.map(|chat| chat.history_visibility).unwrap_or_default();
     if message.deleted_at.is_some() {
         if message.last_command.as_deref() == Some(issued.envelope.id.as_str()) {
             store.refresh_last_message_text(&message.chat_id, &message.id, "").await?;
-            msg_delete::publish_deleted(issued, &message.into(), effects);
+            msg_delete::publish_deleted(issued, &message.into(), visibility, effects);
         }
         return Ok(Ok(()));
     }
     match msg_delete::tombstone(store, issued, &message).await? {
         Some(tombstone) => {
-            msg_delete::publish_deleted(issued, &tombstone, effects);
+            msg_delete::publish_deleted(issued, &tombstone, visibility, effects);
             Ok(Ok(()))
         }
         None => Ok(Err(Refusal { code: ErrorCode::NotFound, reason: "no such message" })),

@@ -39,7 +39,7 @@ use serde_json::Value;
 /// The reply subject of every command here; answers are checked apart from the state.
 const REPLY: &str = "crash-test.reply";
 /// Fields holding a chat seq (0 in `last_read_seq` means nothing read).
-const SEQ_KEYS: [&str; 6] = ["seq", "last_seq", "updated_seq", "joined_seq", "last_read_seq", "up_to_seq"];
+const SEQ_KEYS: [&str; 7] = ["seq", "last_seq", "updated_seq", "joined_seq", "role_seq", "last_read_seq", "up_to_seq"];
 
 /// A command to stop at every write, on the chats [`seed`] writes.
 struct Case {
@@ -348,6 +348,7 @@ async fn seed(store: &Store) {
                 role: member.role,
                 joined_at: at(1),
                 joined_seq: 1,
+                role_seq: None,
                 last_read_seq: 0,
                 muted: false,
                 muted_until: None,
@@ -401,7 +402,7 @@ async fn snapshot(store: &Store, effects: &Effects) -> Value {
             .collect();
         state.insert(collection.into(), Value::Array(values));
     }
-    let events = effects.events.iter().filter_map(|(event, _)| serde_json::to_value(event).ok()).collect();
+    let events = effects.events.iter().filter_map(|(event, ..)| serde_json::to_value(event).ok()).collect();
     state.insert("events".into(), Value::Array(events));
     let live = effects
         .notices

@@ -72,6 +72,7 @@ async fn an_addition_replayed_after_its_membership_write_adds_to_the_chat_too() 
         role: Role::Admin,
         joined_at: chrono::Utc::now(),
         joined_seq: bson_seq(seq),
+        role_seq: None,
         last_read_seq: 0,
         muted: false,
         muted_until: None,

@@ -447,3 +447,65 @@ async fn connections_per_user_are_counted_across_edges() {
     }
     assert!(fourth.is_some(), "a place freed on one edge is free on the other");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_write_budgets_and_connection_counts_hold_per_replica() {
+    let mut stack = Stack::start_with(StackOptions {
+        api: Some(|config| tight_writes(&mut config.writes)),
+        edge: Some(|config| {
+            tight_writes(&mut config.writes);
+            config.max_connections_per_user = 2;
+        }),
+        ..StackOptions::default()
+    })
+    .await;
+    let other_edge = stack.start_extra_edge().await;
+    stack.servers.redis.kill();
+
+    // The api counts the budget on its own admissions: the fourth change is refused.
+    let ann = token("rd-ann");
+    let chat = stack.create_chat(&ann, json!({"type": "group", "title": "one", "member_ids": ["rd-bob"]})).await;
+    let path = format!("/api/chats/{chat}");
+    let (status, ..) = write_answer(&stack, Method::PATCH, &path, &ann, json!({"title": "renamed"})).await;
+    assert_eq!(status, 200, "the second change");
+    let members = format!("/api/chats/{chat}/participants");
+    let (status, ..) = write_answer(&stack, Method::POST, &members, &ann, json!({"user_ids": ["rd-carl"]})).await;
+    assert_eq!(status, 200, "the third change");
+    let (status, code, retry_after) =
+        write_answer(&stack, Method::DELETE, &format!("{members}/rd-carl"), &ann, Value::Null).await;
+    assert_eq!((status, &code), (429, &json!("rate_limited")), "the fourth change, Redis down");
+    assert!(retry_after.is_some_and(|s| (1..=60).contains(&s)), "Retry-After: {retry_after:?}");
+
+    // Each edge counts its own connections: a third on one edge is refused, while
+    // another edge, which cannot see them, admits up to its own limit.
+    let _first = stack.connect(&ann).await;
+    let _second = stack.connect(&ann).await;
+    let mut third = stack.connect_to(&stack.ws_url, &ann).await;
+    assert_eq!(close_code(&mut third).await, Some(4010), "a third on the same edge");
+    let mut elsewhere = stack.connect_to(&other_edge.ws_url(), &ann).await;
+    elsewhere.send_json(json!({"type": "ping", "ref": "p"})).await;
+    assert_eq!(elsewhere.next_of("pong").await["ref"], "p", "another edge counts only its own");
+
+    // Redis back: connections are counted across edges again.
+    stack.servers.redis.restart().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    for attempt in 0.. {
+        assert!(tokio::time::Instant::now() < deadline, "connections are not counted across edges again");
+        let user = token(&format!("rd-back-{attempt}"));
+        let (_one, _two) = (stack.connect(&user).await, stack.connect(&user).await);
+        let mut three = stack.connect_to(&other_edge.ws_url(), &user).await;
+        three.send_json(json!({"type": "ping", "ref": "p"})).await;
+        let refused = loop {
+            match three.next_or_close(WAIT).await {
+                Err(code) => break code,
+                Ok(frame) if frame["type"] == "pong" => break None,
+                Ok(_) => {}
+            }
+        };
+        if refused.is_some() {
+            assert_eq!(refused, Some(4010));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

@@ -294,3 +294,103 @@ async fn staff_groups_show_the_whole_history_unless_created_since_join() {
         .await;
     assert_eq!(status, 400);
 }
+
+/// The types of the frames of `chat` among `frames`.
+fn kinds_in(frames: &[Value], chat: &str) -> Vec<String> {
+    frames.iter().filter(|f| f["chat_id"] == chat).filter_map(|f| f["type"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_member_of_a_since_join_chat_gets_no_live_edit_or_deletion_of_older_messages() {
+    let stack = Stack::start().await;
+    let owner = token("lv-owner");
+    let chat = stack.create_chat(&owner, json!({"type": "group", "title": "Study", "member_ids": ["lv-early"]})).await;
+    let mut early = stack.connect(&token("lv-early")).await;
+    let old = post(&stack, &owner, &chat, "k1", "before").await;
+    early.next_of("msg.created").await;
+    // One late member is connected when added (the chat's feed attaches them), the
+    // other connects after (the edge learns their join from the memberships).
+    let mut watching = stack.connect(&token("lv-watching")).await;
+    add(&stack, &owner, &chat, "lv-watching").await;
+    add(&stack, &owner, &chat, "lv-later").await;
+    let mut later = stack.connect(&token("lv-later")).await;
+    watching.next_of("member.added").await;
+
+    let path = format!("/api/chats/{chat}/messages/{}", old["id"].as_str().unwrap_or_default());
+    let (status, _) = stack.call(Method::PATCH, &path, &owner, Some(json!({"text": "before, edited"}))).await;
+    assert_eq!(status, 200);
+    let (status, _) = stack.call(Method::DELETE, &path, &owner, None).await;
+    assert_eq!(status, 200);
+    post(&stack, &owner, &chat, "k2", "after").await;
+
+    let (created, before) = early.until("msg.created").await;
+    assert_eq!(created["message"]["text"], "after");
+    let kinds = kinds_in(&before, &chat);
+    assert!(kinds.contains(&"msg.edited".into()) && kinds.contains(&"msg.deleted".into()), "{kinds:?}");
+    for (who, client) in [("joined while connected", &mut watching), ("connected after joining", &mut later)] {
+        let (created, before) = client.until("msg.created").await;
+        assert_eq!(created["message"]["text"], "after", "{who}");
+        let kinds = kinds_in(&before, &chat);
+        assert!(!kinds.iter().any(|k| k.starts_with("msg.")), "{who} got an older message's change: {kinds:?}");
+    }
+
+    // A change of a message from after their join reaches them.
+    let (_, fresh) = stack.call(Method::GET, &format!("/api/chats/{chat}/messages"), &owner, None).await;
+    let after_path = format!("/api/chats/{chat}/messages/{}", fresh["items"][0]["id"].as_str().unwrap_or_default());
+    let (status, _) = stack.call(Method::DELETE, &after_path, &owner, None).await;
+    assert_eq!(status, 200);
+    for client in [&mut early, &mut watching, &mut later] {
+        client.next_of("msg.deleted").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_promoted_in_a_since_join_chat_still_reads_from_their_joining() {
+    let stack = Stack::start().await;
+    let owner = token("pr-owner");
+    let chat = stack.create_chat(&owner, json!({"type": "group", "title": "Club"})).await;
+    post(&stack, &owner, &chat, "k1", "before").await;
+    add(&stack, &owner, &chat, "pr-late").await;
+    post(&stack, &owner, &chat, "k2", "since joining").await;
+    let body = json!({"user_ids": ["pr-late"], "role": "admin"});
+    let (status, answer) =
+        stack.call(Method::POST, &format!("/api/chats/{chat}/participants"), &owner, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    post(&stack, &owner, &chat, "k3", "since the promotion").await;
+    let late = token("pr-late");
+    assert_eq!(history(&stack, &late, &chat, "").await, vec!["since the promotion", "since joining"]);
+    let mut client = stack.connect(&late).await;
+    let result = client.command(json!({"type": "sync", "chats": {chat.clone(): 0}}), "s1").await;
+    assert_eq!(texts(&result["chats"][&chat]["messages"]), vec!["since joining", "since the promotion"], "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_watch_follows_the_watchers_chats_as_they_change() {
+    let stack = Stack::start().await;
+    let owner = token("pw-owner");
+    let chat = stack.create_chat(&owner, json!({"type": "group", "title": "Team", "member_ids": ["pw-mate"]})).await;
+    let mate = stack.connect(&token("pw-mate")).await;
+    let newcomer = stack.connect(&token("pw-newcomer")).await;
+    let mut watcher = stack.connect(&owner).await;
+    watcher.send_json(json!({"type": "presence.watch", "user_ids": ["pw-mate", "pw-newcomer"]})).await;
+    let seen = snapshot(&mut watcher, 2).await;
+    assert_eq!(seen["pw-mate"]["status"], "online", "{seen:?}");
+    assert_eq!(seen["pw-newcomer"]["status"], "offline", "not shared yet: {seen:?}");
+
+    // Sharing a chat makes the newcomer visible to the watch as it is.
+    add(&stack, &owner, &chat, "pw-newcomer").await;
+    let seen = snapshot(&mut watcher, 2).await;
+    assert_eq!(seen["pw-newcomer"]["status"], "online", "{seen:?}");
+
+    // Removed from the only chat they shared, the mate is hidden again, and stays so.
+    let (status, _) =
+        stack.call(Method::DELETE, &format!("/api/chats/{chat}/participants/pw-mate"), &owner, None).await;
+    assert_eq!(status, 204);
+    let seen = snapshot(&mut watcher, 2).await;
+    assert_eq!((&seen["pw-mate"]["status"], &seen["pw-mate"]["last_seen"]), (&json!("offline"), &Value::Null));
+    drop(mate);
+    watcher.expect_none_of("presence", Duration::from_secs(2)).await;
+    drop(newcomer);
+    let offline = watcher.next_of("presence").await;
+    assert_eq!((&offline["user_id"], &offline["status"]), (&json!("pw-newcomer"), &json!("offline")), "{offline}");
+}

@@ -208,6 +208,7 @@ async fn a_user_in_more_chats_than_one_nats_payload_lists_connects() {
                 role: chat_nats::model::Role::Member,
                 joined_at: chrono::Utc::now(),
                 joined_seq: 1,
+                role_seq: None,
                 last_read_seq: 0,
                 muted: false,
                 muted_until: None,

@@ -3,25 +3,12 @@
 //! then every change from `presence.changed.<user_id>`. The api answers the snapshot
 //! for this user's eyes: users whose presence they may not see come back offline and
 //! never seen, and named in `hidden`, whose changes this connection does not follow.
-//! So the set followed is decided when the watch is set; a client watches again to
-//! pick up users it came to share a chat with.
+//! Membership changes seen by this edge check the watch again ([`watches`]).
 
-use std::time::Duration;
-
-use chat_nats::{
-    commands::Actor,
-    model::ErrorCode,
-    rpc::{self, PresenceReply, PresenceRequest},
-    subjects,
-};
+use chat_nats::{commands::Actor, model::ErrorCode, subjects};
 
 use super::reply_error;
-use crate::{
-    outbox::{ConnHandle, Outbound},
-    protocol::ServerFrame,
-    session::Session,
-    state::EdgeState,
-};
+use crate::{outbox::ConnHandle, session::Session, state::EdgeState, watches};
 
 /// Most users one connection watches.
 pub const MAX_WATCHED: usize = 200;
@@ -46,27 +33,16 @@ pub async fn handle(
         return "invalid";
     }
     // Nothing is followed until the api has said whom this user may see.
-    edge.hub.watch(&session.user_id, &session.conn_id, Vec::new());
-    if user_ids.is_empty() {
+    let viewer = Actor { user_id: session.user_id.to_string(), roles: session.roles.clone() };
+    let Some(watch) = edge.hub.registry().request_watch(viewer, &session.conn_id, user_ids) else { return "failed" };
+    if watch.user_ids.is_empty() {
         return "accepted";
     }
-    let viewer = Actor { user_id: session.user_id.to_string(), roles: session.roles.clone() };
-    let request = PresenceRequest { user_ids: user_ids.clone(), viewer: Some(viewer) };
-    let Ok(body) = serde_json::to_vec(&request) else { return "failed" };
-    let answer =
-        tokio::time::timeout(Duration::from_secs(5), edge.nats.request(subjects::rpc(rpc::PRESENCE), body.into()))
-            .await;
-    let Some(reply) =
-        answer.ok().and_then(Result::ok).and_then(|m| serde_json::from_slice::<PresenceReply>(&m.payload).ok())
-    else {
-        reply_error(conn, refer, ErrorCode::Unavailable, "presence unavailable; watch again later", None);
-        return "failed";
-    };
-    user_ids.retain(|id| !reply.hidden.contains(id));
-    edge.hub.watch(&session.user_id, &session.conn_id, user_ids);
-    for presence in &reply.users {
-        let frame = ServerFrame::Presence(presence).to_text();
-        conn.offer(Outbound::Event { frame: frame.into(), persisted_at_micros: None, droppable: true });
+    match watches::follow(&edge.nats, edge.hub.registry(), conn, &watch).await {
+        Ok(()) => "accepted",
+        Err(_) => {
+            reply_error(conn, refer, ErrorCode::Unavailable, "presence unavailable; watch again later", None);
+            "failed"
+        }
     }
-    "accepted"
 }

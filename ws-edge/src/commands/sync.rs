@@ -14,6 +14,7 @@ use super::reply_error;
 use crate::{
     outbox::{ConnHandle, Outbound},
     protocol::ServerFrame,
+    registry::JOINED_SEQ_UNKNOWN,
     session::Session,
     state::EdgeState,
 };
@@ -59,7 +60,7 @@ pub async fn handle(
         }
     };
     for chat in &result.new_chats {
-        edge.hub.join(&session.user_id, &chat.id).await;
+        edge.hub.join(&session.user_id, &chat.id, JOINED_SEQ_UNKNOWN).await;
     }
     for chat_id in &result.removed_chats {
         edge.hub.leave(&session.user_id, chat_id);

@@ -108,7 +108,10 @@ impl Harness {
                 let chats =
                     table.lock().map(|t| t.get(&asked.user_id).cloned().unwrap_or_default()).unwrap_or_default();
                 let reply = MembershipsReply {
-                    chats: chats.into_iter().map(|chat_id| Membership { chat_id, role: Role::Member }).collect(),
+                    chats: chats
+                        .into_iter()
+                        .map(|chat_id| Membership { chat_id, role: Role::Member, joined_seq: 1 })
+                        .collect(),
                     next: None,
                 };
                 if let Some(inbox) = request.reply {
