@@ -320,7 +320,16 @@ impl Registry {
         let (user_key, conns) = (user_key.clone(), user.conns.clone());
         let Some((chat_key, chat)) = maps.chats.get_key_value(chat_id) else { return false };
         let chat_key = chat_key.clone();
-        let attached: Vec<Recipient> = chat.sockets.lock().iter().filter(|r| r.user_id == user_key).cloned().collect();
+        let attached: Vec<Recipient> = {
+            let mut sockets = chat.sockets.lock();
+            // A replay that found no joining event left the seq unknown; the event,
+            // delivered live right after, tells it.
+            for recipient in sockets.iter_mut().filter(|r| r.user_id == user_key && r.joined_seq == JOINED_SEQ_UNKNOWN)
+            {
+                recipient.joined_seq = joined_seq;
+            }
+            sockets.iter().filter(|r| r.user_id == user_key).cloned().collect()
+        };
         let joined_seq = attached.first().map_or(joined_seq, |r| r.joined_seq);
         for conn in conns.iter().filter(|conn| attached.iter().all(|r| r.conn.conn_id != conn.conn_id)) {
             chat.sockets.add(&user_key, conn, joined_seq);
@@ -440,25 +449,26 @@ impl Registry {
     }
 
     /// Follows `watched` for the connection that asked `watch`, unless it has asked
-    /// another since. Returns false then, or when the connection is gone.
-    pub fn follow(&self, conn_id: &str, watch: &Watch, watched: Vec<String>) -> bool {
+    /// another since; returns whom it followed before (nobody for a new watch), or
+    /// `None` when it asked another watch or is gone.
+    pub fn follow(&self, conn_id: &str, watch: &Watch, watched: Vec<String>) -> Option<Vec<Arc<str>>> {
         let mut maps = self.write();
         if maps.watches.get(conn_id).is_none_or(|(_, current)| current.generation != watch.generation) {
-            return false;
+            return None;
         }
+        let before = maps.watching.get(conn_id).cloned().unwrap_or_default();
         Self::unwatch_locked(&mut maps, conn_id);
-        let Some(conn) =
-            maps.users.get(watch.viewer.user_id.as_str()).and_then(|u| u.conns.iter().find(|c| &*c.conn_id == conn_id))
-        else {
-            return false;
-        };
+        let conn = maps
+            .users
+            .get(watch.viewer.user_id.as_str())
+            .and_then(|u| u.conns.iter().find(|c| &*c.conn_id == conn_id))?;
         let conn = conn.clone();
         let watched: Vec<Arc<str>> = watched.into_iter().map(Arc::from).collect();
         for target in &watched {
             maps.watchers.entry(target.clone()).or_default().push(conn.clone());
         }
         maps.watching.insert(conn.conn_id.clone(), watched);
-        true
+        Some(before)
     }
 
     fn unwatch_locked(maps: &mut Maps, conn_id: &str) {
@@ -601,6 +611,31 @@ mod tests {
         assert!(!registry.attach("stranger", "c1", 1));
     }
 
+    #[tokio::test]
+    async fn a_joined_seq_a_replay_left_unknown_is_learnt_from_the_joining_event() {
+        let registry = Registry::new(10);
+        let (catch_ups, _queued) = mpsc::unbounded_channel();
+        let mut start = |_: &str, _: Arc<ChatSockets>| ChatFeed {
+            task: AbortOnDrop(tokio::spawn(async {})),
+            catch_ups: catch_ups.clone(),
+        };
+        registry.add_connection("u1", conn("a"), vec![], &mut start).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(registry.join_from("c1", CatchUp { user_id: "u1".into(), stream_seq: 7 }, &mut start));
+        let joined_seqs = |registry: &Registry| -> Vec<u64> {
+            let maps = registry.read();
+            maps.chats
+                .get("c1")
+                .map(|chat| chat.sockets.lock().iter().map(|r| r.joined_seq).collect())
+                .unwrap_or_default()
+        };
+        assert!(registry.attach("u1", "c1", JOINED_SEQ_UNKNOWN));
+        assert_eq!(joined_seqs(&registry), [JOINED_SEQ_UNKNOWN]);
+        assert!(registry.attach("u1", "c1", 5), "the joining event, delivered live");
+        assert_eq!(joined_seqs(&registry), [5]);
+        assert!(registry.attach("u1", "c1", 9), "a later role change");
+        assert_eq!(joined_seqs(&registry), [5], "a known joined_seq stays");
+    }
+
     #[test]
     fn watchers_are_replaced_and_removed_with_their_connection() {
         let registry = Registry::new(10);
@@ -609,15 +644,15 @@ mod tests {
         let viewer = chat_nats::commands::Actor { user_id: "u1".into(), roles: Vec::new() };
         let first = registry.request_watch(viewer.clone(), "a", vec!["x".into(), "y".into(), "z".into()]);
         let first = first.unwrap_or_else(|| panic!("connected"));
-        assert!(registry.follow("a", &first, vec!["x".into(), "y".into()]));
+        assert_eq!(registry.follow("a", &first, vec!["x".into(), "y".into()]), Some(vec![]));
         assert_eq!(registry.watchers_of("x").len(), 1);
         assert_eq!(registry.watches_touched_by(&["z"]).len(), 1, "a hidden user named in the watch");
         assert_eq!(registry.watches_touched_by(&["u1"]).len(), 1, "the watcher's own membership");
         assert!(registry.watches_touched_by(&["w"]).is_empty());
         let second = registry.request_watch(viewer, "a", vec!["y".into()]).unwrap_or_else(|| panic!("connected"));
-        assert!(!registry.follow("a", &first, vec!["x".into()]), "a replaced watch's answer changes nothing");
+        assert_eq!(registry.follow("a", &first, vec!["x".into()]), None, "a replaced watch's answer changes nothing");
         assert!(registry.watchers_of("x").is_empty());
-        assert!(registry.follow("a", &second, vec!["y".into()]));
+        assert!(registry.follow("a", &second, vec!["y".into()]).is_some());
         registry.remove_connection("u1", "a");
         assert!(registry.watchers_of("y").is_empty());
         assert!(registry.watches_touched_by(&["y"]).is_empty());

@@ -26,13 +26,26 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 #[error("presence unavailable")]
 pub struct Unavailable;
 
+/// Which presences a check of a watch sends to its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Send {
+    /// Every watched user's: the answer to a `presence.watch`.
+    All,
+    /// Only those the viewer may now see and could not before, or the reverse: a
+    /// check after a membership change, where the others' presence is what the
+    /// viewer already has.
+    Changed,
+}
+
 /// Asks the api for the snapshot of `watch`, follows the users it may see and queues
-/// the snapshot to `conn`; nothing when the connection has asked another watch since.
+/// the presences `send` names to `conn`; nothing when the connection has asked
+/// another watch since.
 pub async fn follow(
     nats: &async_nats::Client,
     registry: &Registry,
     conn: &ConnHandle,
     watch: &Watch,
+    send: Send,
 ) -> Result<(), Unavailable> {
     let request = PresenceRequest { user_ids: watch.user_ids.clone(), viewer: Some(watch.viewer.clone()) };
     let body = serde_json::to_vec(&request).map_err(|_| Unavailable)?;
@@ -42,11 +55,10 @@ pub async fn follow(
         .and_then(Result::ok)
         .and_then(|m| serde_json::from_slice::<PresenceReply>(&m.payload).ok())
         .ok_or(Unavailable)?;
-    let visible = watch.user_ids.iter().filter(|id| !reply.hidden.contains(id)).cloned().collect();
-    if !registry.follow(&conn.conn_id, watch, visible) {
-        return Ok(());
-    }
-    for presence in &reply.users {
+    let visible: Vec<String> = watch.user_ids.iter().filter(|id| !reply.hidden.contains(id)).cloned().collect();
+    let Some(before) = registry.follow(&conn.conn_id, watch, visible.clone()) else { return Ok(()) };
+    let flipped = |id: &str| visible.iter().any(|v| v == id) != before.iter().any(|b| &**b == id);
+    for presence in reply.users.iter().filter(|presence| send == Send::All || flipped(&presence.user_id)) {
         let frame = ServerFrame::Presence(presence).to_text();
         conn.offer(Outbound::Event { frame: frame.into(), persisted_at_micros: None, droppable: true });
     }
@@ -63,7 +75,7 @@ pub fn recheck(nats: &async_nats::Client, registry: &Arc<Registry>, user_ids: &[
     let (nats, registry) = (nats.clone(), registry.clone());
     tokio::spawn(async move {
         for (conn, watch) in touched {
-            if let Err(error) = follow(&nats, &registry, &conn, &watch).await {
+            if let Err(error) = follow(&nats, &registry, &conn, &watch, Send::Changed).await {
                 tracing::warn!(%error, conn_id = %conn.conn_id, "cannot check a presence watch again");
             }
         }

@@ -38,7 +38,7 @@ pub async fn handle(
     if watch.user_ids.is_empty() {
         return "accepted";
     }
-    match watches::follow(&edge.nats, edge.hub.registry(), conn, &watch).await {
+    match watches::follow(&edge.nats, edge.hub.registry(), conn, &watch, watches::Send::All).await {
         Ok(()) => "accepted",
         Err(_) => {
             reply_error(conn, refer, ErrorCode::Unavailable, "presence unavailable; watch again later", None);
