@@ -33,8 +33,8 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// A send without an answer this long is sent again with the same `client_msg_id`.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
 /// After a kill, every sender gets acks again and every component reports ready within
-/// this. Every chat stores again a median 7.9 s after the first kill and 9.2 s after the
-/// second, at most 20 s in ten runs on a loaded machine (docs/operations.md, "NATS
+/// this. Every chat stores again a median 7.9 s after the first kill and 9.4 s after the
+/// second, at most 20 s in eighteen runs on a loaded machine (docs/operations.md, "NATS
 /// cluster"); the bound keeps slowness visible without failing on a slow election.
 const RECOVERY_BOUND: Duration = Duration::from_secs(60);
 /// A restarted node catches up (every stream and consumer current) within this.
