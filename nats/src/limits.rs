@@ -1,5 +1,9 @@
 //! Input rules every entry point applies the same way (edge, api, persister).
 
+use chrono::{DateTime, Utc};
+
+use crate::{commands::MAX_SLOW_MODE_SECONDS, model::Posting};
+
 /// Longest message text, in characters.
 pub const MAX_TEXT_CHARS: usize = 4000;
 /// Longest `client_msg_id`, in bytes of its ASCII-only alphabet.
@@ -91,6 +95,30 @@ fn check_no_controls(value: &str, field: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a `chat.moderate`: it changes something, and slow mode stays within
+/// [`MAX_SLOW_MODE_SECONDS`].
+pub fn check_moderation(
+    posting: Option<Posting>,
+    slow_mode_seconds: Option<u32>,
+    frozen: Option<bool>,
+) -> Result<(), String> {
+    if posting.is_none() && slow_mode_seconds.is_none() && frozen.is_none() {
+        return Err("nothing to change: give posting, slow_mode_seconds or frozen".into());
+    }
+    if slow_mode_seconds.is_some_and(|seconds| seconds > MAX_SLOW_MODE_SECONDS) {
+        return Err(format!("slow_mode_seconds is at most {MAX_SLOW_MODE_SECONDS}"));
+    }
+    Ok(())
+}
+
+/// Checks when a mute ends: after `now` (`None` unmutes).
+pub fn check_mute_until(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), &'static str> {
+    match until {
+        Some(until) if until <= now => Err("until is in the past: send null (or leave it out) to unmute"),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +166,17 @@ mod tests {
         ] {
             assert!(check_display_name(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn moderation_changes_something_within_bounds_and_mutes_end_later() {
+        assert!(check_moderation(None, None, None).is_err());
+        assert!(check_moderation(None, Some(MAX_SLOW_MODE_SECONDS), None).is_ok());
+        assert!(check_moderation(None, Some(MAX_SLOW_MODE_SECONDS + 1), None).is_err());
+        assert!(check_moderation(Some(Posting::Admins), None, Some(false)).is_ok());
+        let now = Utc::now();
+        assert!(check_mute_until(None, now).is_ok());
+        assert!(check_mute_until(Some(now), now).is_err());
+        assert!(check_mute_until(Some(now + chrono::Duration::seconds(1)), now).is_ok());
     }
 }

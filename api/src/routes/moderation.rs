@@ -6,6 +6,7 @@
 use axum::{Json, extract::State, http::HeaderMap};
 use chat_nats::{
     commands::{ChatModerate, Command, MAX_SLOW_MODE_SECONDS, MemberMute},
+    limits,
     model::{Chat, Posting, timestamp},
     roles,
 };
@@ -67,12 +68,7 @@ pub async fn moderate(
     ApiJson(request): ApiJson<Moderate>,
 ) -> Result<Json<Chat>, ApiError> {
     let Moderate { posting, slow_mode_seconds, frozen } = request;
-    if posting.is_none() && slow_mode_seconds.is_none() && frozen.is_none() {
-        return Err(ApiError::invalid("give posting, slow_mode_seconds or frozen"));
-    }
-    if slow_mode_seconds.is_some_and(|seconds| seconds > MAX_SLOW_MODE_SECONDS) {
-        return Err(ApiError::invalid(format!("slow_mode_seconds is at most {MAX_SLOW_MODE_SECONDS}")));
-    }
+    limits::check_moderation(posting, slow_mode_seconds, frozen).map_err(ApiError::invalid)?;
     check_moderator(&state, &caller, &chat_id).await?;
     let command = Command::ChatModerate(ChatModerate { chat_id, posting, slow_mode_seconds, frozen });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;
@@ -89,9 +85,7 @@ pub async fn mute(
     ApiJson(request): ApiJson<Mute>,
 ) -> Result<Json<Chat>, ApiError> {
     check_id(&user_id, "user id")?;
-    if request.until.is_some_and(|until| until <= Utc::now()) {
-        return Err(ApiError::invalid("until is in the past: send null to unmute"));
-    }
+    limits::check_mute_until(request.until, Utc::now()).map_err(ApiError::invalid)?;
     check_moderator(&state, &caller, &chat_id).await?;
     let command = Command::MemberMute(MemberMute { chat_id, user_id, until: request.until });
     let outcome = commands::submit(&state, &caller, command, traceparent(&headers)).await?;

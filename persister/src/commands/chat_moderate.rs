@@ -4,8 +4,9 @@
 //! chat, which this command (like every command but sends and read marks) makes it do.
 
 use chat_nats::{
-    commands::{ChatModerate, CommandOutcome, MAX_SLOW_MODE_SECONDS},
+    commands::{ChatModerate, CommandOutcome},
     events::{ChatEvent, EventBody},
+    limits,
     model::{Chat, ChatMode, ErrorCode, Posting},
     moderation::AuditAction,
     roles,
@@ -50,11 +51,7 @@ pub async fn handle(
     if let Err(refusal) = authorization::may_moderate(role, platform_admin) {
         return reject(effects, refusal.code, refusal.reason);
     }
-    if posting.is_none() && slow_mode_seconds.is_none() && frozen.is_none() {
-        return reject(effects, ErrorCode::Invalid, "nothing to change: give posting, slow_mode_seconds or frozen");
-    }
-    if slow_mode_seconds.is_some_and(|seconds| seconds > MAX_SLOW_MODE_SECONDS) {
-        let reason = format!("slow_mode_seconds is at most {MAX_SLOW_MODE_SECONDS}");
+    if let Err(reason) = limits::check_moderation(*posting, *slow_mode_seconds, *frozen) {
         return reject(effects, ErrorCode::Invalid, &reason);
     }
     let mode = ChatMode {

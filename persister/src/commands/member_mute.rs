@@ -6,6 +6,7 @@
 use chat_nats::{
     commands::{CommandOutcome, MemberMute},
     events::{ChatEvent, EventBody},
+    limits,
     model::{Chat, ErrorCode},
     moderation::AuditAction,
     roles,
@@ -81,11 +82,8 @@ pub async fn mute(
         Some(mark) => (chat.clone(), u64::try_from(mark.seq).unwrap_or(0), false),
         None => {
             let now = chrono::Utc::now();
-            if until.is_some_and(|until| until <= now) {
-                return Ok(Err(Refusal {
-                    code: ErrorCode::Invalid,
-                    reason: "until is in the past: leave it out to unmute",
-                }));
+            if let Err(reason) = limits::check_mute_until(until, now) {
+                return Ok(Err(Refusal { code: ErrorCode::Invalid, reason }));
             }
             let Some(seq) = store.reserve_seqs(&chat.id, 1).await? else {
                 return Ok(Err(Refusal { code: ErrorCode::NotFound, reason: "no such chat" }));

@@ -4,7 +4,8 @@
 //! member as `chat.moderated` or `member.muted`.
 
 use chat_nats::{
-    commands::{ChatModerate, Command, MAX_SLOW_MODE_SECONDS, MemberMute},
+    commands::{ChatModerate, Command, MemberMute},
+    limits,
     model::ErrorCode,
     roles,
 };
@@ -23,22 +24,14 @@ pub async fn handle(
     let refer = reference.as_deref();
     let problem = match &command {
         Command::ChatModerate(ChatModerate { chat_id, posting, slow_mode_seconds, frozen }) => {
-            check_ids(&[(chat_id, "chat_id")]).err().or_else(|| {
-                if posting.is_none() && slow_mode_seconds.is_none() && frozen.is_none() {
-                    Some("give posting, slow_mode_seconds or frozen".to_owned())
-                } else if slow_mode_seconds.is_some_and(|seconds| seconds > MAX_SLOW_MODE_SECONDS) {
-                    Some(format!("slow_mode_seconds is at most {MAX_SLOW_MODE_SECONDS}"))
-                } else {
-                    None
-                }
-            })
+            check_ids(&[(chat_id, "chat_id")])
+                .and_then(|()| limits::check_moderation(*posting, *slow_mode_seconds, *frozen))
+                .err()
         }
         Command::MemberMute(MemberMute { chat_id, user_id, until }) => {
-            check_ids(&[(chat_id, "chat_id"), (user_id, "user_id")]).err().or_else(|| {
-                until
-                    .is_some_and(|until| until <= chrono::Utc::now())
-                    .then(|| "until is in the past: send null to unmute".to_owned())
-            })
+            check_ids(&[(chat_id, "chat_id"), (user_id, "user_id")])
+                .and_then(|()| limits::check_mute_until(*until, chrono::Utc::now()).map_err(str::to_owned))
+                .err()
         }
         _ => return "invalid",
     };
