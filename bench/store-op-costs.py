@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from pymongo import MongoClient, ReturnDocument, WriteConcern
+from pymongo import InsertOne, MongoClient, ReturnDocument, UpdateOne, WriteConcern
 
 
 def free_port() -> int:
@@ -57,6 +57,7 @@ def run(client: MongoClient, pid: int, count: int) -> None:
             {"_id": f"c{chat}", "type": "group", "title": "t", "participants": members, "last_seq": 0})
     db.chats.create_index([("participants.user_id", 1)])
     db.heads.insert_one({"_id": "c1", "last_seq": 0})
+    db.heads.insert_one({"_id": "c2", "last_seq": 0})
     db.participants.insert_many(
         [{"_id": f"c1:u{i}", "chat_id": "c1", "user_id": f"u{i}", "role": "member", "muted": False} for i in range(100)]
     )
@@ -73,6 +74,27 @@ def run(client: MongoClient, pid: int, count: int) -> None:
                 "client_msg_id": f"k{n}", "text": "x" * 40, "created_at": now}
 
     preview = {"id": "m", "seq": 1, "text": "x" * 40, "sender_id": "u1", "created_at": now}
+
+    head_seq = [0]
+
+    def head_move() -> tuple[dict, dict]:
+        # The compare-and-set of a run of one send: from the seq before it to the next.
+        head_seq[0] += 1
+        n = head_seq[0]
+        return {"_id": "c2", "last_seq": n - 1}, {"$set": {"last_seq": n, "last_message": preview, "updated_at": now}}
+
+    def head_then_insert(i: int) -> None:
+        db.heads.update_one(*head_move())
+        db.messages.insert_one(message(i))
+
+    def head_and_insert_in_one_command(i: int) -> None:
+        # MongoDB 8.0's client bulkWrite, ordered: a compare-and-set that misses upserts
+        # a second head with the same _id, fails, and stops the insert behind it.
+        query, update = head_move()
+        client.bulk_write([
+            UpdateOne(query, update, upsert=True, namespace="costs.heads"),
+            InsertOne(message(i), namespace="costs.messages"),
+        ], write_concern=WriteConcern(w=1, j=True))
     operations = {
         "ping": lambda i: db.command("ping"),
         "chat by id, whole document": lambda i: db.chats.find_one({"_id": "c1"}),
@@ -90,6 +112,8 @@ def run(client: MongoClient, pid: int, count: int) -> None:
         "the same update on a small document": lambda i: db.heads.update_one(
             {"_id": "c1"}, {"$inc": {"last_seq": 1}, "$set": {"last_message": preview, "updated_at": now}}),
         "insert one message": lambda i: db.messages.insert_one(message(i)),
+        "head compare-and-set, then insert: two commands": head_then_insert,
+        "the same in one client bulkWrite": head_and_insert_in_one_command,
         "insert ten messages": lambda i: db.messages.insert_many([message(i + j) for j in range(10)], ordered=False),
         # What the persister's group commit sends when ten partitions' runs are ready at once.
         "ten existing-send keys in one $or": lambda i: list(db.messages.find({"$or": [

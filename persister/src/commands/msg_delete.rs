@@ -40,9 +40,6 @@ pub async fn handle(
     if role.is_none() && !platform_admin {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     }
-    if let Err(refusal) = authorization::may_change_messages(chat.mode.frozen) {
-        return reject(effects, refusal.code, refusal.reason);
-    }
     let Some(message) = store.message(chat_id, message_id).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
@@ -50,6 +47,10 @@ pub async fn handle(
         // A replay: the run before may have crashed before the preview refresh.
         store.refresh_last_message_text(chat_id, message_id, "").await?;
         return finish(issued, message.into(), chat.history_visibility, false, effects);
+    }
+    // After the replay check: a change stored before a freeze still gets its event.
+    if let Err(refusal) = authorization::may_change_messages(chat.mode.frozen) {
+        return reject(effects, refusal.code, refusal.reason);
     }
     if let Err(refusal) = authorization::may_delete(&message.sender_id == actor, role, platform_admin) {
         return reject(effects, refusal.code, refusal.reason);

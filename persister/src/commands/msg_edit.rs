@@ -34,9 +34,6 @@ pub async fn handle(
     if super::role_in(&chat, actor).is_none() {
         return reject(effects, ErrorCode::NotFound, "no such chat");
     }
-    if let Err(refusal) = authorization::may_change_messages(chat.mode.frozen) {
-        return reject(effects, refusal.code, refusal.reason);
-    }
     let Some(message) = store.message(chat_id, message_id).await? else {
         return reject(effects, ErrorCode::NotFound, "no such message");
     };
@@ -44,6 +41,10 @@ pub async fn handle(
         // A replay: the run before may have crashed before the preview refresh.
         store.refresh_last_message_text(chat_id, message_id, &message.text).await?;
         return finish(issued, message.into(), chat.history_visibility, false, effects);
+    }
+    // After the replay check: a change stored before a freeze still gets its event.
+    if let Err(refusal) = authorization::may_change_messages(chat.mode.frozen) {
+        return reject(effects, refusal.code, refusal.reason);
     }
     if let Err(refusal) = authorization::may_edit(&message.sender_id == actor, message.deleted_at.is_some()) {
         return reject(effects, refusal.code, refusal.reason);

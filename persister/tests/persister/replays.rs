@@ -4,12 +4,14 @@
 
 use bson::doc;
 use chat_nats::{
-    commands::{Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberRemove, MsgDelete, MsgEdit},
+    commands::{ChatModerate, Command, CommandEnvelope, CommandOutcome, MemberAdd, MemberRemove, MsgDelete, MsgEdit},
+    events::EventKind,
     model::Role,
+    subjects,
 };
 use chat_store::docs::{LastMessageDoc, ParticipantDoc, RemovalMark, bson_seq};
 
-use super::Harness;
+use super::{Harness, next_event};
 
 impl Harness {
     /// An envelope that asks for its outcome on a fresh reply subject.
@@ -160,4 +162,58 @@ async fn a_send_replayed_after_its_reservation_is_stored_under_a_newer_seq() {
     let chat = h.store.chat(&chat_id).await.unwrap_or_else(|e| panic!("{e}")).expect("the chat");
     assert_eq!(chat.last_seq, 3);
     assert_eq!(chat.last_message.map(|last| (last.id, last.seq)), Some((message.id, 3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_or_delete_stored_before_a_freeze_still_publishes_its_event_on_replay() {
+    let h = Harness::start().await;
+    let chat_id = h.create_group("u1", &[]).await;
+    let message_id = h.send_text(&chat_id, "u1", "first").await;
+    let mut edits =
+        h.nats.subscribe(subjects::event(&chat_id, EventKind::MsgEdited)).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut deletes =
+        h.nats.subscribe(subjects::event(&chat_id, EventKind::MsgDeleted)).await.unwrap_or_else(|e| panic!("{e}"));
+
+    // The edit's message write lands, then the crash, then an owner freezes the chat.
+    let edit = h.replayable(
+        "u1",
+        Command::MsgEdit(MsgEdit { chat_id: chat_id.clone(), message_id: message_id.clone(), text: "second".into() }),
+    );
+    let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
+    let set = doc! { "text": "second", "updated_seq": bson_seq(seq), "last_command": &edit.id };
+    h.store.update_message(&chat_id, &message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+    let freeze = Command::ChatModerate(ChatModerate {
+        chat_id: chat_id.clone(),
+        posting: None,
+        slow_mode_seconds: None,
+        frozen: Some(true),
+    });
+    assert!(matches!(h.submit("u1", freeze).await, CommandOutcome::Done { .. }));
+
+    let outcome = h.deliver(&edit).await;
+    assert!(matches!(outcome, CommandOutcome::Done { created: false, .. }), "the replay is not refused: {outcome:?}");
+    let event = next_event(&mut edits).await;
+    assert_eq!(event["message"]["text"], "second", "the edges hear of the stored edit: {event}");
+
+    let delete =
+        h.replayable("u1", Command::MsgDelete(MsgDelete { chat_id: chat_id.clone(), message_id: message_id.clone() }));
+    let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
+    let set = doc! {
+        "text": "",
+        "deleted_at": bson::DateTime::now(),
+        "updated_seq": bson_seq(seq),
+        "last_command": &delete.id,
+    };
+    h.store.update_message(&chat_id, &message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+    let outcome = h.deliver(&delete).await;
+    assert!(matches!(outcome, CommandOutcome::Done { created: false, .. }), "the replay is not refused: {outcome:?}");
+    let event = next_event(&mut deletes).await;
+    assert_eq!(event["message_id"], message_id.as_str(), "the edges hear of the stored delete: {event}");
+
+    let fresh = h.replayable(
+        "u1",
+        Command::MsgEdit(MsgEdit { chat_id: chat_id.clone(), message_id: message_id.clone(), text: "third".into() }),
+    );
+    let CommandOutcome::Rejected(refused) = h.deliver(&fresh).await else { panic!("a new edit of a frozen chat") };
+    assert!(refused.message.contains("frozen"), "{}", refused.message);
 }
