@@ -25,6 +25,8 @@ use crate::{
 /// generated once here).
 pub fn router(edge: EdgeState) -> Router {
     let document = asyncapi::body();
+    // One shared copy: a connection's task holds a pointer to it, not the 1.2 KB state.
+    let edge = Arc::new(edge);
     Router::new()
         .route("/ws", get(upgrade))
         .route("/asyncapi.json", get(move || async move { asyncapi::response(document) }))
@@ -38,7 +40,7 @@ pub struct WsQuery {
     pub access_token: Option<String>,
 }
 
-async fn upgrade(State(edge): State<EdgeState>, Query(query): Query<WsQuery>, request: Request) -> Response {
+async fn upgrade(State(edge): State<Arc<EdgeState>>, Query(query): Query<WsQuery>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
     let accepted = match handshake::check(&mut parts) {
         Ok(accepted) => accepted,
