@@ -26,6 +26,34 @@ impl Harness {
         }
     }
 
+    /// A `msg.edit` by u1 whose message write landed before a crash: its replay is
+    /// what is left to deliver.
+    async fn edit_stored_before_a_crash(&self, chat_id: &str, message_id: &str, text: &str) -> CommandEnvelope {
+        let edit = self.replayable(
+            "u1",
+            Command::MsgEdit(MsgEdit { chat_id: chat_id.into(), message_id: message_id.into(), text: text.into() }),
+        );
+        let seq = self.store.reserve_seqs(chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
+        let set = doc! { "text": text, "updated_seq": bson_seq(seq), "last_command": &edit.id };
+        self.store.update_message(chat_id, message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+        edit
+    }
+
+    /// A `msg.delete` by u1 whose message write landed before a crash.
+    async fn delete_stored_before_a_crash(&self, chat_id: &str, message_id: &str) -> CommandEnvelope {
+        let delete = self
+            .replayable("u1", Command::MsgDelete(MsgDelete { chat_id: chat_id.into(), message_id: message_id.into() }));
+        let seq = self.store.reserve_seqs(chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
+        let set = doc! {
+            "text": "",
+            "deleted_at": bson::DateTime::now(),
+            "updated_seq": bson_seq(seq),
+            "last_command": &delete.id,
+        };
+        self.store.update_message(chat_id, message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+        delete
+    }
+
     async fn preview(&self, chat_id: &str) -> String {
         let chat = self.store.chat(chat_id).await.unwrap_or_else(|e| panic!("{e}")).expect("the chat");
         chat.last_message.map(|last| last.text).unwrap_or_default()
@@ -115,26 +143,11 @@ async fn an_edit_or_delete_replayed_after_its_message_write_refreshes_the_previe
     let message_id = h.send_text(&chat_id, "u1", "first").await;
     assert_eq!(h.preview(&chat_id).await, "first");
 
-    let edit = h.replayable(
-        "u1",
-        Command::MsgEdit(MsgEdit { chat_id: chat_id.clone(), message_id: message_id.clone(), text: "second".into() }),
-    );
-    let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
-    let set = doc! { "text": "second", "updated_seq": bson_seq(seq), "last_command": &edit.id };
-    h.store.update_message(&chat_id, &message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+    let edit = h.edit_stored_before_a_crash(&chat_id, &message_id, "second").await;
     assert!(matches!(h.deliver(&edit).await, CommandOutcome::Done { created: false, .. }));
     assert_eq!(h.preview(&chat_id).await, "second");
 
-    let delete =
-        h.replayable("u1", Command::MsgDelete(MsgDelete { chat_id: chat_id.clone(), message_id: message_id.clone() }));
-    let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
-    let set = doc! {
-        "text": "",
-        "deleted_at": bson::DateTime::now(),
-        "updated_seq": bson_seq(seq),
-        "last_command": &delete.id,
-    };
-    h.store.update_message(&chat_id, &message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+    let delete = h.delete_stored_before_a_crash(&chat_id, &message_id).await;
     assert!(matches!(h.deliver(&delete).await, CommandOutcome::Done { created: false, .. }));
     assert_eq!(h.preview(&chat_id).await, "");
 }
@@ -175,13 +188,7 @@ async fn an_edit_or_delete_stored_before_a_freeze_still_publishes_its_event_on_r
         h.nats.subscribe(subjects::event(&chat_id, EventKind::MsgDeleted)).await.unwrap_or_else(|e| panic!("{e}"));
 
     // The edit's message write lands, then the crash, then an owner freezes the chat.
-    let edit = h.replayable(
-        "u1",
-        Command::MsgEdit(MsgEdit { chat_id: chat_id.clone(), message_id: message_id.clone(), text: "second".into() }),
-    );
-    let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
-    let set = doc! { "text": "second", "updated_seq": bson_seq(seq), "last_command": &edit.id };
-    h.store.update_message(&chat_id, &message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+    let edit = h.edit_stored_before_a_crash(&chat_id, &message_id, "second").await;
     let freeze = Command::ChatModerate(ChatModerate {
         chat_id: chat_id.clone(),
         posting: None,
@@ -195,16 +202,7 @@ async fn an_edit_or_delete_stored_before_a_freeze_still_publishes_its_event_on_r
     let event = next_event(&mut edits).await;
     assert_eq!(event["message"]["text"], "second", "the edges hear of the stored edit: {event}");
 
-    let delete =
-        h.replayable("u1", Command::MsgDelete(MsgDelete { chat_id: chat_id.clone(), message_id: message_id.clone() }));
-    let seq = h.store.reserve_seqs(&chat_id, 1).await.unwrap_or_else(|e| panic!("{e}")).expect("seq");
-    let set = doc! {
-        "text": "",
-        "deleted_at": bson::DateTime::now(),
-        "updated_seq": bson_seq(seq),
-        "last_command": &delete.id,
-    };
-    h.store.update_message(&chat_id, &message_id, set).await.unwrap_or_else(|e| panic!("{e}"));
+    let delete = h.delete_stored_before_a_crash(&chat_id, &message_id).await;
     let outcome = h.deliver(&delete).await;
     assert!(matches!(outcome, CommandOutcome::Done { created: false, .. }), "the replay is not refused: {outcome:?}");
     let event = next_event(&mut deletes).await;
