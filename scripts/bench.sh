@@ -14,14 +14,16 @@
 # CHAT_BENCH_TIMEOUT_S bounds the benchmark (default 3600); CHAT_BENCH_NO_BUILD=1 skips
 # the build; CHAT_BENCH_INJECT=1 publishes the load scenarios' messages straight to the
 # stack's NATS (`--inject-nats-url`), measuring the edge's fan-out without the write path.
+# CHAT_BENCH_BIN_DIR runs the binaries of another directory (default target/release), so
+# two builds can be compared run by run on the same machine (implies no build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 
-if [ "${CHAT_BENCH_NO_BUILD:-0}" != 1 ]; then
+if [ "${CHAT_BENCH_NO_BUILD:-0}" != 1 ] && [ -z "${CHAT_BENCH_BIN_DIR:-}" ]; then
   cargo build --release -p ws-edge -p api -p persister -p notifier -p presence -p chatctl
 fi
-bin=target/release
+bin="${CHAT_BENCH_BIN_DIR:-target/release}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")"
 mkdir -p "$work/logs" "$work/data"

@@ -1,5 +1,6 @@
 //! Reading presence from Redis, for the api (`GET /api/users/presence`,
-//! `chat.rpc.presence`). The presence worker is the only writer.
+//! `chat.rpc.presence`) and the notifier (whom to push). The presence worker is the
+//! only writer.
 //!
 //! Layout of one user's state (keys in [`crate::redis_keys`]):
 //! - `conns(user)`: sorted set, member = connection id, score = the connection's expiry
@@ -43,6 +44,41 @@ pub async fn read(
             presence_of(user_id, live, stored, now)
         })
         .collect())
+}
+
+/// Which of `user_ids` have a connection that has not expired, in the order asked,
+/// without their last-seen times: what deciding whom to push needs. One `SMISMEMBER`
+/// of the online set first: a user outside it is taken as not connected without
+/// reading their connections, so a chat whose members are mostly offline costs about
+/// one command, not one per member; those inside it are confirmed by one `ZCOUNT`
+/// each (the set also holds users whose connections expired or closed a moment ago).
+///
+/// A user joins the online set just after their first connection's marker, so for a
+/// moment a connected user can be outside it and read as not connected: the caller
+/// then pushes to a device that is online, which is harmless, where the opposite error
+/// would lose a push.
+pub async fn connected_among(
+    conn: &mut crate::redis_conn::RedisConnection,
+    user_ids: &[String],
+) -> Result<Vec<bool>, redis::RedisError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let in_online_set: Vec<bool> =
+        redis::cmd("SMISMEMBER").arg(redis_keys::ONLINE).arg(user_ids).query_async(conn).await?;
+    let candidates: Vec<&String> =
+        user_ids.iter().zip(&in_online_set).filter(|(_, listed)| **listed).map(|(id, _)| id).collect();
+    if candidates.is_empty() {
+        return Ok(vec![false; user_ids.len()]);
+    }
+    let live_from = format!("({}", Utc::now().timestamp_millis());
+    let mut pipe = redis::pipe();
+    for user_id in &candidates {
+        pipe.zcount(redis_keys::conns(user_id), &live_from, "+inf");
+    }
+    let live_counts: Vec<i64> = pipe.query_async(conn).await?;
+    let mut live = live_counts.into_iter();
+    Ok(in_online_set.into_iter().map(|listed| listed && live.next().unwrap_or(0) > 0).collect())
 }
 
 /// One user's presence from their live connection count and stored last-seen time.

@@ -10,7 +10,6 @@ use chat_core::connect::LazyRedis;
 use chat_nats::{
     events::{PUSH_PREVIEW_CHARS, PushRequest},
     model::{ChatKind, Message},
-    presence::Status,
     publish::{Outgoing, PublishError, publish_all},
     subjects,
 };
@@ -56,9 +55,11 @@ pub async fn for_message(
     };
     let wanted: Vec<String> = offline.into_iter().filter(|u| !muted.contains(&u.as_str())).collect();
     let already = already_pushed(redis, &message.id, &wanted).await;
+    let to_push: Vec<String> = wanted.into_iter().filter(|u| !already.contains(u)).collect();
+    let badges = store.count_unread_totals(&to_push).await?;
     let mut outgoing = Vec::new();
     let mut pushed_to = Vec::new();
-    for user_id in wanted.into_iter().filter(|u| !already.contains(u)) {
+    for user_id in to_push {
         let request = PushRequest {
             v: chat_nats::PAYLOAD_VERSION,
             user_id: user_id.clone(),
@@ -69,7 +70,7 @@ pub async fn for_message(
             sender_id: message.sender_id.clone(),
             sender_name: sender_name.clone(),
             preview: message.text.chars().take(PUSH_PREVIEW_CHARS).collect(),
-            badge: store.count_unread_total(&user_id).await?,
+            badge: badges.get(&user_id).copied().unwrap_or(0),
         };
         let Ok(body) = serde_json::to_vec(&request) else { continue };
         let msg_id = format!("push:{}:{user_id}", message.id);
@@ -133,16 +134,18 @@ async fn remember_pushed(redis: &LazyRedis, message_id: &str, user_ids: &[String
     }
 }
 
-/// The users among `user_ids` who are offline. Without Redis nobody's presence is
-/// known; everyone is treated as offline, so a push is never lost (at worst a device
-/// that is online gets one too).
+/// The users among `user_ids` who are offline (no connection that has not expired).
+/// Without Redis nobody's presence is known; everyone is treated as offline, so a push
+/// is never lost (at worst a device that is online gets one too).
 async fn offline_among(redis: &LazyRedis, user_ids: &[String]) -> Vec<String> {
-    let presences = match redis.get().await {
-        Ok(mut connection) => chat_core::presence_state::read(&mut connection, user_ids).await,
+    let connected = match redis.get().await {
+        Ok(mut connection) => chat_core::presence_state::connected_among(&mut connection, user_ids).await,
         Err(error) => Err(error),
     };
-    match presences {
-        Ok(presences) => presences.into_iter().filter(|p| p.status == Status::Offline).map(|p| p.user_id).collect(),
+    match connected {
+        Ok(connected) => {
+            user_ids.iter().zip(connected).filter(|(_, connected)| !connected).map(|(id, _)| id.clone()).collect()
+        }
         Err(error) => {
             tracing::warn!(%error, "presence unknown; pushing to every member");
             user_ids.to_vec()

@@ -1,7 +1,8 @@
 //! Push requests against real NATS, Redis and the MongoDB-compatible store: an event
 //! handled twice (a redelivery to this replica or another one, however late) makes
 //! each offline member's request once, and a membership change heard on NATS is seen
-//! by the next message's requests.
+//! by the next message's requests, and only members without a live connection (as the
+//! presence worker records them) get one.
 
 use chat_core::connect::LazyRedis;
 use chat_nats::{
@@ -18,6 +19,7 @@ use notifier::{
     directory::{Directory, Invalidations},
     push,
 };
+use presence::conn_state::ConnState;
 
 struct Setup {
     _servers: Servers,
@@ -163,4 +165,38 @@ async fn a_membership_change_heard_on_nats_reaches_the_next_messages_requests() 
     invalidations.apply(&mut directory);
     assert_eq!(s.push(&mut directory, &message("m2", 5)).await, 1);
     assert_eq!(s.pushed_to("m2").await, ["u3"], "the removed member gets nothing, the added one does");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_members_without_a_live_connection_get_a_push_request() {
+    let members = [("u1", false), ("u2", false), ("u3", false), ("u4", false), ("u5", false), ("u6", false)];
+    let s = setup(&members).await;
+    let redis = s.redis.get().await.unwrap_or_else(|e| panic!("{e}"));
+    let presence = ConnState::default();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let in_a_minute = now_ms + 60_000;
+    let connected = |user_id, conn_id, expires_ms| {
+        let (presence, mut redis) = (&presence, redis.clone());
+        async move {
+            presence.connected(&mut redis, user_id, conn_id, now_ms, expires_ms).await.unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let disconnected = |user_id, conn_id| {
+        let (presence, mut redis) = (&presence, redis.clone());
+        async move { presence.disconnected(&mut redis, user_id, conn_id, now_ms).await.unwrap_or_else(|e| panic!("{e}")) }
+    };
+    // u2 is connected; u3 was, but closed the app (the grace has not passed, so they
+    // are still announced online); u4's only connection expired a second ago (its edge
+    // died); u5 has two connections, one closed; u6 never connected.
+    connected("u2", "k2", in_a_minute).await;
+    connected("u3", "k3", in_a_minute).await;
+    disconnected("u3", "k3").await;
+    connected("u4", "k4", now_ms - 1_000).await;
+    connected("u5", "k5a", in_a_minute).await;
+    connected("u5", "k5b", in_a_minute).await;
+    disconnected("u5", "k5a").await;
+
+    let mut directory = Directory::default();
+    assert_eq!(s.push(&mut directory, &message("m1", 2)).await, 3);
+    assert_eq!(s.pushed_to("m1").await, ["u3", "u4", "u6"], "u1 sent it, u2 and u5 are connected");
 }

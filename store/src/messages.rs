@@ -1,12 +1,16 @@
 //! Queries on `messages`.
 
+use std::collections::HashMap;
+
 use bson::{Document, doc};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::options::InsertManyOptions;
+use serde::Deserialize;
 
 use crate::{
     Store, StoreError,
+    chats::ReadBounds,
     docs::{MessageDoc, bson_seq},
 };
 
@@ -160,17 +164,22 @@ impl Store {
         self.history_from(chat_id, page, limit, None).await
     }
 
-    /// [`Store::history`] as a member who joined at `joined_seq` reads it: in a
-    /// `since_join` chat, nothing from before they joined. The chat's `last_seq` and
-    /// visibility come from one read.
+    /// [`Store::history`] as `user_id` reads it; `None` when they are not a member. In a
+    /// `since_join` chat, nothing from before they joined. Their membership and the
+    /// chat's `last_seq` and visibility are point reads made at the same time, so a page
+    /// waits for two round trips to the store, not three.
     pub async fn member_history(
         &self,
         chat_id: &str,
+        user_id: &str,
         page: HistoryPage,
         limit: u32,
-        joined_seq: u64,
-    ) -> Result<Vec<MessageDoc>, StoreError> {
-        self.history_from(chat_id, page, limit, Some(joined_seq)).await
+    ) -> Result<Option<Vec<MessageDoc>>, StoreError> {
+        let (member, bounds) = futures::try_join!(self.participant(chat_id, user_id), self.read_bounds(chat_id, true))?;
+        let Some(member) = member else { return Ok(None) };
+        let joined_seq = u64::try_from(member.joined_seq).unwrap_or(0);
+        let Some(bounds) = bounds else { return Ok(Some(Vec::new())) };
+        Ok(Some(self.history_within(chat_id, &bounds, page, limit, Some(joined_seq)).await?))
     }
 
     async fn history_from(
@@ -180,11 +189,22 @@ impl Store {
         limit: u32,
         joined_seq: Option<u64>,
     ) -> Result<Vec<MessageDoc>, StoreError> {
+        let needs_visibility = joined_seq.is_some_and(|joined| joined > 1);
+        let Some(bounds) = self.read_bounds(chat_id, needs_visibility).await? else { return Ok(Vec::new()) };
+        self.history_within(chat_id, &bounds, page, limit, joined_seq).await
+    }
+
+    async fn history_within(
+        &self,
+        chat_id: &str,
+        bounds: &ReadBounds,
+        page: HistoryPage,
+        limit: u32,
+        joined_seq: Option<u64>,
+    ) -> Result<Vec<MessageDoc>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let needs_visibility = joined_seq.is_some_and(|joined| joined > 1);
-        let Some(bounds) = self.read_bounds(chat_id, needs_visibility).await? else { return Ok(Vec::new()) };
         let first_seq = joined_seq.map_or(1, |joined| bounds.history_visibility.first_readable_seq(joined));
         let above_last = bounds.last_seq.max(0).saturating_add(1);
         let first = bson_seq(first_seq).max(1);
@@ -362,22 +382,61 @@ impl Store {
     }
 }
 
+/// How many users' unread counts [`Store::count_unread_totals`] has at the store at once.
+const UNREAD_TOTALS_AT_ONCE: usize = 8;
+
+/// The part of a membership an unread count needs.
+#[derive(Debug, Deserialize)]
+struct ReadPosition {
+    chat_id: String,
+    user_id: String,
+    last_read_seq: i64,
+}
+
 impl Store {
     /// A user's unread messages across all their chats: the push badge. Each chat's
     /// range is a branch of the `$or`, which the MongoDB-compatible store scans alone (see
     /// [`Store::count_unread`]); an upper bound at each chat's `last_seq` was measured to
     /// save nothing here and would cost a read of the chats.
     pub async fn count_unread_total(&self, user_id: &str) -> Result<u64, StoreError> {
-        let memberships = self.memberships(user_id).await?;
-        if memberships.is_empty() {
-            return Ok(0);
+        let totals = self.count_unread_totals(&[user_id.to_owned()]).await?;
+        Ok(totals.get(user_id).copied().unwrap_or(0))
+    }
+
+    /// [`Store::count_unread_total`] of each of `user_ids` (0 for a user in no chat):
+    /// every membership in one read, then one count per user, several at a time. A
+    /// message to a chat of a hundred offline members needs a hundred badges; read one
+    /// user after the other they cost two hundred round trips in a row.
+    pub async fn count_unread_totals(&self, user_ids: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        let per_chat: Vec<bson::Document> =
-            memberships.iter().map(|p| doc! { "chat_id": &p.chat_id, "seq": { "$gt": p.last_read_seq } }).collect();
-        Ok(self
-            .messages()
-            .count_documents(doc! { "$or": per_chat, "sender_id": { "$ne": user_id }, "deleted_at": null })
-            .await?)
+        let positions: Vec<ReadPosition> = self
+            .participants()
+            .clone_with_type::<ReadPosition>()
+            .find(doc! { "user_id": { "$in": user_ids } })
+            .projection(doc! { "_id": 0, "chat_id": 1, "user_id": 1, "last_read_seq": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        let mut per_user: HashMap<String, Vec<Document>> = HashMap::new();
+        for position in positions {
+            let range = doc! { "chat_id": position.chat_id, "seq": { "$gt": position.last_read_seq } };
+            per_user.entry(position.user_id).or_default().push(range);
+        }
+        let mut totals: HashMap<String, u64> = futures::stream::iter(per_user)
+            .map(|(user_id, per_chat)| async move {
+                let filter = doc! { "$or": per_chat, "sender_id": { "$ne": &user_id }, "deleted_at": null };
+                let unread = self.messages().count_documents(filter).await?;
+                Ok::<_, StoreError>((user_id, unread))
+            })
+            .buffer_unordered(UNREAD_TOTALS_AT_ONCE)
+            .try_collect()
+            .await?;
+        for user_id in user_ids {
+            totals.entry(user_id.clone()).or_insert(0);
+        }
+        Ok(totals)
     }
 }
 

@@ -163,11 +163,29 @@ fn message(chat_id: &str, seq: i64) -> chat_store::docs::MessageDoc {
     }
 }
 
+/// The seqs of the newest page a member who joined at `joined_seq` reads (a membership
+/// of its own per `joined_seq`).
 async fn page_seqs(store: &Store, chat_id: &str, joined_seq: u64) -> Vec<i64> {
+    let user_id = format!("joined-at-{joined_seq}");
+    let member = chat_store::docs::ParticipantDoc {
+        id: chat_store::docs::ParticipantDoc::key(chat_id, &user_id),
+        chat_id: chat_id.into(),
+        user_id: user_id.clone(),
+        role: chat_nats::model::Role::Member,
+        joined_at: Utc::now(),
+        joined_seq: i64::try_from(joined_seq).unwrap_or(i64::MAX),
+        role_seq: None,
+        last_read_seq: 0,
+        muted: false,
+        muted_until: None,
+        added_by: None,
+    };
+    store.insert_participants(&[member]).await.unwrap_or_else(|e| panic!("membership: {e}"));
     let page = store
-        .member_history(chat_id, chat_store::messages::HistoryPage::Before(None), 50, joined_seq)
+        .member_history(chat_id, &user_id, chat_store::messages::HistoryPage::Before(None), 50)
         .await
-        .unwrap_or_else(|e| panic!("history: {e}"));
+        .unwrap_or_else(|e| panic!("history: {e}"))
+        .unwrap_or_else(|| panic!("{user_id} is a member"));
     page.iter().map(|m| m.seq).collect()
 }
 
@@ -189,6 +207,11 @@ async fn a_members_history_is_bounded_by_the_visibility_the_head_records() {
     assert_eq!(head.and_then(|h| h.history_visibility), Some(HistoryVisibility::SinceJoin));
     assert_eq!(page_seqs(&store, "c", 6).await, [8, 7, 6]);
     assert_eq!(page_seqs(&store, "c", 0).await.len(), 8, "a member from the start reads everything");
+    let stranger = store
+        .member_history("c", "stranger", chat_store::messages::HistoryPage::Before(None), 50)
+        .await
+        .unwrap_or_else(|e| panic!("history: {e}"));
+    assert!(stranger.is_none(), "no membership, no page");
 
     // The head is what readers trust: a chat document saying otherwise changes nothing.
     let all = bson::doc! { "$set": { "history_visibility": "all" } };

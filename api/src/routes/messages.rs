@@ -21,7 +21,7 @@ use crate::{
     extract::{ApiJson, ApiPath, ApiQuery},
     openapi::rules,
     routes::{
-        chats::{Page, check_member, member_of},
+        chats::{Page, check_member},
         check_id, traceparent,
     },
     state::AppState,
@@ -67,7 +67,7 @@ pub async fn history(
     ApiPath(chat_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<Message>>, ApiError> {
-    let member = member_of(&state, &caller, &chat_id).await?;
+    check_id(&chat_id, "chat id")?;
     let limit = cursor::page_limit(query.limit)?;
     let page = match (&query.cursor, query.before_seq, query.after_seq) {
         (Some(position), None, None) => match cursor::decode::<Position>(position)? {
@@ -78,8 +78,12 @@ pub async fn history(
         (None, None, Some(after)) => HistoryPage::After(after),
         _ => return Err(ApiError::invalid("use one of cursor, before_seq and after_seq")),
     };
-    let joined_seq = u64::try_from(member.joined_seq).unwrap_or(0);
-    let docs = state.inner.store.member_history(&chat_id, page, limit + 1, joined_seq).await?;
+    let docs = state
+        .inner
+        .store
+        .member_history(&chat_id, caller.id(), page, limit + 1)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let has_more = docs.len() > limit as usize;
     let items: Vec<Message> = docs.into_iter().take(limit as usize).map(Into::into).collect();
     let next_cursor = match (has_more, items.last(), page) {

@@ -63,7 +63,7 @@ async fn seed_and_read(
 ) -> Result<HistoryFigures, BenchError> {
     let users = population::users(settings, &super::run_tag(), 2)?;
     let http = super::http_client()?;
-    let chats = population::create_chats(settings, &http, &users, 1, progress).await?;
+    let chats = population::create_chats(settings, &http, &users, 1, population::Offline::NONE, progress).await?;
     let chat = chats.first().ok_or(BenchError::EmptyChat(0))?;
     let seeding = Instant::now();
     // The seqs are reserved first, as the persister does, so that no send of the

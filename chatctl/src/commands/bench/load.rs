@@ -28,6 +28,19 @@ const BETWEEN_STEPS: Duration = Duration::from_secs(1);
 /// Histogram shards per worker thread.
 const SHARDS_PER_THREAD: usize = 4;
 
+/// How many clients, chats, senders and never connected members a population has.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Connected clients, each its own user.
+    pub clients: usize,
+    /// Group chats, each a contiguous slice of the clients.
+    pub chats: usize,
+    /// Clients that send.
+    pub senders: usize,
+    /// Members of each chat who never connect.
+    pub offline_members: usize,
+}
+
 /// Who is connected, in which chats, and who sends where.
 #[derive(Debug)]
 pub struct Population {
@@ -39,6 +52,8 @@ pub struct Population {
     pub senders: usize,
     /// Clients.
     pub clients: usize,
+    /// Members of each chat who never connect.
+    pub offline_members: usize,
     /// The connected clients.
     pub fleet: Fleet,
     /// Where messages are published directly, when the edge's fan-out is measured alone.
@@ -47,17 +62,13 @@ pub struct Population {
 
 impl Population {
     /// Creates users and chats, and connects every client.
-    pub async fn start(
-        settings: &Settings,
-        clients: usize,
-        chats: usize,
-        senders: usize,
-        progress: &Progress,
-    ) -> Result<Population, BenchError> {
+    pub async fn start(settings: &Settings, shape: Shape, progress: &Progress) -> Result<Population, BenchError> {
+        let Shape { clients, chats, senders, offline_members } = shape;
         let tag = super::run_tag();
         let users = population::users(settings, &tag, clients)?;
         let http = super::http_client()?;
-        let groups = population::create_chats(settings, &http, &users, chats, progress).await?;
+        let offline = population::Offline { tag: &tag, per_chat: offline_members };
+        let groups = population::create_chats(settings, &http, &users, chats, offline, progress).await?;
         let mut plans: Vec<Plan> =
             users.into_iter().enumerate().map(|(index, user)| Plan { index, token: user.token, sends: None }).collect();
         let injector = match &settings.inject_nats_url {
@@ -82,7 +93,7 @@ impl Population {
             fleet.stop().await;
             return Err(BenchError::Connect { failed, total: clients, first });
         }
-        Ok(Population { tag, chats: groups, senders, clients, fleet, injector })
+        Ok(Population { tag, chats: groups, senders, clients, offline_members, fleet, injector })
     }
 
     /// Deliveries a step should produce: each message reaches every member of its chat.
@@ -134,6 +145,7 @@ impl Population {
             clients: self.clients,
             chats: self.chats.len(),
             senders: self.senders,
+            offline_members: self.offline_members,
             rate_msg_s: rate,
             duration_s: seconds,
             messages_scheduled: step.total,

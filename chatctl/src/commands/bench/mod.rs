@@ -325,8 +325,13 @@ pub async fn run_scenario(
     let mut warnings = Vec::new();
     let figures = match scenario {
         Scenario::Load(spec) => {
-            let population =
-                load::Population::start(settings, spec.clients, spec.chats, spec.senders, progress).await?;
+            let shape = load::Shape {
+                clients: spec.clients,
+                chats: spec.chats,
+                senders: spec.senders,
+                offline_members: spec.offline_members,
+            };
+            let population = load::Population::start(settings, shape, progress).await?;
             let step = population.step(settings, &sampler, 1, spec.rate, spec.duration_s, progress).await;
             population.fleet.stop().await;
             if let Some(warning) = load::saturation_warning(&step) {
@@ -336,8 +341,9 @@ pub async fn run_scenario(
             report::Figures::Load(Box::new(step))
         }
         Scenario::Sweep(spec) => {
-            let population =
-                load::Population::start(settings, spec.clients, spec.chats, spec.senders, progress).await?;
+            let shape =
+                load::Shape { clients: spec.clients, chats: spec.chats, senders: spec.senders, offline_members: 0 };
+            let population = load::Population::start(settings, shape, progress).await?;
             let figures = load::sweep(settings, &population, &sampler, spec, progress, &mut warnings).await;
             population.fleet.stop().await;
             report::Figures::Sweep(figures)

@@ -63,12 +63,32 @@ struct CreatedChat {
     last_seq: u64,
 }
 
-/// Creates `chats` group chats over REST, each owned by the first of its members.
+/// Members added to every chat who never connect, named `<tag>-away-<chat>-<n>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Offline<'a> {
+    /// The run's tag.
+    pub tag: &'a str,
+    /// How many per chat.
+    pub per_chat: usize,
+}
+
+impl Offline<'_> {
+    /// Nobody offline.
+    pub const NONE: Offline<'static> = Offline { tag: "", per_chat: 0 };
+
+    fn of_chat(&self, chat: usize) -> Vec<String> {
+        (0..self.per_chat).map(|n| format!("{}-away-{chat}-{n}", self.tag)).collect()
+    }
+}
+
+/// Creates `chats` group chats over REST, each owned by the first of its members, with
+/// `offline.per_chat` members more who never connect.
 pub async fn create_chats(
     settings: &Settings,
     http: &reqwest::Client,
     users: &[User],
     chats: usize,
+    offline: Offline<'_>,
     progress: &Progress,
 ) -> Result<Vec<GroupChat>, BenchError> {
     let bar = progress.bar("chats", chats as u64);
@@ -77,7 +97,8 @@ pub async fn create_chats(
             let members = chat_members(users.len(), chats, chat);
             let bar = bar.clone();
             async move {
-                let created = create_chat(settings, http, &users[members.clone()], chat).await?;
+                let away = offline.of_chat(chat);
+                let created = create_chat(settings, http, &users[members.clone()], &away, chat).await?;
                 bar.inc(1);
                 Ok::<_, BenchError>(GroupChat { id: created.id, members, last_seq: created.last_seq })
             }
@@ -89,26 +110,28 @@ pub async fn create_chats(
     created
 }
 
-/// Creates one chat with `members[0]` as owner, adding members past the first 1,000
-/// in further calls (the api takes at most 1,000 ids per call).
+/// Creates one chat with `members[0]` as owner and the other members and `away`, adding
+/// members past the first 1,000 in further calls (the api takes at most 1,000 ids per
+/// call).
 async fn create_chat(
     settings: &Settings,
     http: &reqwest::Client,
     members: &[User],
+    away: &[String],
     index: usize,
 ) -> Result<CreatedChat, BenchError> {
     let (owner, others) = members.split_first().ok_or(BenchError::EmptyChat(index))?;
+    let others: Vec<&str> = others.iter().map(|user| user.id.as_str()).chain(away.iter().map(String::as_str)).collect();
     let per_call = chat_nats::limits::MAX_MEMBERS_PER_COMMAND;
     let mut batches = others.chunks(per_call);
-    let first: Vec<&str> = batches.next().unwrap_or_default().iter().map(|user| user.id.as_str()).collect();
+    let first: &[&str] = batches.next().unwrap_or_default();
     let body = json!({"type": "group", "title": format!("bench {index}"), "member_ids": first});
     let url = format!("{}/api/chats", settings.api_url);
     let response = http.post(&url).bearer_auth(&owner.token).json(&body).send().await;
     let mut chat: CreatedChat = super::json_response(&url, response).await?;
     let url = format!("{}/api/chats/{}/participants", settings.api_url, chat.id);
     for batch in batches {
-        let ids: Vec<&str> = batch.iter().map(|user| user.id.as_str()).collect();
-        let body = json!({"user_ids": ids, "role": "member"});
+        let body = json!({"user_ids": batch, "role": "member"});
         let response = http.post(&url).bearer_auth(&owner.token).json(&body).send().await;
         let updated: CreatedChat = super::json_response(&url, response).await?;
         chat.last_seq = updated.last_seq;

@@ -45,6 +45,8 @@ pub struct StepFigures {
     pub chats: usize,
     /// Sending clients.
     pub senders: usize,
+    /// Members of each chat who never connect (each message is a push request for each).
+    pub offline_members: usize,
     /// Offered rate, messages per second.
     pub rate_msg_s: f64,
     /// Seconds of sending.

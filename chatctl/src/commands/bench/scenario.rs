@@ -79,6 +79,10 @@ pub struct LoadSpec {
     pub chats: usize,
     /// Clients that send; sender `s` sends to chat `s % chats`.
     pub senders: usize,
+    /// Members of each chat who never connect: every message makes a push request
+    /// (with its unread badge) for each of them.
+    #[serde(default)]
+    pub offline_members: usize,
     /// Messages per second, all senders together.
     pub rate: f64,
     /// How long to send, in seconds.
