@@ -17,6 +17,7 @@ const SCENARIOS: &str = r#"
     clients = 20
     chats = 2
     senders = 4
+    offline_members = 3
     rate = 20
     duration_s = 2
 
@@ -117,8 +118,10 @@ async fn every_scenario_kind_runs_against_the_stack_and_loses_nothing() {
     let load = json(&reports[0]);
     assert_eq!((load["scenario"].as_str(), load["kind"].as_str()), (Some("small"), Some("load")));
     check_step(&load);
-    // 20 msg/s for 2 s, each to a chat of 10 members, the sender included.
+    // 20 msg/s for 2 s, each to a chat of 10 connected members, the sender included;
+    // the 3 members of each chat who never connect get push requests, not deliveries.
     assert_eq!(number(&load, "/expected_deliveries"), 400.0);
+    assert_eq!(number(&load, "/offline_members"), 3.0);
 
     let sweep = json(&reports[1]);
     assert_eq!(sweep["kind"], "sweep");

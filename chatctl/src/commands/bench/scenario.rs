@@ -357,6 +357,10 @@ mod tests {
         assert_eq!(names, ["A", "B", "sweep", "idle", "history"]);
         let smoke = ScenarioFile::read(&path.with_file_name("smoke.toml")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(smoke.scenarios.len(), 4);
+        for other in ["push.toml", "write-path.toml"] {
+            let file = ScenarioFile::read(&path.with_file_name(other)).unwrap_or_else(|e| panic!("{other}: {e}"));
+            assert_eq!(file.scenarios.len(), 1, "{other}");
+        }
     }
 
     #[test]
