@@ -22,6 +22,8 @@ pub const PUSH_ALL: &str = "push.>";
 pub const SIGNAL_TYPING_ALL: &str = "chat.signal.*.typing";
 /// Wildcard for every live signal.
 pub const LIVE_ALL: &str = "chat.live.>";
+/// Wildcard for every chat's read marks (the notifier forgets badges by them).
+pub const LIVE_READS_ALL: &str = "chat.live.*.read";
 /// Wildcard for every connection report from the edges.
 pub const PRESENCE_CONN_ALL: &str = "presence.conn.*";
 /// Wildcard for every user-scoped delivery: an edge subscribes to it once and hands

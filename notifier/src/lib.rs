@@ -5,10 +5,12 @@
 //! `chat.left` (edges start or stop delivering the chat at once); [`push`] makes a push
 //! request on `push.<user_id>` (stream `PUSH`) for every offline member of a chat with
 //! a new message, with the chat title, sender name, a preview and the unread badge;
-//! [`directory`] remembers titles and names between messages.
+//! [`directory`] remembers titles and names between messages, [`badges`] the unread
+//! counts behind the badges.
 
 use std::{net::SocketAddr, time::Duration};
 
+pub mod badges;
 pub mod deliveries;
 pub mod directory;
 pub mod metrics;
@@ -98,6 +100,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let mut invalidations = directory::Invalidations::subscribe(&nats)
         .await
         .map_err(|error| StartupError::dependency("subscribing to membership events", error))?;
+    let mut read_marks = badges::ReadMarks::subscribe(&nats)
+        .await
+        .map_err(|error| StartupError::dependency("subscribing to read marks", error))?;
     let mut messages =
         consumer.messages().await.map_err(|error| StartupError::dependency("consuming CHAT_EVT", error))?;
 
@@ -107,6 +112,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let (admin_addr, admin) = chat_core::admin::serve(admin_addr, probes, admin_shutdown.clone()).await?;
     let consume = tokio::spawn(async move {
         let mut directory = directory::Directory::default();
+        let mut badges = badges::Badges::default();
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -127,8 +133,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 "event received"
             );
             invalidations.apply(&mut directory);
+            read_marks.apply(&mut badges);
             let stream_seq = message.info().ok().map(|info| info.stream_sequence);
-            match handle(&nats, &js, &store, &mut directory, &redis, &message.payload, stream_seq).await {
+            let remembered = Remembered { directory: &mut directory, badges: &mut badges };
+            match handle(&nats, &js, &store, remembered, &redis, &message.payload, stream_seq).await {
                 Ok(()) => {
                     let _ = message.ack().await;
                 }
@@ -145,11 +153,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     Ok(Running { admin_addr, tasks: vec![consume, admin] })
 }
 
+/// What the consumer remembers between events.
+struct Remembered<'a> {
+    directory: &'a mut directory::Directory,
+    badges: &'a mut badges::Badges,
+}
+
 async fn handle(
     nats: &async_nats::Client,
     js: &jetstream::Context,
     store: &Store,
-    directory: &mut directory::Directory,
+    remembered: Remembered<'_>,
     redis: &LazyRedis,
     payload: &[u8],
     stream_seq: Option<u64>,
@@ -163,8 +177,9 @@ async fn handle(
             nats.publish(subject, body.into()).await?;
         }
     }
+    remembered.badges.observe(&event);
     if let EventBody::MsgCreated { message } = &event.body {
-        let pushed = push::for_message(store, directory, redis, js, message).await?;
+        let pushed = push::for_message(store, remembered.directory, remembered.badges, redis, js, message).await?;
         metrics::PUSHES.inc_by(pushed as u64);
     }
     Ok(())

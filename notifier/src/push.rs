@@ -15,7 +15,7 @@ use chat_nats::{
 };
 use chat_store::Store;
 
-use crate::directory::Directory;
+use crate::{badges::Badges, directory::Directory};
 
 /// Why push requests could not be made (the event is retried).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,7 @@ pub enum PushError {
 pub async fn for_message(
     store: &Store,
     directory: &mut Directory,
+    badges: &mut Badges,
     redis: &LazyRedis,
     js: &async_nats::jetstream::Context,
     message: &Message,
@@ -56,7 +57,7 @@ pub async fn for_message(
     let wanted: Vec<String> = offline.into_iter().filter(|u| !muted.contains(&u.as_str())).collect();
     let already = already_pushed(redis, &message.id, &wanted).await;
     let to_push: Vec<String> = wanted.into_iter().filter(|u| !already.contains(u)).collect();
-    let badges = store.count_unread_totals(&to_push).await?;
+    let badges = badges.of(store, &to_push).await?;
     let mut outgoing = Vec::new();
     let mut pushed_to = Vec::new();
     for user_id in to_push {

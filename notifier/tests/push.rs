@@ -6,7 +6,7 @@
 
 use chat_core::connect::LazyRedis;
 use chat_nats::{
-    events::EventKind,
+    events::{ChatEvent, EventBody, EventKind, LiveSignal},
     model::{ChatKind, Message, Role},
     streams, subjects,
 };
@@ -16,6 +16,7 @@ use chat_store::{
 };
 use chat_testkit::Servers;
 use notifier::{
+    badges::{Badges, ReadMarks},
     directory::{Directory, Invalidations},
     push,
 };
@@ -100,9 +101,47 @@ fn message(id: &str, seq: u64) -> Message {
 
 impl Setup {
     async fn push(&self, directory: &mut Directory, message: &Message) -> usize {
-        push::for_message(&self.store, directory, &self.redis, &self.js, message)
+        let mut badges = Badges::default();
+        self.push_counting(directory, &mut badges, message).await
+    }
+
+    async fn push_counting(&self, directory: &mut Directory, badges: &mut Badges, message: &Message) -> usize {
+        push::for_message(&self.store, directory, badges, &self.redis, &self.js, message)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The badge of the push request stored for a message and user.
+    async fn badge(&self, message_id: &str, user_id: &str) -> u64 {
+        let stream = self.js.get_stream(streams::PUSH_STREAM).await.unwrap_or_else(|e| panic!("{e}"));
+        let raw = stream
+            .get_last_raw_message_by_subject(&subjects::push(user_id))
+            .await
+            .unwrap_or_else(|e| panic!("no push for {user_id}: {e}"));
+        let request: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap_or_default();
+        assert_eq!(request["message_id"], message_id, "the last push for {user_id}");
+        request["badge"].as_u64().unwrap_or_else(|| panic!("no badge in {request}"))
+    }
+
+    /// Stores a message of u1 in `c1` at `seq`, as the persister would before its event.
+    async fn store_message(&self, seq: u64) -> Message {
+        let message = message(&format!("m{seq}"), seq);
+        let doc = chat_store::docs::MessageDoc {
+            id: message.id.clone(),
+            chat_id: message.chat_id.clone(),
+            seq: i64::try_from(seq).unwrap_or(i64::MAX),
+            updated_seq: i64::try_from(seq).unwrap_or(i64::MAX),
+            sender_id: message.sender_id.clone(),
+            client_msg_id: message.client_msg_id.clone(),
+            text: message.text.clone(),
+            reply_to: None,
+            created_at: message.created_at,
+            edited_at: None,
+            deleted_at: None,
+            last_command: None,
+        };
+        self.store.insert_messages(&[doc]).await.unwrap_or_else(|e| panic!("{e}"));
+        message
     }
 
     /// The users the push requests stored for a message are addressed to.
@@ -199,4 +238,36 @@ async fn only_members_without_a_live_connection_get_a_push_request() {
     let mut directory = Directory::default();
     assert_eq!(s.push(&mut directory, &message("m1", 2)).await, 3);
     assert_eq!(s.pushed_to("m1").await, ["u3", "u4", "u6"], "u1 sent it, u2 and u5 are connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn badges_follow_the_messages_handled_and_are_counted_again_after_a_read_mark() {
+    let s = setup(&[("u1", false), ("u2", false)]).await;
+    let (mut directory, mut badges) = (Directory::default(), Badges::default());
+    let mut read_marks = ReadMarks::subscribe(&s.nats).await.unwrap_or_else(|e| panic!("{e}"));
+    let handle = async |badges: &mut Badges, directory: &mut Directory, message: Message| {
+        let event = ChatEvent::new("c1", message.seq, EventBody::MsgCreated { message: message.clone() });
+        badges.observe(&event);
+        assert_eq!(s.push_counting(directory, badges, &message).await, 1, "u2 is offline");
+        s.badge(&message.id, "u2").await
+    };
+
+    let m2 = s.store_message(2).await;
+    assert_eq!(handle(&mut badges, &mut directory, m2).await, 1, "counted at the store: seq 2");
+    // A message stored whose event is not handled yet is not in the badges until it is.
+    let m4 = s.store_message(4).await;
+    let m3 = s.store_message(3).await;
+    assert_eq!(handle(&mut badges, &mut directory, m3).await, 2, "followed: seqs 2 and 3, not 4");
+    assert_eq!(handle(&mut badges, &mut directory, m4).await, 3);
+
+    // u2 reads up to 3 on another device (REST): the mark is stored, then heard.
+    s.store.advance_read_mark("c1", "u2", 3).await.unwrap_or_else(|e| panic!("{e}"));
+    let read = LiveSignal::Read { chat_id: "c1".into(), user_id: "u2".into(), up_to_seq: 3 };
+    let body = serde_json::to_vec(&read).unwrap_or_default();
+    s.nats.publish(subjects::live("c1", read.kind()), body.into()).await.unwrap_or_else(|e| panic!("{e}"));
+    s.nats.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    s.nats.request("_no_responder_.ping", "".into()).await.ok();
+    read_marks.apply(&mut badges);
+    let m5 = s.store_message(5).await;
+    assert_eq!(handle(&mut badges, &mut directory, m5).await, 2, "counted again after the mark: seqs 4 and 5");
 }

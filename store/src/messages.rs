@@ -1,10 +1,8 @@
 //! Queries on `messages`.
 
-use std::collections::HashMap;
-
 use bson::{Document, doc};
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use mongodb::options::InsertManyOptions;
 use serde::Deserialize;
 
@@ -382,61 +380,38 @@ impl Store {
     }
 }
 
-/// How many users' unread counts [`Store::count_unread_totals`] has at the store at once.
-const UNREAD_TOTALS_AT_ONCE: usize = 8;
+/// Where a member's reading stands in one chat: what an unread count starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReadPosition {
+    /// The chat.
+    pub chat_id: String,
+    /// The member.
+    pub user_id: String,
+    /// Their read mark.
+    #[serde(deserialize_with = "non_negative_seq")]
+    pub last_read_seq: u64,
+}
 
-/// The part of a membership an unread count needs.
-#[derive(Debug, Deserialize)]
-struct ReadPosition {
-    chat_id: String,
-    user_id: String,
-    last_read_seq: i64,
+/// A seq as BSON holds it (a signed integer), as the `u64` the rest of the code uses.
+fn non_negative_seq<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    Ok(u64::try_from(i64::deserialize(deserializer)?).unwrap_or(0))
 }
 
 impl Store {
-    /// A user's unread messages across all their chats: the push badge. Each chat's
-    /// range is a branch of the `$or`, which the MongoDB-compatible store scans alone (see
-    /// [`Store::count_unread`]); an upper bound at each chat's `last_seq` was measured to
-    /// save nothing here and would cost a read of the chats.
-    pub async fn count_unread_total(&self, user_id: &str) -> Result<u64, StoreError> {
-        let totals = self.count_unread_totals(&[user_id.to_owned()]).await?;
-        Ok(totals.get(user_id).copied().unwrap_or(0))
-    }
-
-    /// [`Store::count_unread_total`] of each of `user_ids` (0 for a user in no chat):
-    /// every membership in one read, then one count per user, several at a time. A
-    /// message to a chat of a hundred offline members needs a hundred badges; read one
-    /// user after the other they cost two hundred round trips in a row.
-    pub async fn count_unread_totals(&self, user_ids: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+    /// The read position of each of `user_ids` in each of their chats, in one query
+    /// (what the unread counts of a push's badges start from).
+    pub async fn read_positions(&self, user_ids: &[String]) -> Result<Vec<ReadPosition>, StoreError> {
         if user_ids.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(Vec::new());
         }
-        let positions: Vec<ReadPosition> = self
+        Ok(self
             .participants()
             .clone_with_type::<ReadPosition>()
             .find(doc! { "user_id": { "$in": user_ids } })
             .projection(doc! { "_id": 0, "chat_id": 1, "user_id": 1, "last_read_seq": 1 })
             .await?
             .try_collect()
-            .await?;
-        let mut per_user: HashMap<String, Vec<Document>> = HashMap::new();
-        for position in positions {
-            let range = doc! { "chat_id": position.chat_id, "seq": { "$gt": position.last_read_seq } };
-            per_user.entry(position.user_id).or_default().push(range);
-        }
-        let mut totals: HashMap<String, u64> = futures::stream::iter(per_user)
-            .map(|(user_id, per_chat)| async move {
-                let filter = doc! { "$or": per_chat, "sender_id": { "$ne": &user_id }, "deleted_at": null };
-                let unread = self.messages().count_documents(filter).await?;
-                Ok::<_, StoreError>((user_id, unread))
-            })
-            .buffer_unordered(UNREAD_TOTALS_AT_ONCE)
-            .try_collect()
-            .await?;
-        for user_id in user_ids {
-            totals.entry(user_id.clone()).or_insert(0);
-        }
-        Ok(totals)
+            .await?)
     }
 }
 

@@ -1,12 +1,9 @@
-//! Unread totals (the push badge) against the real MongoDB-compatible store: the totals
-//! of several users read together are each user's own total, counting only messages
-//! of others after the user's read mark that are not deleted.
+//! What push badges are made of, against the real MongoDB-compatible store: every
+//! recipient's read positions in one read, and unread counts that take only messages
+//! of others after the read mark, not deleted, up to a bound.
 
 use chat_nats::model::Role;
-use chat_store::{
-    Store,
-    docs::{MessageDoc, ParticipantDoc},
-};
+use chat_store::docs::{MessageDoc, ParticipantDoc};
 use chat_testkit::Servers;
 use chrono::Utc;
 use common::{insert_chat, store};
@@ -46,14 +43,8 @@ fn membership(chat_id: &str, user_id: &str, last_read_seq: i64) -> ParticipantDo
     }
 }
 
-async fn totals(store: &Store, user_ids: &[&str]) -> Vec<u64> {
-    let ids: Vec<String> = user_ids.iter().map(|id| (*id).to_owned()).collect();
-    let totals = store.count_unread_totals(&ids).await.unwrap_or_else(|e| panic!("totals: {e}"));
-    user_ids.iter().map(|id| totals.get(*id).copied().unwrap_or_else(|| panic!("no total for {id}"))).collect()
-}
-
 #[tokio::test]
-async fn several_users_totals_read_together_are_each_users_own() {
+async fn read_positions_and_bounded_unread_counts_give_each_members_badge() {
     let servers = Servers::start().await;
     let store = store(&servers).await;
     insert_chat(&store, "a", 6).await;
@@ -81,11 +72,24 @@ async fn several_users_totals_read_together_are_each_users_own() {
     ];
     store.insert_participants(&memberships).await.unwrap_or_else(|e| panic!("memberships: {e}"));
 
-    // u1: a 3 and 6 (4 is deleted, 5 is their own), b 2 and 3. u2: a 1, 2 and 5.
-    // u3: nothing left in a, and only their own messages in b. u4 is in no chat.
-    assert_eq!(totals(&store, &["u1", "u2", "u3", "u4"]).await, [4, 3, 0, 0]);
-    for (user_id, alone) in [("u1", 4), ("u2", 3), ("u3", 0), ("u4", 0)] {
-        assert_eq!(store.count_unread_total(user_id).await.unwrap_or_else(|e| panic!("{e}")), alone);
+    let ids: Vec<String> = ["u1", "u2", "u3", "u4"].iter().map(|id| (*id).to_owned()).collect();
+    let mut positions = store.read_positions(&ids).await.unwrap_or_else(|e| panic!("positions: {e}"));
+    positions.sort_by(|x, y| (&x.user_id, &x.chat_id).cmp(&(&y.user_id, &y.chat_id)));
+    let seen: Vec<(&str, &str, u64)> =
+        positions.iter().map(|p| (p.user_id.as_str(), p.chat_id.as_str(), p.last_read_seq)).collect();
+    assert_eq!(seen, [("u1", "a", 2), ("u1", "b", 1), ("u2", "a", 0), ("u3", "a", 6), ("u3", "b", 0)]);
+    assert!(store.read_positions(&[]).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+
+    // Each badge is the sum of its chats' counts: u1 has a 3 and 6 (4 is deleted, 5 is
+    // their own) and b 2 and 3; u2 a 1, 2 and 5; u3 nothing (their own in b).
+    let mut badges: std::collections::BTreeMap<&str, u64> = Default::default();
+    for position in &positions {
+        let count = |up_to| store.count_unread(&position.chat_id, &position.user_id, position.last_read_seq, up_to);
+        let unread = count(u64::MAX).await.unwrap_or_else(|e| panic!("{e}"));
+        *badges.entry(position.user_id.as_str()).or_default() += unread;
     }
-    assert!(store.count_unread_totals(&[]).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    assert_eq!(badges.into_iter().collect::<Vec<_>>(), [("u1", 4), ("u2", 3), ("u3", 0)]);
+    // Bounded above, a count stops at the seq it names.
+    assert_eq!(store.count_unread("a", "u1", 2, 5).await.unwrap_or_else(|e| panic!("{e}")), 1);
+    assert_eq!(store.count_unread("a", "u2", 0, 2).await.unwrap_or_else(|e| panic!("{e}")), 2);
 }

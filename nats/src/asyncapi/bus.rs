@@ -225,7 +225,13 @@ fn live_signals(doc: &mut Builder) {
             &channel,
             &[&id],
             "The persister (read marks) or the presence worker (typing, throttled) publishes it.",
-            "Edges forward it to the chat's local members.",
+            match kind {
+                LiveSignalKind::Read => {
+                    "Edges forward it to the chat's local members; the notifier forgets the \
+                                         reader's unread count behind push badges."
+                }
+                LiveSignalKind::Typing => "Edges forward it to the chat's local members.",
+            },
             None,
         );
     }
