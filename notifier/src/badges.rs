@@ -28,7 +28,7 @@ use std::{
 };
 
 use chat_nats::events::{ChatEvent, EventBody, LiveSignal};
-use chat_store::{Store, StoreError, messages::ReadPosition};
+use chat_store::{Store, StoreError, participants::ReadPosition};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
 /// How long a count is used before it is made again at the store.

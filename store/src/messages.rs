@@ -4,7 +4,6 @@ use bson::{Document, doc};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::options::InsertManyOptions;
-use serde::Deserialize;
 
 use crate::{
     Store, StoreError,
@@ -159,7 +158,8 @@ impl Store {
     /// message), or oldest first after one. Reads the chat's `last_seq` (a projection),
     /// then bounded [`Windows`] of `seq`; no chat, no page.
     pub async fn history(&self, chat_id: &str, page: HistoryPage, limit: u32) -> Result<Vec<MessageDoc>, StoreError> {
-        self.history_from(chat_id, page, limit, None).await
+        let Some(bounds) = self.read_bounds(chat_id, false).await? else { return Ok(Vec::new()) };
+        self.history_within(chat_id, &bounds, page, limit, None).await
     }
 
     /// [`Store::history`] as `user_id` reads it; `None` when they are not a member. In a
@@ -178,18 +178,6 @@ impl Store {
         let joined_seq = u64::try_from(member.joined_seq).unwrap_or(0);
         let Some(bounds) = bounds else { return Ok(Some(Vec::new())) };
         Ok(Some(self.history_within(chat_id, &bounds, page, limit, Some(joined_seq)).await?))
-    }
-
-    async fn history_from(
-        &self,
-        chat_id: &str,
-        page: HistoryPage,
-        limit: u32,
-        joined_seq: Option<u64>,
-    ) -> Result<Vec<MessageDoc>, StoreError> {
-        let needs_visibility = joined_seq.is_some_and(|joined| joined > 1);
-        let Some(bounds) = self.read_bounds(chat_id, needs_visibility).await? else { return Ok(Vec::new()) };
-        self.history_within(chat_id, &bounds, page, limit, joined_seq).await
     }
 
     async fn history_within(
@@ -377,41 +365,6 @@ impl Store {
             limit,
         );
         self.read_windows(chat_id, "updated_seq", windows, limit, first).await
-    }
-}
-
-/// Where a member's reading stands in one chat: what an unread count starts from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ReadPosition {
-    /// The chat.
-    pub chat_id: String,
-    /// The member.
-    pub user_id: String,
-    /// Their read mark.
-    #[serde(deserialize_with = "non_negative_seq")]
-    pub last_read_seq: u64,
-}
-
-/// A seq as BSON holds it (a signed integer), as the `u64` the rest of the code uses.
-fn non_negative_seq<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    Ok(u64::try_from(i64::deserialize(deserializer)?).unwrap_or(0))
-}
-
-impl Store {
-    /// The read position of each of `user_ids` in each of their chats, in one query
-    /// (what the unread counts of a push's badges start from).
-    pub async fn read_positions(&self, user_ids: &[String]) -> Result<Vec<ReadPosition>, StoreError> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .participants()
-            .clone_with_type::<ReadPosition>()
-            .find(doc! { "user_id": { "$in": user_ids } })
-            .projection(doc! { "_id": 0, "chat_id": 1, "user_id": 1, "last_read_seq": 1 })
-            .await?
-            .try_collect()
-            .await?)
     }
 }
 

@@ -161,3 +161,38 @@ impl Store {
         Ok(())
     }
 }
+
+/// Where a member's reading stands in one chat: what an unread count starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReadPosition {
+    /// The chat.
+    pub chat_id: String,
+    /// The member.
+    pub user_id: String,
+    /// Their read mark.
+    #[serde(deserialize_with = "non_negative_seq")]
+    pub last_read_seq: u64,
+}
+
+/// A seq as BSON holds it (a signed integer), as the `u64` the rest of the code uses.
+fn non_negative_seq<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    Ok(u64::try_from(i64::deserialize(deserializer)?).unwrap_or(0))
+}
+
+impl Store {
+    /// The read position of each of `user_ids` in each of their chats, in one query
+    /// (what the unread counts of a push's badges start from).
+    pub async fn read_positions(&self, user_ids: &[String]) -> Result<Vec<ReadPosition>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .participants()
+            .clone_with_type::<ReadPosition>()
+            .find(doc! { "user_id": { "$in": user_ids } })
+            .projection(doc! { "_id": 0, "chat_id": 1, "user_id": 1, "last_read_seq": 1 })
+            .await?
+            .try_collect()
+            .await?)
+    }
+}
